@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// bench_common.hpp: data and baselines shared by the benchmark binaries.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace squint_bench {
+
+/// Element counts from L1-resident to DRAM-bound.
+inline void sizes(benchmark::internal::Benchmark* b) {
+  for (long n : {1L << 12, 1L << 16, 1L << 20, 1L << 24}) b->Arg(n);
+}
+
+inline std::vector<float> normal(std::size_t n, unsigned seed = 1) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+/// Streaming-read probe: the bandwidth a kernel that reads each input once cannot beat.
+inline void read_bandwidth(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto x = normal(n);
+  for (auto _ : state) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (std::size_t i = 0; i + 8 <= n; i += 8) {
+      s0 += x[i], s1 += x[i + 1], s2 += x[i + 2], s3 += x[i + 3];
+      s4 += x[i + 4], s5 += x[i + 5], s6 += x[i + 6], s7 += x[i + 7];
+    }
+    benchmark::DoNotOptimize(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n * sizeof(float)));
+}
+
+inline void add_context() {
+#if defined(__AVX512F__)
+  benchmark::AddCustomContext("squint_isa_flags", "avx512");
+#elif defined(__AVX2__)
+  benchmark::AddCustomContext("squint_isa_flags", "avx2");
+#else
+  benchmark::AddCustomContext("squint_isa_flags", "baseline (no -m flags)");
+#endif
+}
+
+}  // namespace squint_bench

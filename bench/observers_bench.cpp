@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// observers_bench.cpp: GB/s of float input consumed by observe(), and the cost of qparams().
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "squint/observers/histogram.hpp"
+#include "squint/observers/minmax.hpp"
+
+namespace {
+
+void set_bytes(benchmark::State& state, std::size_t n) {
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n * sizeof(float)));
+}
+
+void BM_ReadBandwidth(benchmark::State& state) { squint_bench::read_bandwidth(state); }
+
+template <class Observer>
+void observe_loop(benchmark::State& state, Observer observer, squint::shape s) {
+  const auto x = squint_bench::normal(s.numel());
+  for (auto _ : state) {
+    observer.observe({x.data(), s});
+    benchmark::DoNotOptimize(observer);
+  }
+  set_bytes(state, s.numel());
+}
+
+void BM_MinMaxPerTensor(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  observe_loop(state, squint::min_max_observer<>(), squint::shape{n});
+}
+
+void BM_MinMaxPerChannel(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  observe_loop(state, squint::min_max_observer<squint::granularity::per_channel>({}, 0), squint::shape{256, n / 256});
+}
+
+void BM_MovingAverage(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  observe_loop(state, squint::moving_average_observer<>(), squint::shape{n});
+}
+
+void BM_HistogramObserve(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  observe_loop(state, squint::histogram_observer<>({}, {squint::calibration_method::entropy}), squint::shape{n});
+}
+
+/// The one-off threshold search at the end of calibration (2048 bins).
+void BM_HistogramQparams(benchmark::State& state) {
+  const auto method = static_cast<squint::calibration_method>(state.range(0));
+  squint::histogram_observer<> observer({}, {method});
+  const auto x = squint_bench::normal(1 << 20);
+  observer.observe({x.data(), x.size()});
+  for (auto _ : state) benchmark::DoNotOptimize(observer.qparams());
+  state.SetLabel(method == squint::calibration_method::entropy      ? "entropy"
+                 : method == squint::calibration_method::percentile ? "percentile"
+                 : method == squint::calibration_method::mse        ? "mse"
+                                                                    : "l2");
+}
+
+BENCHMARK(BM_ReadBandwidth)->Apply(squint_bench::sizes);
+BENCHMARK(BM_MinMaxPerTensor)->Apply(squint_bench::sizes);
+BENCHMARK(BM_MinMaxPerChannel)->Apply(squint_bench::sizes);
+BENCHMARK(BM_MovingAverage)->Apply(squint_bench::sizes);
+BENCHMARK(BM_HistogramObserve)->Apply(squint_bench::sizes);
+BENCHMARK(BM_HistogramQparams)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  squint_bench::add_context();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

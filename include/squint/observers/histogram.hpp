@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: Apache-2.0
+// observers/histogram.hpp: histogram observer with entropy / percentile / MSE / L2 calibration.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "squint/observers/calibration.hpp"
+#include "squint/observers/granularity.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+
+/// How a histogram observer picks its clipping range.
+enum class calibration_method : std::uint8_t {
+  entropy,     ///< TensorRT's KL-divergence threshold on |x| (pytorch-quantization's algorithm)
+  percentile,  ///< |x| threshold covering `percentile` percent of the values
+  mse,         ///< |x| threshold minimising the squared fake-quantization error
+  l2,          ///< PyTorch HistogramObserver's L2 norm-minimisation search on x
+};
+
+struct histogram_options {
+  calibration_method method = calibration_method::entropy;
+  /// Number of bins; even and at least 256 (TensorRT and PyTorch use 2048).
+  std::size_t bins = 2048;
+  /// For calibration_method::percentile, in (0, 100].
+  double percentile = 99.99;
+};
+
+/// Counts over [lo, lo + bins * width) whose range grows as data arrives. Growing doubles the bin
+/// width and merges adjacent bin pairs exactly, extending to the right, or to the left when the
+/// data goes below lo (old bins then fill the upper half), so no count is ever re-estimated
+/// (unlike PyTorch's upsample-and-redistribute). A histogram whose data so far was a single value
+/// has width 0 and holds its count in bin 0 until a second value arrives.
+class histogram {
+ public:
+  explicit histogram(std::size_t bins = 2048) : counts_(bins, 0) {}
+
+  std::size_t bins() const { return counts_.size(); }
+  double lo() const { return lo_; }
+  double width() const { return width_; }
+  double hi() const { return lo_ + width_ * static_cast<double>(counts_.size()); }
+  const std::vector<std::uint64_t>& counts() const { return counts_; }
+  std::uint64_t total() const { return total_; }
+  bool empty() const { return total_ == 0; }
+
+  /// Grows the range until [lo, hi] is inside it. lo <= hi, both finite.
+  void cover(double lo, double hi) {
+    if (total_ == 0) {
+      lo_ = lo;
+      width_ = (hi - lo) / static_cast<double>(counts_.size());
+      return;
+    }
+    if (width_ == 0.0) {
+      if (lo >= lo_ && hi <= lo_) return;
+      const double point = lo_;
+      const std::uint64_t n = counts_[0];
+      counts_[0] = 0;
+      lo_ = std::min(lo, point);
+      width_ = (std::max(hi, point) - lo_) / static_cast<double>(counts_.size());
+      total_ -= n;
+      top_edge_ = 0;
+      add(point, n);
+      return;
+    }
+    const std::size_t half = counts_.size() / 2;
+    while (lo < lo_ || hi > this->hi()) {
+      const bool left = lo < lo_;
+      std::vector<std::uint64_t> merged(counts_.size(), 0);
+      for (std::size_t j = 0; j < counts_.size(); ++j) merged[(left ? half : 0) + j / 2] += counts_[j];
+      if (!left) {  // the old top edge is now the start of bin `half`
+        merged[half - 1] -= top_edge_;
+        merged[half] += top_edge_;
+        top_edge_ = 0;
+      }
+      counts_.swap(merged);
+      if (left) lo_ -= width_ * static_cast<double>(counts_.size());
+      width_ *= 2.0;
+    }
+  }
+
+  /// Counts one value inside the covered range.
+  void add(double v, std::uint64_t n = 1) {
+    counts_[index(v)] += n;
+    total_ += n;
+    if (width_ != 0.0 && v >= hi()) top_edge_ += n;
+  }
+
+  /// Adds another histogram's counts, each at its bin's centre (exact when the bins coincide).
+  void merge(const histogram& other) {
+    if (other.empty()) return;
+    cover(other.lo_, other.width_ == 0.0 ? other.lo_ : other.hi());
+    for (std::size_t j = 0; j < other.counts_.size(); ++j)
+      if (other.counts_[j] != 0) add(other.lo_ + (static_cast<double>(j) + 0.5) * other.width_, other.counts_[j]);
+  }
+
+  void reset() {
+    std::fill(counts_.begin(), counts_.end(), 0);
+    lo_ = width_ = 0.0;
+    total_ = top_edge_ = 0;
+  }
+
+ private:
+  std::size_t index(double v) const {
+    if (width_ == 0.0) return 0;
+    const double position = std::floor((v - lo_) / width_);
+    const auto last = static_cast<double>(counts_.size() - 1);
+    return static_cast<std::size_t>(std::min(std::max(position, 0.0), last));
+  }
+
+  std::vector<std::uint64_t> counts_;
+  double lo_ = 0.0;
+  double width_ = 0.0;
+  std::uint64_t total_ = 0;
+  std::uint64_t top_edge_ = 0;
+};
+
+/// Collects a histogram of the observed values (of |x| for the entropy, percentile and MSE
+/// methods, of x for L2) and chooses the clipping range with the configured method; qparams()
+/// applies choose_qparams to that range. Outliers that min-max would let stretch the scale are
+/// clipped. Non-finite values are skipped and counted. Per-channel keeps one histogram per channel.
+template <granularity G = granularity::per_tensor>
+class histogram_observer {
+ public:
+  /// Per-tensor observer. @throws squint::error on invalid options or spec.
+  explicit histogram_observer(const quant_spec& spec = {}, const histogram_options& options = {})
+      : histogram_observer(spec, 0, options, 0) {}
+  /// Per-channel observer along `axis`.
+  template <granularity g = G, std::enable_if_t<g == granularity::per_channel, int> = 0>
+  histogram_observer(const quant_spec& spec, int axis, const histogram_options& options = {})
+      : histogram_observer(spec, axis, options, 0) {}
+
+  const quant_spec& spec() const { return spec_; }
+  const histogram_options& options() const { return options_; }
+  int axis() const { return axis_; }
+  std::size_t count() const { return count_; }
+  std::size_t nonfinite_count() const { return nonfinite_; }
+  std::size_t channels() const { return channels_.size(); }
+  /// The histogram of channel c (0 per tensor); empty before the first observation.
+  const squint::histogram& histogram(std::size_t c = 0) const { return channels_.at(c).hist; }
+
+  /// Adds x's finite values to the histogram(s), growing the range as needed.
+  /// @throws squint::error if x is null with elements or its channel count changed; the
+  ///         observer is then unchanged.
+  void observe(tensor_view<const float> x) {
+    detail::require_data("histogram_observer::observe", "x", x);
+    if (x.size() == 0) return;
+    axis_split split{1, 1, x.size()};
+    if constexpr (G == granularity::per_channel) split = split_at(x.extents(), axis_);
+    detail::require(channels_.empty() || channels_.size() == split.channels, "histogram_observer::observe: x has ",
+                    split.channels, " channels along axis ", axis_, " but earlier batches had ", channels_.size());
+    const detail::batch_range batch(x.data(), split);
+    if (channels_.empty()) channels_.assign(split.channels, channel_state{squint::histogram(options_.bins)});
+    for (std::size_t c = 0; c < split.channels; ++c) {
+      if (!(batch.min[c] <= batch.max[c])) continue;
+      channel_state& s = channels_[c];
+      s.min = std::min(s.min, batch.min[c]);
+      s.max = std::max(s.max, batch.max[c]);
+      if (magnitude()) {
+        s.hist.cover(0.0, std::max(-static_cast<double>(batch.min[c]), static_cast<double>(batch.max[c])));
+      } else {
+        s.hist.cover(batch.min[c], batch.max[c]);
+      }
+      for (std::size_t o = 0; o < split.outer; ++o) {
+        const float* row = x.data() + (o * split.channels + c) * split.inner;
+        for (std::size_t i = 0; i < split.inner; ++i)
+          if (std::isfinite(row[i])) s.hist.add(magnitude() ? std::fabs(row[i]) : row[i]);
+      }
+    }
+    count_ += batch.finite;
+    nonfinite_ += batch.nonfinite;
+  }
+
+  /// Adds another observer's histograms (bins re-placed at their centres when ranges differ).
+  /// @throws squint::error if spec, options, axis or channel count differ.
+  void merge(const histogram_observer& other) {
+    detail::require(spec_.type == other.spec_.type && spec_.scheme == other.spec_.scheme &&
+                        options_.method == other.options_.method && options_.bins == other.options_.bins &&
+                        axis_ == other.axis_,
+                    "histogram_observer::merge: observers differ in spec, method, bins or axis");
+    detail::require(channels_.empty() || other.channels_.empty() || channels_.size() == other.channels_.size(),
+                    "histogram_observer::merge: observers have ", channels_.size(), " and ",
+                    other.channels_.size(), " channels");
+    if (channels_.empty()) {
+      channels_ = other.channels_;
+    } else {
+      for (std::size_t c = 0; c < other.channels_.size(); ++c) {
+        channels_[c].hist.merge(other.channels_[c].hist);
+        channels_[c].min = std::min(channels_[c].min, other.channels_[c].min);
+        channels_[c].max = std::max(channels_[c].max, other.channels_[c].max);
+      }
+    }
+    count_ += other.count_;
+    nonfinite_ += other.nonfinite_;
+  }
+
+  void reset() {
+    channels_.clear();
+    count_ = nonfinite_ = 0;
+  }
+
+  /// The clipping range [lo, hi] the method chooses for channel c (before widening to 0).
+  /// An empty channel gives [0, 0].
+  std::pair<float, float> clip_range(std::size_t c = 0) const {
+    const channel_state& s = channels_.at(c);
+    if (s.hist.empty()) return {0.0f, 0.0f};
+    const quant_range r = range_of(spec_);
+    const auto levels = static_cast<std::size_t>(r.qmax - r.qmin + 1);
+    if (!magnitude()) {
+      const auto [lo, hi] = calibration::l2_range(s.hist.counts(), s.hist.lo(), s.hist.width(), levels);
+      return {std::max(static_cast<float>(lo), s.min), std::min(static_cast<float>(hi), s.max)};
+    }
+    // Data without negatives can use every code of an affine range for [0, amax]; otherwise
+    // half the codes cover each sign.
+    const bool unsigned_data = s.min >= 0.0f;
+    const std::size_t magnitude_levels =
+        unsigned_data && spec_.scheme == qscheme::affine ? levels : levels / 2;
+    double amax = 0.0;
+    switch (options_.method) {
+      case calibration_method::entropy:
+        amax = calibration::entropy_threshold(s.hist.counts(), s.hist.width(), magnitude_levels);
+        break;
+      case calibration_method::percentile:
+        amax = calibration::percentile_threshold(s.hist.counts(), s.hist.width(), options_.percentile);
+        break;
+      default:
+        amax = calibration::mse_threshold(s.hist.counts(), s.hist.width(), magnitude_levels, unsigned_data);
+        break;
+    }
+    const auto a = static_cast<float>(amax);
+    return {std::max(s.min, -a), std::min(s.max, a)};
+  }
+
+  /// choose_qparams on the clipping range; an empty channel gives scale 1, zero point 0.
+  qparams_for<G> qparams() const {
+    if constexpr (G == granularity::per_tensor) {
+      return channels_.empty() ? empty_qparams() : channel_qparams(0);
+    } else {
+      per_channel_qparams out;
+      out.axis = axis_;
+      for (std::size_t c = 0; c < channels_.size(); ++c) {
+        const squint::qparams p = channel_qparams(c);
+        out.scale.push_back(p.scale);
+        out.zero_point.push_back(p.zero_point);
+      }
+      return out;
+    }
+  }
+
+ private:
+  struct channel_state {
+    squint::histogram hist;
+    float min = std::numeric_limits<float>::infinity();
+    float max = -std::numeric_limits<float>::infinity();
+  };
+
+  histogram_observer(const quant_spec& spec, int axis, const histogram_options& options, int)
+      : spec_(spec), options_(options), axis_(axis) {
+    detail::validate_spec(spec_);
+    detail::require(options_.bins >= 256 && options_.bins % 2 == 0,
+                    "histogram_observer: bins must be even and >= 256, got ", options_.bins);
+    detail::require(options_.percentile > 0.0 && options_.percentile <= 100.0,
+                    "histogram_observer: percentile must be in (0, 100], got ", options_.percentile);
+  }
+
+  bool magnitude() const { return options_.method != calibration_method::l2; }
+
+  squint::qparams empty_qparams() const {
+    const quant_range r = range_of(spec_);
+    return {1.0f, std::clamp<std::int32_t>(0, r.qmin, r.qmax)};
+  }
+  squint::qparams channel_qparams(std::size_t c) const {
+    if (channels_[c].hist.empty()) return empty_qparams();
+    const auto [lo, hi] = clip_range(c);
+    return choose_qparams(lo, hi, spec_);
+  }
+
+  quant_spec spec_;
+  histogram_options options_;
+  int axis_ = 0;
+  std::vector<channel_state> channels_;
+  std::size_t count_ = 0;
+  std::size_t nonfinite_ = 0;
+};
+
+SQUINT_NAMESPACE_END

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+// qparams.hpp: quantized types, schemes, quantization parameters and choose_qparams.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "squint/error.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+
+/// Storage type of quantized values.
+enum class dtype : std::uint8_t { int8, uint8 };
+
+/// The C++ element type that stores `dtype` D.
+template <dtype D>
+using storage_t = std::conditional_t<D == dtype::int8, std::int8_t, std::uint8_t>;
+
+/// The dtype stored in C++ type T (int8_t or uint8_t).
+template <class T>
+constexpr dtype dtype_of() {
+  static_assert(std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::uint8_t>,
+                "squint quantizes to std::int8_t or std::uint8_t");
+  return std::is_same_v<T, std::int8_t> ? dtype::int8 : dtype::uint8;
+}
+
+constexpr const char* name(dtype type) { return type == dtype::int8 ? "int8" : "uint8"; }
+
+/// Inclusive range of quantized codes [qmin, qmax].
+struct quant_range {
+  std::int32_t qmin;
+  std::int32_t qmax;
+  friend constexpr bool operator==(quant_range a, quant_range b) {
+    return a.qmin == b.qmin && a.qmax == b.qmax;
+  }
+};
+
+/// All codes of a dtype: int8 [-128, 127], uint8 [0, 255].
+constexpr quant_range full_range(dtype type) {
+  return type == dtype::int8 ? quant_range{-128, 127} : quant_range{0, 255};
+}
+
+/// Affine maps [min, max] onto the whole range; symmetric maps [-a, a] with a = max(|min|, |max|)
+/// and a fixed zero point (0 for int8, the range's midpoint for uint8).
+enum class qscheme : std::uint8_t { affine, symmetric };
+
+/// How quantization parameters are chosen: the target type, the scheme and range options.
+/// The defaults are PyTorch's MinMaxObserver defaults (quint8, per-tensor affine).
+struct quant_spec {
+  dtype type = dtype::uint8;
+  qscheme scheme = qscheme::affine;
+  /// Drop one bit of range (int8 [-64, 63], uint8 [0, 127]) so that two products plus an
+  /// accumulator cannot saturate AVX2's vpmaddubsw; PyTorch's reduce_range.
+  bool reduce_range = false;
+  /// Drop the lowest code so the range is symmetric around 0 (int8 [-127, 127], uint8 [1, 255]).
+  bool narrow_range = false;
+  /// PyTorch's custom quant_min / quant_max; reduce_range still halves it (rounding down).
+  std::optional<quant_range> custom_range = std::nullopt;
+  /// Smallest scale ever returned (PyTorch's eps, float32 machine epsilon).
+  float eps = std::numeric_limits<float>::epsilon();
+};
+
+/// How x / scale is computed before rounding. `divide` is ONNX QuantizeLinear's float32
+/// division; `reciprocal` is PyTorch's and FBGEMM's x * (1.0f / scale). The two differ in the last
+/// ulp, which flips the rounding of values within an ulp of a tie.
+enum class quantize_mode : std::uint8_t { divide, reciprocal };
+
+/// Quantization parameters of one tensor or channel: real = scale * (q - zero_point).
+struct qparams {
+  float scale = 1.0f;
+  std::int32_t zero_point = 0;
+  friend constexpr bool operator==(const qparams& a, const qparams& b) {
+    return a.scale == b.scale && a.zero_point == b.zero_point;
+  }
+};
+
+/// Per-channel quantization parameters along axis `axis` of a tensor (one entry per channel).
+struct per_channel_qparams {
+  std::vector<float> scale;
+  std::vector<std::int32_t> zero_point;
+  int axis = 0;
+  std::size_t channels() const { return scale.size(); }
+  qparams operator[](std::size_t c) const { return {scale[c], zero_point[c]}; }
+};
+
+/// The effective code range of `spec`.
+/// @throws squint::error if the custom range is empty or outside the dtype's codes.
+inline quant_range range_of(const quant_spec& spec) {
+  const quant_range full = full_range(spec.type);
+  quant_range r = spec.custom_range.value_or(full);
+  if (spec.custom_range) {
+    detail::require(r.qmin < r.qmax && r.qmin >= full.qmin && r.qmax <= full.qmax,
+                    "quant_spec: custom_range [", r.qmin, ", ", r.qmax,
+                    "] must satisfy qmin < qmax within the ", name(spec.type), " range [",
+                    full.qmin, ", ", full.qmax, "]");
+  }
+  if (spec.reduce_range) {
+    // Floor division, as PyTorch's `quant_min // 2`.
+    auto floor_half = [](std::int32_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); };
+    r = {floor_half(r.qmin), floor_half(r.qmax)};
+  }
+  if (spec.narrow_range) r.qmin += 1;
+  detail::require(r.qmin < r.qmax, "quant_spec: reduce_range/narrow_range leave an empty range [",
+                  r.qmin, ", ", r.qmax, "]");
+  return r;
+}
+
+/// Zero point of the symmetric scheme: 0 for int8; for uint8, 128 on the full range (PyTorch)
+/// and the rounded-down midpoint of any other range.
+inline std::int32_t symmetric_zero_point(const quant_spec& spec, quant_range r) {
+  if (spec.type == dtype::int8) return 0;
+  if (r == full_range(dtype::uint8)) return 128;
+  return (r.qmin + r.qmax) / 2;
+}
+
+namespace detail {
+
+/// Round half to even, independent of the floating-point environment's rounding mode.
+inline double round_half_even(double v) {
+  const double f = std::floor(v);
+  const double diff = v - f;
+  if (diff > 0.5) return f + 1.0;
+  if (diff < 0.5) return f;
+  return std::fmod(f, 2.0) == 0.0 ? f : f + 1.0;
+}
+
+inline void validate_spec(const quant_spec& spec) {
+  detail::require(spec.eps > 0.0f && std::isfinite(spec.eps), "quant_spec: eps must be finite and > 0, got ",
+                  spec.eps);
+  (void)range_of(spec);
+}
+
+}  // namespace detail
+
+/// Checks that `p` can quantize to `type` within `range`.
+/// @throws squint::error naming `what` if the scale is not finite and > 0 or the zero point is
+///         outside the range.
+inline void validate(const qparams& p, quant_range range, const char* what = "qparams") {
+  detail::require(std::isfinite(p.scale) && p.scale > 0.0f, what, ": scale must be finite and > 0, got ",
+                  p.scale);
+  detail::require(p.zero_point >= range.qmin && p.zero_point <= range.qmax, what,
+                  ": zero_point ", p.zero_point, " is outside [", range.qmin, ", ", range.qmax,
+                  "]");
+}
+
+/// Chooses scale and zero point so that [min, max] (widened to include 0) maps onto the spec's
+/// code range. Bit-for-bit PyTorch's `_calculate_qparams` (float32 arithmetic, eps floor, zero
+/// point rounded half to even and clamped) and, for uint8 affine, ONNX DynamicQuantizeLinear.
+///   affine:    scale = (max(max,0) - min(min,0)) / (qmax - qmin);  zp = qmin - round(min(min,0) / scale)
+///   symmetric: scale = max(-min(min,0), max(max,0)) / ((qmax - qmin) / 2);  zp = symmetric_zero_point
+/// The real value 0 is always exactly representable; a degenerate range (all zeros, a constant)
+/// still gives a finite scale >= eps.
+/// @throws squint::error if min or max is not finite, min > max, or the spec is invalid.
+inline qparams choose_qparams(float min, float max, const quant_spec& spec = {}) {
+  detail::validate_spec(spec);
+  detail::require(std::isfinite(min) && std::isfinite(max),
+                  "choose_qparams: min and max must be finite, got min=", min, " max=", max);
+  detail::require(min <= max, "choose_qparams: min must be <= max, got min=", min, " max=", max);
+  const quant_range r = range_of(spec);
+  const float min_neg = std::min(min, 0.0f);
+  const float max_pos = std::max(max, 0.0f);
+  qparams p;
+  if (spec.scheme == qscheme::symmetric) {
+    const float amax = std::max(-min_neg, max_pos);
+    p.scale = std::max(amax / static_cast<float>(static_cast<double>(r.qmax - r.qmin) / 2.0), spec.eps);
+    p.zero_point = symmetric_zero_point(spec, r);
+  } else {
+    p.scale = std::max((max_pos - min_neg) / static_cast<float>(r.qmax - r.qmin), spec.eps);
+    const float shifted = min_neg / p.scale;  // float32 division, as torch computes it
+    const double zp = static_cast<double>(r.qmin) - detail::round_half_even(shifted);
+    p.zero_point = static_cast<std::int32_t>(
+        std::clamp(zp, static_cast<double>(r.qmin), static_cast<double>(r.qmax)));
+  }
+  return p;
+}
+
+/// choose_qparams for each channel c on [min[c], max[c]].
+/// @throws squint::error if the lengths differ or any channel's range is invalid.
+inline per_channel_qparams choose_qparams(const std::vector<float>& min, const std::vector<float>& max,
+                                          int axis, const quant_spec& spec = {}) {
+  detail::require(min.size() == max.size(), "choose_qparams: min has ", min.size(),
+                  " channels but max has ", max.size());
+  per_channel_qparams out;
+  out.axis = axis;
+  out.scale.reserve(min.size());
+  out.zero_point.reserve(min.size());
+  for (std::size_t c = 0; c < min.size(); ++c) {
+    const qparams p = choose_qparams(min[c], max[c], spec);
+    out.scale.push_back(p.scale);
+    out.zero_point.push_back(p.zero_point);
+  }
+  return out;
+}
+
+SQUINT_NAMESPACE_END

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: Apache-2.0
+// observers_histogram_test.cpp: the growing histogram, the four threshold searches, the observer.
+#include "squint/observers/histogram.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "support/data.hpp"
+
+namespace {
+
+using squint::calibration_method;
+using squint::granularity;
+using squint::histogram;
+using squint::histogram_observer;
+using squint::quant_spec;
+using squint::shape;
+namespace cal = squint::calibration;
+
+TEST(HistogramTest, GrowingMergesBinsExactly) {
+  // Dyadic values keep every edge exact, so the grown histogram must equal one built directly
+  // on its final layout: no count may move to a neighbouring bin.
+  std::vector<double> values;
+  for (int i = 0; i < 4096; ++i) values.push_back(static_cast<double>((i * 37) % 512) / 8.0 - 3.0);
+  histogram grown(256);
+  std::size_t done = 0;
+  for (std::size_t batch : {64u, 1000u, 32u, 3000u}) {
+    double lo = values[done], hi = values[done];
+    for (std::size_t i = done; i < done + batch && i < values.size(); ++i) {
+      lo = std::min(lo, values[i]);
+      hi = std::max(hi, values[i]);
+    }
+    grown.cover(lo, hi);
+    for (std::size_t i = done; i < done + batch && i < values.size(); ++i) grown.add(values[i]);
+    done += batch;
+  }
+  ASSERT_EQ(grown.total(), values.size());
+  histogram direct(256);
+  direct.cover(grown.lo(), grown.hi());
+  ASSERT_EQ(direct.width(), grown.width());
+  for (double v : values) direct.add(v);
+  EXPECT_EQ(direct.counts(), grown.counts());
+  EXPECT_LE(grown.lo(), -3.0);
+  EXPECT_GE(grown.hi(), 60.875);
+}
+
+TEST(HistogramTest, SingleValueThenGrowth) {
+  histogram h(256);
+  h.cover(2.0, 2.0);
+  h.add(2.0, 5);
+  EXPECT_EQ(h.width(), 0.0);
+  h.cover(-2.0, 6.0);
+  h.add(-2.0);
+  h.add(6.0);
+  EXPECT_EQ(h.total(), 7u);
+  EXPECT_EQ(h.lo(), -2.0);
+  EXPECT_EQ(h.counts()[128], 5u);  // 2.0 is the middle of [-2, 6]
+  EXPECT_EQ(h.counts()[255], 1u);  // the top edge belongs to the last bin
+}
+
+TEST(CalibrationTest, EntropyKeepsTheFullRangeOfUniformData) {
+  const std::vector<std::uint64_t> uniform(2048, 100);
+  EXPECT_EQ(cal::entropy_threshold(uniform, 0.5, 128), 2048 * 0.5);
+}
+
+TEST(CalibrationTest, EntropyClipsAFarTail) {
+  std::vector<std::uint64_t> counts(2048, 0);
+  for (std::size_t i = 0; i < 400; ++i) counts[i] = 100000 / (1 + i / 40);  // decaying body
+  counts[2047] = 1;                                                        // a lone outlier
+  const double amax = cal::entropy_threshold(counts, 1.0, 128);
+  EXPECT_GE(amax, 128.0);
+  EXPECT_LE(amax, 600.0);
+}
+
+TEST(CalibrationTest, PercentileUsesTheUpperEdge) {
+  const std::vector<std::uint64_t> counts(100, 1);
+  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 50.0), 100.0);
+  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 100.0), 200.0);
+  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 0.5), 2.0);
+  EXPECT_EQ(cal::percentile_threshold(std::vector<std::uint64_t>(8, 0), 1.0, 50.0), 0.0);
+}
+
+TEST(CalibrationTest, MseBalancesClippingAgainstResolution) {
+  std::vector<std::uint64_t> counts(2048, 0);
+  for (std::size_t i = 0; i < 256; ++i) counts[i] = 1000000;
+  counts[2047] = 1;
+  const double amax = cal::mse_threshold(counts, 1.0, 128, false);
+  EXPECT_GE(amax, 128.0);
+  EXPECT_LT(amax, 1000.0);
+  counts[2047] = 1000000000;  // a heavy tail must be kept
+  EXPECT_GT(cal::mse_threshold(counts, 1.0, 128, false), 2000.0);
+}
+
+TEST(CalibrationTest, L2KeepsUniformAndDropsSparseTails) {
+  const std::vector<std::uint64_t> uniform(2048, 1000);
+  const auto full = cal::l2_range(uniform, -1.0, 1.0 / 1024, 256);
+  EXPECT_NEAR(full.first, -1.0, 0.01);
+  EXPECT_NEAR(full.second, 1.0, 0.01);
+  std::vector<std::uint64_t> tailed(2048, 0);
+  for (std::size_t i = 0; i < 256; ++i) tailed[i] = 100000;
+  tailed[2047] = 1;
+  const auto clipped = cal::l2_range(tailed, 0.0, 1.0, 256);
+  EXPECT_EQ(clipped.first, 0.0);
+  EXPECT_LT(clipped.second, 2048.0);
+}
+
+TEST(HistogramObserverTest, MethodsClipOutliersOnGaussianData) {
+  auto x = squint_test::normal(200000, 0.0f, 1.0f, 11);
+  x[17] = 60.0f;
+  for (auto method : {calibration_method::entropy, calibration_method::percentile}) {
+    histogram_observer<> o(quant_spec{squint::dtype::int8, squint::qscheme::symmetric}, {method});
+    o.observe({x.data(), 100000});
+    o.observe({x.data() + 100000, 100000});
+    const auto [lo, hi] = o.clip_range();
+    EXPECT_GT(hi, 2.5f) << static_cast<int>(method);
+    EXPECT_LT(hi, 8.0f) << static_cast<int>(method);
+    EXPECT_LT(lo, -2.5f);
+    EXPECT_GE(lo, -hi);  // [max(min, -amax), min(max, amax)]
+    const auto p = o.qparams();
+    EXPECT_EQ(p.zero_point, 0);
+    EXPECT_EQ(p.scale, squint::choose_qparams(lo, hi, o.spec()).scale);
+  }
+}
+
+TEST(HistogramObserverTest, PostReluDataUsesTheWholeAffineRange) {
+  auto x = squint_test::normal(50000, 1.0f, 1.0f, 5);
+  for (float& v : x) v = std::max(v, 0.0f);
+  for (auto method : {calibration_method::entropy, calibration_method::percentile, calibration_method::mse,
+                      calibration_method::l2}) {
+    histogram_observer<> o(quant_spec{}, {method});
+    o.observe({x.data(), x.size()});
+    EXPECT_EQ(o.clip_range().first, 0.0f);
+    EXPECT_EQ(o.qparams().zero_point, 0);
+    EXPECT_GT(o.clip_range().second, 2.0f);
+  }
+}
+
+TEST(HistogramObserverTest, NonFiniteSkippedEmptyDefaults) {
+  histogram_observer<> o;
+  EXPECT_EQ(o.qparams(), (squint::qparams{1.0f, 0}));
+  const std::vector<float> x{std::numeric_limits<float>::quiet_NaN(), 1.0f, -1.0f,
+                             std::numeric_limits<float>::infinity()};
+  o.observe({x.data(), x.size()});
+  EXPECT_EQ(o.count(), 2u);
+  EXPECT_EQ(o.nonfinite_count(), 2u);
+  EXPECT_TRUE(std::isfinite(o.qparams().scale));
+  o.reset();
+  EXPECT_EQ(o.channels(), 0u);
+  const std::vector<float> c(5, 3.25f);
+  o.observe({c.data(), c.size()});
+  EXPECT_GT(o.qparams().scale, 0.0f);
+}
+
+TEST(HistogramObserverTest, PerChannelKeepsChannelsApart) {
+  auto x = squint_test::normal(4000, 0.0f, 1.0f, 9);
+  for (std::size_t i = 0; i < x.size(); i += 2) x[i] *= 10.0f;  // channel 0 of axis 1 is 10x wider
+  histogram_observer<granularity::per_channel> o(quant_spec{squint::dtype::int8, squint::qscheme::symmetric}, 1,
+                                                  {calibration_method::percentile, 2048, 99.9});
+  o.observe({x.data(), shape{2000, 2}});
+  const auto p = o.qparams();
+  ASSERT_EQ(p.channels(), 2u);
+  EXPECT_GT(p.scale[0] / p.scale[1], 7.0f);
+  EXPECT_LT(p.scale[0] / p.scale[1], 13.0f);
+  EXPECT_THROW(o.observe({x.data(), shape{1000, 4}}), squint::error);
+}
+
+TEST(HistogramObserverTest, MergeOfAlignedObserversIsExact) {
+  auto x = squint_test::normal(20000, 0.0f, 1.0f, 21);
+  x[0] = x[10000] = -5.0f;  // both halves start on the same range, hence the same layout
+  x[1] = x[10001] = 5.0f;
+  histogram_observer<> all({}, {calibration_method::l2}), a({}, {calibration_method::l2}), b({}, {calibration_method::l2});
+  a.observe({x.data(), 10000});
+  b.observe({x.data() + 10000, 10000});
+  a.merge(b);
+  all.observe({x.data(), 10000});
+  all.observe({x.data() + 10000, 10000});
+  EXPECT_EQ(a.histogram().counts(), all.histogram().counts());
+  EXPECT_EQ(a.qparams(), all.qparams());
+  histogram_observer<> other({}, {calibration_method::entropy});
+  EXPECT_THROW(a.merge(other), squint::error);
+}
+
+TEST(HistogramObserverTest, InvalidOptionsAreRejected) {
+  EXPECT_THROW(histogram_observer<>({}, {calibration_method::entropy, 255}), squint::error);
+  EXPECT_THROW(histogram_observer<>({}, {calibration_method::entropy, 128}), squint::error);
+  EXPECT_THROW(histogram_observer<>({}, {calibration_method::percentile, 2048, 0.0}), squint::error);
+  EXPECT_THROW(histogram_observer<>({}, {calibration_method::percentile, 2048, 100.5}), squint::error);
+}
+
+}  // namespace

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+// onnx_conformance_test.cpp: ONNX's own backend test cases (Debian libonnx-testdata) for
+// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger and QLinearMatMul,
+// run bit-exact through squint's API, plus tie cases ONNX's set lacks.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "squint/quantize.hpp"
+#include "squint/reference/gemm.hpp"
+#include "support/onnx_proto.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace onnx = squint_test::onnx;
+using squint::matrix_view;
+
+class OnnxConformanceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::is_directory(SQUINT_ONNX_NODE_DIR)) {
+      if (std::getenv("SQUINT_REQUIRE_ONNX_TESTDATA"))
+        FAIL() << "ONNX test data missing at " << SQUINT_ONNX_NODE_DIR;
+      GTEST_SKIP() << "ONNX test data not installed (apt-get install libonnx-testdata)";
+    }
+  }
+  static std::string dir(const std::string& name) { return std::string(SQUINT_ONNX_NODE_DIR) + "/" + name; }
+  static onnx::tensor input(const std::string& name, int i) {
+    return onnx::load_tensor(dir(name) + "/test_data_set_0/input_" + std::to_string(i) + ".pb");
+  }
+  static onnx::tensor output(const std::string& name, int i) {
+    return onnx::load_tensor(dir(name) + "/test_data_set_0/output_" + std::to_string(i) + ".pb");
+  }
+  static squint::shape shape_of(const onnx::tensor& t) { return squint::shape(t.dims.begin(), t.dims.end()); }
+  static int axis_of(const std::string& name) {
+    const auto attributes = onnx::first_node_int_attributes(dir(name) + "/model.onnx");
+    const auto it = attributes.find("axis");
+    return it == attributes.end() ? 1 : static_cast<int>(it->second);  // ONNX's default axis
+  }
+};
+
+TEST_F(OnnxConformanceTest, QuantizeLinear) {
+  for (const std::string name : {"test_quantizelinear", "test_quantizelinear_axis"}) {
+    const auto x = input(name, 0), scale = input(name, 1), zp = input(name, 2), y = output(name, 0);
+    ASSERT_EQ(zp.type, onnx::uint8);
+    const auto xs = x.values<float>();
+    const auto scales = scale.values<float>();
+    const auto zps = zp.values<std::uint8_t>();
+    std::vector<std::uint8_t> q(xs.size());
+    if (scale.numel() == 1) {
+      squint::quantize<std::uint8_t>({xs.data(), shape_of(x)}, {q.data(), shape_of(x)}, {scales[0], zps[0]});
+    } else {
+      squint::per_channel_qparams p{scales, std::vector<std::int32_t>(zps.begin(), zps.end()), axis_of(name)};
+      squint::quantize<std::uint8_t>({xs.data(), shape_of(x)}, {q.data(), shape_of(x)}, p);
+    }
+    EXPECT_EQ(q, y.values<std::uint8_t>()) << name;
+  }
+}
+
+TEST_F(OnnxConformanceTest, DequantizeLinear) {
+  for (const std::string name : {"test_dequantizelinear", "test_dequantizelinear_axis"}) {
+    const auto x = input(name, 0), scale = input(name, 1), zp = input(name, 2), y = output(name, 0);
+    const auto qs = x.values<std::uint8_t>();
+    const auto scales = scale.values<float>();
+    const auto zps = zp.values<std::uint8_t>();
+    std::vector<float> out(qs.size());
+    if (scale.numel() == 1) {
+      squint::dequantize<std::uint8_t>({qs.data(), shape_of(x)}, {out.data(), shape_of(x)}, {scales[0], zps[0]});
+    } else {
+      squint::per_channel_qparams p{scales, std::vector<std::int32_t>(zps.begin(), zps.end()), axis_of(name)};
+      squint::dequantize<std::uint8_t>({qs.data(), shape_of(x)}, {out.data(), shape_of(x)}, p);
+    }
+    EXPECT_EQ(out, y.values<float>()) << name;
+  }
+}
+
+TEST_F(OnnxConformanceTest, DynamicQuantizeLinear) {
+  for (const std::string name : {"test_dynamicquantizelinear", "test_dynamicquantizelinear_max_adjusted",
+                                 "test_dynamicquantizelinear_min_adjusted"}) {
+    const auto x = input(name, 0);
+    const auto xs = x.values<float>();
+    std::vector<std::uint8_t> q(xs.size());
+    const auto p = squint::dynamic_quantize({xs.data(), shape_of(x)}, {q.data(), shape_of(x)});
+    EXPECT_EQ(q, output(name, 0).values<std::uint8_t>()) << name;
+    EXPECT_EQ(p.scale, output(name, 1).values<float>()[0]) << name;
+    EXPECT_EQ(p.zero_point, output(name, 2).values<std::uint8_t>()[0]) << name;
+  }
+}
+
+TEST_F(OnnxConformanceTest, MatMulInteger) {
+  const std::string name = "test_matmulinteger";
+  const auto a = input(name, 0), b = input(name, 1), azp = input(name, 2), bzp = input(name, 3);
+  const auto y = output(name, 0);
+  const auto m = static_cast<std::size_t>(a.dims[0]), k = static_cast<std::size_t>(a.dims[1]);
+  const auto n = static_cast<std::size_t>(b.dims[1]);
+  const auto av = a.values<std::uint8_t>(), bv = b.values<std::uint8_t>();
+  const std::vector<std::int32_t> b_zero(1, bzp.values<std::uint8_t>()[0]);
+  std::vector<std::int64_t> c(m * n);
+  squint::reference::gemm(matrix_view<const std::uint8_t>::row_major(av.data(), m, k), azp.values<std::uint8_t>()[0],
+                          matrix_view<const std::uint8_t>::row_major(bv.data(), k, n).transposed(), b_zero.data(), 1,
+                          matrix_view<std::int64_t>::row_major(c.data(), m, n));
+  const auto expect = y.values<std::int32_t>();
+  ASSERT_EQ(c.size(), expect.size());
+  for (std::size_t i = 0; i < c.size(); ++i) EXPECT_EQ(c[i], expect[i]) << i;
+}
+
+TEST_F(OnnxConformanceTest, QLinearMatMul) {
+  for (const std::string name : {"test_qlinearmatmul_2D", "test_qlinearmatmul_3D"}) {
+    const auto a = input(name, 0), b = input(name, 3);
+    const float a_scale = input(name, 1).values<float>()[0], b_scale = input(name, 4).values<float>()[0];
+    const float y_scale = input(name, 6).values<float>()[0];
+    const std::int32_t a_zp = input(name, 2).values<std::uint8_t>()[0];
+    const std::vector<std::int32_t> b_zp(1, input(name, 5).values<std::uint8_t>()[0]);
+    const std::int32_t y_zp = input(name, 7).values<std::uint8_t>()[0];
+    const std::size_t rank = a.dims.size();
+    const auto m = static_cast<std::size_t>(a.dims[rank - 2]), k = static_cast<std::size_t>(a.dims[rank - 1]);
+    const auto n = static_cast<std::size_t>(b.dims[rank - 1]);
+    const std::size_t batches = a.numel() / (m * k);
+    const auto av = a.values<std::uint8_t>(), bv = b.values<std::uint8_t>();
+    std::vector<std::int32_t> acc(batches * m * n);
+    for (std::size_t batch = 0; batch < batches; ++batch) {
+      std::vector<std::int64_t> c(m * n);
+      squint::reference::gemm(matrix_view<const std::uint8_t>::row_major(av.data() + batch * m * k, m, k), a_zp,
+                              matrix_view<const std::uint8_t>::row_major(bv.data() + batch * k * n, k, n).transposed(),
+                              b_zp.data(), 1, matrix_view<std::int64_t>::row_major(c.data(), m, n));
+      for (std::size_t i = 0; i < m * n; ++i) acc[batch * m * n + i] = static_cast<std::int32_t>(c[i]);
+    }
+    // ONNX Runtime's real multiplier, in float32.
+    const float multiplier = a_scale * b_scale / y_scale;
+    std::vector<std::uint8_t> q(acc.size());
+    squint::requantize<std::uint8_t>({acc.data(), acc.size()}, {q.data(), q.size()}, {multiplier}, y_zp);
+    EXPECT_EQ(q, output(name, 0).values<std::uint8_t>()) << name;
+  }
+}
+
+// ONNX's cases contain no rounding ties; these pin round-half-to-even through the same API.
+TEST(OnnxTieTest, QuantizeLinearTiesRoundToEven) {
+  const std::vector<float> x{1.0f, 3.0f, 5.0f, 7.0f, -1.0f, -3.0f, -5.0f, 509.0f};
+  std::vector<std::uint8_t> q(x.size());
+  squint::quantize<std::uint8_t>({x.data(), x.size()}, {q.data(), q.size()}, {2.0f, 128});
+  // x / 2 = 0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 254.5
+  EXPECT_EQ(q, (std::vector<std::uint8_t>{128, 130, 130, 132, 128, 126, 126, 255}));
+  const std::vector<float> s{2.5f, -2.5f, 126.5f, -127.5f};
+  std::vector<std::int8_t> r(s.size());
+  squint::quantize<std::int8_t>({s.data(), s.size()}, {r.data(), r.size()}, {1.0f, 0});
+  EXPECT_EQ(r, (std::vector<std::int8_t>{2, -2, 126, -128}));
+}
+
+TEST(OnnxTieTest, DynamicQuantizeLinearTies) {
+  // Range [-2.5, 252.5]: scale 1 and zero point round(2.5) = 2; values tie on x.5.
+  const std::vector<float> x{-2.5f, 252.5f, 0.5f, 1.5f, 2.5f, -1.5f};
+  std::vector<std::uint8_t> q(x.size());
+  const auto p = squint::dynamic_quantize({x.data(), x.size()}, {q.data(), q.size()});
+  EXPECT_EQ(p.scale, 1.0f);
+  EXPECT_EQ(p.zero_point, 2);
+  EXPECT_EQ(q, (std::vector<std::uint8_t>{0, 254, 2, 4, 4, 0}));
+}
+
+}  // namespace
