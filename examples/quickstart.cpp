@@ -21,8 +21,8 @@ int main() {
   // 2. Quantize to int8 and back.
   std::vector<std::int8_t> q(x.size());
   std::vector<float> y(x.size());
-  squint::quantize<std::int8_t>({x.data(), x.size()}, {q.data(), q.size()}, p);
-  squint::dequantize<std::int8_t>({q.data(), q.size()}, {y.data(), y.size()}, p);
+  squint::quantize(x.data(), q.data(), x.size(), p);
+  squint::dequantize(q.data(), y.data(), q.size(), p);
 
   // 3. The error is at most half a quantization step inside the calibrated range.
   float max_error = 0.0f;

@@ -46,6 +46,17 @@ TEST(QuantizeApiTest, MatchesReferenceAndRoundTrips) {
   }
 }
 
+TEST(QuantizeApiTest, PointerFormsDeduceTheType) {
+  const std::vector<float> x{-1.0f, 0.25f, 1e9f};
+  std::vector<std::uint8_t> q(3);
+  squint::quantize(x.data(), q.data(), x.size(), {0.5f, 10});
+  EXPECT_EQ(q, (std::vector<std::uint8_t>{8, 10, 255}));
+  std::vector<float> y(3);
+  squint::dequantize(q.data(), y.data(), q.size(), {0.5f, 10});
+  EXPECT_EQ(y, (std::vector<float>{-1.0f, 0.0f, 122.5f}));
+  EXPECT_THROW(squint::quantize(x.data(), static_cast<std::uint8_t*>(nullptr), 3, {0.5f, 10}), squint::error);
+}
+
 TEST(QuantizeApiTest, EmptyAndNullWithoutElementsAreFine) {
   squint::quantize<std::int8_t>({nullptr, 0}, tensor_view<std::int8_t>{nullptr, 0}, {1.0f, 0});
   squint::dequantize<std::uint8_t>({nullptr, shape{0, 4}}, tensor_view<float>{nullptr, shape{0, 4}}, {1.0f, 0});

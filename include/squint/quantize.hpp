@@ -55,6 +55,12 @@ void quantize(tensor_view<const float> x, tensor_view<T> q, qparams p,
   reference::quantize(x.data(), q.data(), x.size(), p, mode);
 }
 
+/// Pointer form of per-tensor quantize: `n` floats from x into q (T deduced from q).
+template <class T>
+void quantize(const float* x, T* q, std::size_t n, qparams p, quantize_mode mode = quantize_mode::divide) {
+  quantize(tensor_view<const float>(x, n), tensor_view<T>(q, n), p, mode);
+}
+
 /// Per-channel quantize along `p.axis` (any axis of a contiguous N-d tensor).
 /// @throws squint::error as the per-tensor form, and if the axis or channel count is wrong.
 template <class T>
@@ -71,6 +77,12 @@ void dequantize(tensor_view<const T> q, tensor_view<float> x, qparams p) {
   detail::require_same_shape("dequantize", q, x);
   validate(p, full_range(dtype_of<T>()), "dequantize");
   reference::dequantize(q.data(), x.data(), q.size(), p);
+}
+
+/// Pointer form of per-tensor dequantize: `n` values from q into x.
+template <class T>
+void dequantize(const T* q, float* x, std::size_t n, qparams p) {
+  dequantize(tensor_view<const T>(q, n), tensor_view<float>(x, n), p);
 }
 
 /// Per-channel dequantize along `p.axis`.
