@@ -4,6 +4,15 @@
 # only when none is found is a pinned release archive downloaded. That keeps offline builds on
 # distribution packages working and gives users elsewhere a build without manual installs.
 include(FetchContent)
+include(${CMAKE_CURRENT_LIST_DIR}/SquintXsimd.cmake)
+
+# xsimd is the one dependency of the squint target. 8.1 (Debian bookworm) through 14 work.
+FetchContent_Declare(xsimd
+  URL https://github.com/xtensor-stack/xsimd/archive/refs/tags/13.2.0.tar.gz
+  URL_HASH SHA256=edd8cd3d548c185adc70321c53c36df41abe64c1fe2c67bc6d93c3ecda82447a
+  FIND_PACKAGE_ARGS NAMES xsimd)
+FetchContent_MakeAvailable(xsimd)
+squint_repair_xsimd_target()
 
 if(SQUINT_BUILD_TESTS)
   set(INSTALL_GTEST OFF)

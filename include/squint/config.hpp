@@ -6,11 +6,38 @@
 #define SQUINT_VERSION_MINOR 1
 #define SQUINT_VERSION_PATCH 0
 
-// Everything lives in squint::v0 so that a future ABI change can coexist with this one in a
-// process that links two squint-using libraries (the nlohmann/json inline-namespace approach).
+// The public API lives in an inline namespace named after the ABI version and the instruction
+// set the translation unit is compiled for (squint::v0_avx2, squint::v0 for the baseline).
+// Header-only code compiled under different -m flags must never be merged by the linker: an
+// inline function from an AVX2 translation unit, picked for a baseline caller, dies with SIGILL
+// on a CPU without AVX2. Distinct namespaces make every such symbol distinct. SIMD kernels are
+// the exception: they live in squint::kernels, are templated on their arch tag and take only
+// plain types, so that one translation unit per ISA can instantiate them for all others.
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define SQUINT_ABI_NAMESPACE v0_avx512vnni
+#elif defined(__AVX512BW__)
+#define SQUINT_ABI_NAMESPACE v0_avx512bw
+#elif defined(__AVX512F__)
+#define SQUINT_ABI_NAMESPACE v0_avx512f
+#elif defined(__AVXVNNI__)
+#define SQUINT_ABI_NAMESPACE v0_avx2vnni
+#elif defined(__AVX2__)
+#define SQUINT_ABI_NAMESPACE v0_avx2
+#elif defined(__AVX__)
+#define SQUINT_ABI_NAMESPACE v0_avx
+#elif defined(__SSE4_1__)
+#define SQUINT_ABI_NAMESPACE v0_sse41
+#elif defined(__ARM_FEATURE_MATMUL_INT8)
+#define SQUINT_ABI_NAMESPACE v0_i8mm
+#elif defined(__ARM_FEATURE_DOTPROD)
+#define SQUINT_ABI_NAMESPACE v0_dotprod
+#else
+#define SQUINT_ABI_NAMESPACE v0
+#endif
+
 #define SQUINT_NAMESPACE_BEGIN \
   namespace squint {           \
-  inline namespace v0 {
+  inline namespace SQUINT_ABI_NAMESPACE {
 #define SQUINT_NAMESPACE_END \
   }                          \
   }

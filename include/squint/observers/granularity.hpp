@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "squint/kernels/reduce.hpp"
 #include "squint/qparams.hpp"
 #include "squint/tensor.hpp"
 
@@ -33,31 +34,27 @@ inline float rounded(float v) {
 }
 
 /// Finite min and max of each channel of one batch; non-finite values are counted, not used.
+/// Runs the native min/max kernels; a zero extreme is reported as +0 whatever its sign, so
+/// the result does not depend on the order in which an ISA visits the values.
 struct batch_range {
   std::vector<float> min;
   std::vector<float> max;
   std::size_t finite = 0;
   std::size_t nonfinite = 0;
 
-  batch_range(const float* x, axis_split split)
-      : min(split.channels, std::numeric_limits<float>::infinity()),
-        max(split.channels, -std::numeric_limits<float>::infinity()) {
-    std::size_t offset = 0;
-    for (std::size_t o = 0; o < split.outer; ++o)
-      for (std::size_t c = 0; c < split.channels; ++c) {
-        float lo = min[c], hi = max[c];
-        for (std::size_t i = 0; i < split.inner; ++i, ++offset) {
-          const float v = x[offset];
-          if (!std::isfinite(v)) {
-            ++nonfinite;
-            continue;
-          }
-          lo = v < lo ? v : lo;
-          hi = v > hi ? v : hi;
-        }
-        min[c] = lo;
-        max[c] = hi;
-      }
+  batch_range(const float* x, axis_split split) : min(split.channels, HUGE_VALF), max(split.channels, -HUGE_VALF) {
+    using reduce = kernels::reduce_kernel<arch::native>;
+    if (split.inner == 1 && split.channels > 1) {
+      reduce::min_max_columns(x, split.outer, split.channels, min.data(), max.data(), &nonfinite);
+    } else {
+      for (std::size_t o = 0; o < split.outer; ++o)
+        for (std::size_t c = 0; c < split.channels; ++c)
+          reduce::min_max(x + (o * split.channels + c) * split.inner, split.inner, &min[c], &max[c], &nonfinite);
+    }
+    for (std::size_t c = 0; c < split.channels; ++c) {
+      if (min[c] == 0.0f) min[c] = 0.0f;
+      if (max[c] == 0.0f) max[c] = 0.0f;
+    }
     finite = split.outer * split.channels * split.inner - nonfinite;
   }
 };

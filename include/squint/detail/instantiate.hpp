@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+// detail/instantiate.hpp: explicit instantiation of every kernel for one arch family.
+//
+// SQUINT_INSTANTIATE_KERNELS(A) goes in a translation unit compiled with A's flags (the files
+// squint_add_runtime_dispatch generates); SQUINT_DECLARE_KERNELS(A) (extern template) goes in
+// the baseline translation units that call them, so they never compile A's code themselves.
+// Only kernel families are instantiated: a VNNI tag reuses its family's float kernels.
+#pragma once
+
+#include <cstdint>
+
+#include "squint/kernels/convert.hpp"
+#include "squint/kernels/quantize.hpp"
+#include "squint/kernels/reduce.hpp"
+
+#define SQUINT_KERNEL_LIST(M, A)                                 \
+  M(::squint::kernels::quantize_kernel<A, std::int8_t>)          \
+  M(::squint::kernels::quantize_kernel<A, std::uint8_t>)         \
+  M(::squint::kernels::dequantize_kernel<A, std::int8_t>)        \
+  M(::squint::kernels::dequantize_kernel<A, std::uint8_t>)       \
+  M(::squint::kernels::requantize_kernel<A, std::int8_t>)        \
+  M(::squint::kernels::requantize_kernel<A, std::uint8_t>)       \
+  M(::squint::kernels::convert_kernel<A>)                        \
+  M(::squint::kernels::reduce_kernel<A>)
+
+#define SQUINT_DETAIL_INSTANTIATE(...) template struct __VA_ARGS__;
+#define SQUINT_DETAIL_DECLARE(...) extern template struct __VA_ARGS__;
+
+#define SQUINT_INSTANTIATE_KERNELS(A) SQUINT_KERNEL_LIST(SQUINT_DETAIL_INSTANTIATE, A)
+#define SQUINT_DECLARE_KERNELS(A) SQUINT_KERNEL_LIST(SQUINT_DETAIL_DECLARE, A)

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: Apache-2.0
+// dispatch.hpp: runtime dispatch — the best kernels the running CPU supports, chosen once.
+//
+// Needs the configuration written by squint_add_runtime_dispatch (CMake): include it only from
+// targets set up with that helper. squint::runtime mirrors the checked entry points of
+// squint/quantize.hpp; the arguments are validated the same way and the integers are the same
+// on every arch. Choice: the first arch in the configured list (best first) that squint's CPU
+// detection reports available, unless SQUINT_ISA=<name> in the environment or force_isa()
+// names one; naming an arch that is not compiled in or not supported by this CPU is a
+// squint::error, never a crash.
+#pragma once
+
+#include <squint_dispatch_config.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "squint/arch/cpu.hpp"
+#include "squint/detail/instantiate.hpp"
+#include "squint/quantize.hpp"
+
+#define SQUINT_X(A) SQUINT_DECLARE_KERNELS(A)
+SQUINT_DISPATCH_FAMILIES
+#undef SQUINT_X
+
+SQUINT_NAMESPACE_BEGIN
+namespace runtime {
+namespace detail {
+
+/// The kernels of one family, as function pointers.
+struct kernel_table {
+  const char* name;
+  bool (*available)();
+  void (*quantize_s8)(const float*, std::int8_t*, std::size_t, float, std::int32_t, bool) noexcept;
+  void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
+  void (*quantize_channels_s8)(const float*, std::int8_t*, std::size_t, std::size_t, std::size_t, const float*,
+                               const std::int32_t*, bool) noexcept;
+  void (*quantize_channels_u8)(const float*, std::uint8_t*, std::size_t, std::size_t, std::size_t, const float*,
+                               const std::int32_t*, bool) noexcept;
+  void (*dequantize_s8)(const std::int8_t*, float*, std::size_t, float, std::int32_t) noexcept;
+  void (*dequantize_u8)(const std::uint8_t*, float*, std::size_t, float, std::int32_t) noexcept;
+  void (*requantize_s8)(const std::int32_t*, std::int8_t*, std::size_t, std::size_t, std::size_t, const float*,
+                        std::int32_t) noexcept;
+  void (*requantize_u8)(const std::int32_t*, std::uint8_t*, std::size_t, std::size_t, std::size_t, const float*,
+                        std::int32_t) noexcept;
+  void (*float_to_half)(const float*, std::uint16_t*, std::size_t) noexcept;
+  void (*half_to_float)(const std::uint16_t*, float*, std::size_t) noexcept;
+  void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
+};
+
+template <class Arch>
+kernel_table table_for() {
+  using F = arch::family_t<Arch>;
+  using namespace squint::kernels;
+  return {Arch::name(),
+          &is_available<Arch>,
+          &quantize_kernel<F, std::int8_t>::per_tensor,
+          &quantize_kernel<F, std::uint8_t>::per_tensor,
+          &quantize_kernel<F, std::int8_t>::per_channel,
+          &quantize_kernel<F, std::uint8_t>::per_channel,
+          &dequantize_kernel<F, std::int8_t>::per_tensor,
+          &dequantize_kernel<F, std::uint8_t>::per_tensor,
+          &requantize_kernel<F, std::int8_t>::run,
+          &requantize_kernel<F, std::uint8_t>::run,
+          &convert_kernel<F>::float_to_half,
+          &convert_kernel<F>::half_to_float,
+          &reduce_kernel<F>::min_max};
+}
+
+/// Every configured arch, best first (scalar last).
+inline const std::vector<kernel_table>& tables() {
+#define SQUINT_X(A) table_for<A>(),
+  static const std::vector<kernel_table> all{SQUINT_DISPATCH_ARCHS};
+#undef SQUINT_X
+  return all;
+}
+
+inline const kernel_table& find(const char* name) {
+  for (const kernel_table& t : tables())
+    if (std::strcmp(t.name, name) == 0) {
+      squint::detail::require(t.available(), "force_isa: '", name, "' is compiled in but this CPU does not support it");
+      return t;
+    }
+  std::string known;
+  for (const kernel_table& t : tables()) known += std::string(known.empty() ? "" : ", ") + t.name;
+  squint::detail::fail("force_isa: unknown or not compiled-in ISA '", name, "' (this binary has: ", known, ")");
+}
+
+inline const kernel_table& best() {
+  for (const kernel_table& t : tables())
+    if (t.available()) return t;
+  return tables().back();
+}
+
+inline std::atomic<const kernel_table*>& active_slot() {
+  static std::atomic<const kernel_table*> slot{nullptr};
+  return slot;
+}
+
+/// The table in use: resolved on first use from SQUINT_ISA or the CPU.
+inline const kernel_table& active() {
+  const kernel_table* t = active_slot().load(std::memory_order_acquire);
+  if (t != nullptr) return *t;
+  const char* env = std::getenv("SQUINT_ISA");
+  t = (env != nullptr && *env != '\0') ? &find(env) : &best();
+  active_slot().store(t, std::memory_order_release);
+  return *t;
+}
+
+}  // namespace detail
+
+/// Names of the ISAs compiled into this binary, best first.
+inline std::vector<std::string> compiled_isas() {
+  std::vector<std::string> names;
+  for (const auto& t : detail::tables()) names.emplace_back(t.name);
+  return names;
+}
+
+/// The ISA the runtime entry points use.
+inline const char* isa() { return detail::active().name; }
+
+/// Pins the ISA (for tests, benchmarks, debugging); nullptr or "" returns to automatic choice.
+/// @throws squint::error if the ISA is not compiled in or this CPU lacks it (nothing changes).
+inline void force_isa(const char* name) {
+  if (name == nullptr || *name == '\0') {
+    detail::active_slot().store(&detail::best(), std::memory_order_release);
+    return;
+  }
+  detail::active_slot().store(&detail::find(name), std::memory_order_release);
+}
+
+/// squint::quantize on the dispatched kernels.
+template <class T>
+void quantize(tensor_view<const float> x, tensor_view<T> q, qparams p, quantize_mode mode = quantize_mode::divide) {
+  squint::detail::require_same_shape("quantize", x, q);
+  validate(p, full_range(dtype_of<T>()), "quantize");
+  const auto& t = detail::active();
+  const squint::detail::nearest_rounding_scope rounding;
+  if constexpr (std::is_same_v<T, std::int8_t>)
+    t.quantize_s8(x.data(), q.data(), x.size(), p.scale, p.zero_point, mode == quantize_mode::reciprocal);
+  else
+    t.quantize_u8(x.data(), q.data(), x.size(), p.scale, p.zero_point, mode == quantize_mode::reciprocal);
+}
+
+template <class T>
+void quantize(const float* x, T* q, std::size_t n, qparams p, quantize_mode mode = quantize_mode::divide) {
+  runtime::quantize(tensor_view<const float>(x, n), tensor_view<T>(q, n), p, mode);
+}
+
+/// Per-channel squint::quantize on the dispatched kernels.
+template <class T>
+void quantize(tensor_view<const float> x, tensor_view<T> q, const per_channel_qparams& p,
+              quantize_mode mode = quantize_mode::divide) {
+  squint::detail::require_same_shape("quantize", x, q);
+  const axis_split s = squint::detail::require_per_channel("quantize", x.extents(), p, full_range(dtype_of<T>()));
+  const auto& t = detail::active();
+  const squint::detail::nearest_rounding_scope rounding;
+  const bool reciprocal = mode == quantize_mode::reciprocal;
+  if constexpr (std::is_same_v<T, std::int8_t>)
+    t.quantize_channels_s8(x.data(), q.data(), s.outer, s.channels, s.inner, p.scale.data(), p.zero_point.data(), reciprocal);
+  else
+    t.quantize_channels_u8(x.data(), q.data(), s.outer, s.channels, s.inner, p.scale.data(), p.zero_point.data(), reciprocal);
+}
+
+/// squint::dequantize on the dispatched kernels.
+template <class T>
+void dequantize(tensor_view<const T> q, tensor_view<float> x, qparams p) {
+  squint::detail::require_same_shape("dequantize", q, x);
+  validate(p, full_range(dtype_of<T>()), "dequantize");
+  const auto& t = detail::active();
+  const squint::detail::nearest_rounding_scope rounding;
+  if constexpr (std::is_same_v<T, std::int8_t>) t.dequantize_s8(q.data(), x.data(), q.size(), p.scale, p.zero_point);
+  else t.dequantize_u8(q.data(), x.data(), q.size(), p.scale, p.zero_point);
+}
+
+template <class T>
+void dequantize(const T* q, float* x, std::size_t n, qparams p) {
+  runtime::dequantize(tensor_view<const T>(q, n), tensor_view<float>(x, n), p);
+}
+
+/// squint::requantize (float multipliers) on the dispatched kernels.
+template <class T>
+void requantize(tensor_view<const std::int32_t> acc, tensor_view<T> q, const std::vector<float>& multiplier,
+                std::int32_t zero_point, int axis = -1) {
+  const axis_split s = squint::detail::check_requantize("requantize", acc, q, multiplier, zero_point, axis);
+  const auto& t = detail::active();
+  const squint::detail::nearest_rounding_scope rounding;
+  if constexpr (std::is_same_v<T, std::int8_t>)
+    t.requantize_s8(acc.data(), q.data(), s.outer, s.channels, s.inner, multiplier.data(), zero_point);
+  else
+    t.requantize_u8(acc.data(), q.data(), s.outer, s.channels, s.inner, multiplier.data(), zero_point);
+}
+
+/// squint::float_to_half / half_to_float on the dispatched kernels.
+inline void float_to_half(tensor_view<const float> x, tensor_view<std::uint16_t> h) {
+  squint::detail::require_same_shape("float_to_half", x, h);
+  detail::active().float_to_half(x.data(), h.data(), x.size());
+}
+inline void half_to_float(tensor_view<const std::uint16_t> h, tensor_view<float> x) {
+  squint::detail::require_same_shape("half_to_float", h, x);
+  detail::active().half_to_float(h.data(), x.data(), h.size());
+}
+
+/// squint::finite_min_max on the dispatched kernels.
+inline std::pair<float, float> finite_min_max(tensor_view<const float> x) {
+  squint::detail::require_data("finite_min_max", "x", x);
+  float lo = HUGE_VALF, hi = -HUGE_VALF;
+  std::size_t nonfinite = 0;
+  detail::active().min_max(x.data(), x.size(), &lo, &hi, &nonfinite);
+  return {lo, hi};
+}
+
+}  // namespace runtime
+SQUINT_NAMESPACE_END

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: Apache-2.0
+// kernels/quantize.hpp: SIMD quantize, dequantize, fake-quantize and requantize.
+//
+// Written once on xsimd batches plus the per-ISA `ops`; integer results equal the scalar
+// reference's bit for bit (tests/kernels_quantize_test.cpp checks every compiled arch). The
+// pipeline for a float v = x / scale (or x * (1 / scale), or float(acc) * multiplier):
+//   NaN -> 0; clamp to [qmin - zp, qmax - zp]; round half to even; + zp; truncate to int32;
+//   narrow. Clamping to integer bounds before rounding equals rounding then saturating, and
+//   leaves every value in range, so the narrowing needs no saturation. Tails run the same
+//   vector body on a zero-padded stack block (no scalar remainder loop to diverge, and no
+//   non-arch-templated helper in the object). Kernels are noexcept and unchecked: the
+//   public entry points validate first. They must run under round-to-nearest (the entry points
+//   guarantee it): x / scale itself is rounded by the FP environment.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "squint/arch/ops.hpp"
+#include "squint/reference/quantize.hpp"
+#include "squint/reference/requantize.hpp"
+
+namespace squint::kernels {
+
+/// Code bounds of T: kernels always saturate to the full type range.
+template <class T>
+struct code_range {
+  static constexpr std::int32_t min = std::is_same<T, std::int8_t>::value ? -128 : 0;
+  static constexpr std::int32_t max = std::is_same<T, std::int8_t>::value ? 127 : 255;
+};
+
+/// Float -> int8/uint8. `Arch` is a kernel family (arch::family_t of a tag).
+template <class Arch, class T>
+struct quantize_kernel {
+  /// q[i] = quantize(x[i]) with one scale and zero point; `reciprocal` selects x * (1 / scale).
+  static void per_tensor(const float* x, T* q, std::size_t n, float scale, std::int32_t zero_point,
+                         bool reciprocal) noexcept;
+  /// Element (o, c, i) of an outer x channels x inner tensor uses scale[c], zero_point[c].
+  static void per_channel(const float* x, T* q, std::size_t outer, std::size_t channels, std::size_t inner,
+                          const float* scale, const std::int32_t* zero_point, bool reciprocal) noexcept;
+  /// y[i] = (clamp(round(x[i] / scale) + zp, qmin, qmax) - zp) * scale with codes in [qmin, qmax].
+  static void fake(const float* x, float* y, std::size_t n, float scale, std::int32_t zero_point, std::int32_t qmin,
+                   std::int32_t qmax, bool reciprocal) noexcept;
+};
+
+/// int8/uint8 -> float.
+template <class Arch, class T>
+struct dequantize_kernel {
+  static void per_tensor(const T* q, float* x, std::size_t n, float scale, std::int32_t zero_point) noexcept;
+  static void per_channel(const T* q, float* x, std::size_t outer, std::size_t channels, std::size_t inner,
+                          const float* scale, const std::int32_t* zero_point) noexcept;
+};
+
+/// int32 accumulators -> int8/uint8 with float multipliers (per channel along the split).
+template <class Arch, class T>
+struct requantize_kernel {
+  static void run(const std::int32_t* acc, T* q, std::size_t outer, std::size_t channels, std::size_t inner,
+                  const float* multiplier, std::int32_t zero_point) noexcept;
+};
+
+namespace detail_quantize {
+
+/// One block of 4 * lanes values through the pipeline. `Load` yields the scaled float batch j.
+template <class Arch, class T, class Load>
+inline void block(T* q, Load load, typename ops<Arch>::vf lo, typename ops<Arch>::vf hi,
+                  typename ops<Arch>::vf zp) {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  typename O::vi r[4];
+  for (int j = 0; j < 4; ++j) {
+    vf v = load(j);
+    v = xsimd::select(v == v, v, vf(0.0f));
+    v = xsimd::min(xsimd::max(v, lo), hi);
+    r[j] = O::to_int(O::round_even(v) + zp);
+  }
+  O::template store_narrow<T>(q, r[0], r[1], r[2], r[3]);
+}
+
+/// Runs `body(in, out)` over n elements in blocks of `step`, the tail through padded buffers.
+template <class Arch, class In, class Out, std::size_t Step, class Body>
+inline void blocks(const In* in, Out* out, std::size_t n, Body body) {
+  std::size_t i = 0;
+  for (; i + Step <= n; i += Step) body(in + i, out + i);
+  if (i == n) return;
+  In in_tail[Step] = {};
+  Out out_tail[Step];
+  for (std::size_t k = 0; i + k < n; ++k) in_tail[k] = in[i + k];
+  body(in_tail, out_tail);
+  for (std::size_t k = 0; i + k < n; ++k) out[i + k] = out_tail[k];
+}
+
+template <class Arch, class T, bool Reciprocal>
+inline void quantize_row(const float* x, T* q, std::size_t n, float scale, std::int32_t zero_point) {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  constexpr std::size_t L = O::lanes;
+  const vf factor(Reciprocal ? 1.0f / scale : scale);
+  const vf lo(static_cast<float>(code_range<T>::min - zero_point));
+  const vf hi(static_cast<float>(code_range<T>::max - zero_point));
+  const vf zp(static_cast<float>(zero_point));
+  blocks<Arch, float, T, 4 * L>(x, q, n, [&](const float* in, T* out) {
+    block<Arch, T>(
+        out,
+        [&](int j) {
+          const vf v = vf::load_unaligned(in + j * L);
+          return Reciprocal ? v * factor : v / factor;
+        },
+        lo, hi, zp);
+  });
+}
+
+/// Channels-last layout (inner == 1): scales and zero points are loaded as vectors.
+template <class Arch, class T, bool Reciprocal>
+inline void quantize_channels_last(const float* x, T* q, std::size_t channels, const float* scale,
+                                   const std::int32_t* zero_point) {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  using vi = typename O::vi;
+  constexpr std::size_t L = O::lanes, B = 4 * L;
+  std::size_t c = 0;
+  auto run = [&](const float* in, T* out, const float* s, const std::int32_t* z) {
+    typename O::vi r[4];
+    for (std::size_t j = 0; j < 4; ++j) {
+      const vf factor = vf::load_unaligned(s + j * L);
+      const vf zp = O::to_float(vi::load_unaligned(z + j * L));
+      const vf v0 = vf::load_unaligned(in + j * L);
+      vf v = Reciprocal ? v0 * (vf(1.0f) / factor) : v0 / factor;
+      v = xsimd::select(v == v, v, vf(0.0f));
+      v = xsimd::min(xsimd::max(v, vf(static_cast<float>(code_range<T>::min)) - zp),
+                     vf(static_cast<float>(code_range<T>::max)) - zp);
+      r[j] = O::to_int(O::round_even(v) + zp);
+    }
+    O::template store_narrow<T>(out, r[0], r[1], r[2], r[3]);
+  };
+  for (; c + B <= channels; c += B) run(x + c, q + c, scale + c, zero_point + c);
+  if (c == channels) return;
+  float in_tail[B] = {}, s_tail[B];
+  std::int32_t z_tail[B] = {};
+  T out_tail[B];
+  for (std::size_t k = 0; k < B; ++k) s_tail[k] = 1.0f;
+  for (std::size_t k = 0; c + k < channels; ++k) {
+    in_tail[k] = x[c + k];
+    s_tail[k] = scale[c + k];
+    z_tail[k] = zero_point[c + k];
+  }
+  run(in_tail, out_tail, s_tail, z_tail);
+  for (std::size_t k = 0; c + k < channels; ++k) q[c + k] = out_tail[k];
+}
+
+}  // namespace detail_quantize
+
+template <class Arch, class T>
+void quantize_kernel<Arch, T>::per_tensor(const float* x, T* q, std::size_t n, float scale, std::int32_t zero_point,
+                                          bool reciprocal) noexcept {
+  if (reciprocal) detail_quantize::quantize_row<Arch, T, true>(x, q, n, scale, zero_point);
+  else detail_quantize::quantize_row<Arch, T, false>(x, q, n, scale, zero_point);
+}
+
+template <class Arch, class T>
+void quantize_kernel<Arch, T>::per_channel(const float* x, T* q, std::size_t outer, std::size_t channels,
+                                           std::size_t inner, const float* scale, const std::int32_t* zero_point,
+                                           bool reciprocal) noexcept {
+  if (inner == 1) {
+    for (std::size_t o = 0; o < outer; ++o) {
+      const std::size_t offset = o * channels;
+      if (reciprocal)
+        detail_quantize::quantize_channels_last<Arch, T, true>(x + offset, q + offset, channels, scale, zero_point);
+      else
+        detail_quantize::quantize_channels_last<Arch, T, false>(x + offset, q + offset, channels, scale, zero_point);
+    }
+    return;
+  }
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t c = 0; c < channels; ++c) {
+      const std::size_t offset = (o * channels + c) * inner;
+      per_tensor(x + offset, q + offset, inner, scale[c], zero_point[c], reciprocal);
+    }
+}
+
+template <class Arch, class T>
+void quantize_kernel<Arch, T>::fake(const float* x, float* y, std::size_t n, float scale, std::int32_t zero_point,
+                                    std::int32_t qmin, std::int32_t qmax, bool reciprocal) noexcept {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  constexpr std::size_t L = O::lanes;
+  const vf factor(reciprocal ? 1.0f / scale : scale);
+  const vf s(scale);
+  const vf lo(static_cast<float>(qmin - zero_point)), hi(static_cast<float>(qmax - zero_point));
+  detail_quantize::blocks<Arch, float, float, L>(x, y, n, [&](const float* in, float* out) {
+    const vf v0 = vf::load_unaligned(in);
+    vf v = reciprocal ? v0 * factor : v0 / factor;
+    v = xsimd::select(v == v, v, vf(0.0f));
+    v = xsimd::min(xsimd::max(v, lo), hi);
+    // Through int32 so that a rounded -0 comes back as +0, as float(q - zp) does.
+    (O::to_float(O::to_int(O::round_even(v))) * s).store_unaligned(out);
+  });
+}
+
+template <class Arch, class T>
+void dequantize_kernel<Arch, T>::per_tensor(const T* q, float* x, std::size_t n, float scale,
+                                            std::int32_t zero_point) noexcept {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  using vi = typename O::vi;
+  constexpr std::size_t L = O::lanes;
+  const vi zp(zero_point);
+  const vf s(scale);
+  detail_quantize::blocks<Arch, T, float, 4 * L>(q, x, n, [&](const T* in, float* out) {
+    vi w[4];
+    O::template load_widen<T>(in, w);
+    for (std::size_t j = 0; j < 4; ++j) (O::to_float(w[j] - zp) * s).store_unaligned(out + j * L);
+  });
+}
+
+template <class Arch, class T>
+void dequantize_kernel<Arch, T>::per_channel(const T* q, float* x, std::size_t outer, std::size_t channels,
+                                             std::size_t inner, const float* scale,
+                                             const std::int32_t* zero_point) noexcept {
+  if (inner == 1) {
+    using O = ops<Arch>;
+    using vf = typename O::vf;
+    using vi = typename O::vi;
+    constexpr std::size_t L = O::lanes, B = 4 * L;
+    auto run = [&](const T* in, float* out, const float* s, const std::int32_t* z) {
+      vi w[4];
+      O::template load_widen<T>(in, w);
+      for (std::size_t j = 0; j < 4; ++j)
+        (O::to_float(w[j] - vi::load_unaligned(z + j * L)) * vf::load_unaligned(s + j * L)).store_unaligned(out + j * L);
+    };
+    for (std::size_t o = 0; o < outer; ++o) {
+      const T* in = q + o * channels;
+      float* out = x + o * channels;
+      std::size_t c = 0;
+      for (; c + B <= channels; c += B) run(in + c, out + c, scale + c, zero_point + c);
+      if (c == channels) continue;
+      T in_tail[B] = {};
+      float s_tail[B] = {}, out_tail[B];
+      std::int32_t z_tail[B] = {};
+      for (std::size_t k = 0; c + k < channels; ++k) {
+        in_tail[k] = in[c + k];
+        s_tail[k] = scale[c + k];
+        z_tail[k] = zero_point[c + k];
+      }
+      run(in_tail, out_tail, s_tail, z_tail);
+      for (std::size_t k = 0; c + k < channels; ++k) out[c + k] = out_tail[k];
+    }
+    return;
+  }
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t c = 0; c < channels; ++c) {
+      const std::size_t offset = (o * channels + c) * inner;
+      per_tensor(q + offset, x + offset, inner, scale[c], zero_point[c]);
+    }
+}
+
+template <class Arch, class T>
+void requantize_kernel<Arch, T>::run(const std::int32_t* acc, T* q, std::size_t outer, std::size_t channels,
+                                     std::size_t inner, const float* multiplier, std::int32_t zero_point) noexcept {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  using vi = typename O::vi;
+  constexpr std::size_t L = O::lanes;
+  const vf lo(static_cast<float>(code_range<T>::min - zero_point));
+  const vf hi(static_cast<float>(code_range<T>::max - zero_point));
+  const vf zp(static_cast<float>(zero_point));
+  if (inner == 1 && channels > 1) {  // a GEMM output with per-column multipliers
+    constexpr std::size_t B = 4 * L;
+    auto run = [&](const std::int32_t* in, T* out, const float* m) {
+      detail_quantize::block<Arch, T>(
+          out, [&](int j) { return O::to_float(vi::load_unaligned(in + j * L)) * vf::load_unaligned(m + j * L); },
+          lo, hi, zp);
+    };
+    for (std::size_t o = 0; o < outer; ++o) {
+      const std::int32_t* in = acc + o * channels;
+      T* out = q + o * channels;
+      std::size_t c = 0;
+      for (; c + B <= channels; c += B) run(in + c, out + c, multiplier + c);
+      if (c == channels) continue;
+      std::int32_t in_tail[B] = {};
+      float m_tail[B] = {};
+      T out_tail[B];
+      for (std::size_t k = 0; c + k < channels; ++k) {
+        in_tail[k] = in[c + k];
+        m_tail[k] = multiplier[c + k];
+      }
+      run(in_tail, out_tail, m_tail);
+      for (std::size_t k = 0; c + k < channels; ++k) out[c + k] = out_tail[k];
+    }
+    return;
+  }
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t c = 0; c < channels; ++c) {
+      const std::size_t offset = (o * channels + c) * inner;
+      const vf m(multiplier[c]);
+      detail_quantize::blocks<Arch, std::int32_t, T, 4 * L>(
+          acc + offset, q + offset, inner, [&](const std::int32_t* in, T* out) {
+            detail_quantize::block<Arch, T>(
+                out, [&](int j) { return O::to_float(vi::load_unaligned(in + j * L)) * m; }, lo, hi, zp);
+          });
+    }
+}
+
+/// The scalar family: the reference loops themselves, so it is equal to them by construction.
+template <class T>
+struct quantize_kernel<arch::scalar, T> {
+  static void per_tensor(const float* x, T* q, std::size_t n, float scale, std::int32_t zero_point,
+                         bool reciprocal) noexcept {
+    reference::quantize(x, q, n, {scale, zero_point}, reciprocal ? quantize_mode::reciprocal : quantize_mode::divide);
+  }
+  static void per_channel(const float* x, T* q, std::size_t outer, std::size_t channels, std::size_t inner,
+                          const float* scale, const std::int32_t* zero_point, bool reciprocal) noexcept {
+    reference::quantize_per_channel(x, q, {outer, channels, inner}, scale, zero_point,
+                                    reciprocal ? quantize_mode::reciprocal : quantize_mode::divide);
+  }
+  static void fake(const float* x, float* y, std::size_t n, float scale, std::int32_t zero_point, std::int32_t qmin,
+                   std::int32_t qmax, bool reciprocal) noexcept {
+    reference::fake_quantize(x, y, n, {scale, zero_point}, {qmin, qmax},
+                             reciprocal ? quantize_mode::reciprocal : quantize_mode::divide);
+  }
+};
+
+template <class T>
+struct dequantize_kernel<arch::scalar, T> {
+  static void per_tensor(const T* q, float* x, std::size_t n, float scale, std::int32_t zero_point) noexcept {
+    reference::dequantize(q, x, n, {scale, zero_point});
+  }
+  static void per_channel(const T* q, float* x, std::size_t outer, std::size_t channels, std::size_t inner,
+                          const float* scale, const std::int32_t* zero_point) noexcept {
+    reference::dequantize_per_channel(q, x, {outer, channels, inner}, scale, zero_point);
+  }
+};
+
+template <class T>
+struct requantize_kernel<arch::scalar, T> {
+  static void run(const std::int32_t* acc, T* q, std::size_t outer, std::size_t channels, std::size_t inner,
+                  const float* multiplier, std::int32_t zero_point) noexcept {
+    reference::requantize(acc, q, {outer, channels, inner}, multiplier, zero_point);
+  }
+};
+
+}  // namespace squint::kernels

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+// kernels/reduce.hpp: the observers' hot loops — finite min/max, per tensor and per column.
+//
+// Non-finite values are replaced by +inf (for the min) and -inf (for the max) before the
+// compare, so x86's and NEON's different NaN rules for min/max never come into play, and they
+// are counted. Min and max are exact, so every arch returns the scalar loop's values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cmath>
+
+#include "squint/arch/ops.hpp"
+
+namespace squint::kernels {
+
+template <class Arch>
+struct reduce_kernel {
+  /// Folds the finite values of x[0..n) into *min / *max and adds the others to *nonfinite.
+  static void min_max(const float* x, std::size_t n, float* min, float* max, std::size_t* nonfinite) noexcept;
+  /// Channels-last: folds rows x channels values into min[c] / max[c] column by column.
+  static void min_max_columns(const float* x, std::size_t rows, std::size_t channels, float* min, float* max,
+                              std::size_t* nonfinite) noexcept;
+};
+
+template <class Arch>
+void reduce_kernel<Arch>::min_max(const float* x, std::size_t n, float* min, float* max,
+                                  std::size_t* nonfinite) noexcept {
+  float lo = *min, hi = *max;
+  std::size_t bad = 0, i = 0;
+  if constexpr (!std::is_same<Arch, arch::scalar>::value) {
+    using O = ops<Arch>;
+    using vf = typename O::vf;
+    constexpr std::size_t L = O::lanes;
+    const vf inf(HUGE_VALF);  // a builtin constant: numeric_limits::infinity() is a weak function at -O0
+    vf vlo[2] = {vf(lo), vf(lo)}, vhi[2] = {vf(hi), vf(hi)};
+    for (; i + 2 * L <= n; i += 2 * L) {
+      for (std::size_t j = 0; j < 2; ++j) {
+        const vf v = vf::load_unaligned(x + i + j * L);
+        const auto finite = (v - v) == vf(0.0f);
+        if (!xsimd::all(finite))
+          for (std::size_t k = 0; k < L; ++k) bad += !(x[i + j * L + k] - x[i + j * L + k] == 0.0f);
+        vlo[j] = xsimd::min(vlo[j], xsimd::select(finite, v, inf));
+        vhi[j] = xsimd::max(vhi[j], xsimd::select(finite, v, -inf));
+      }
+    }
+    alignas(64) float lanes_lo[L], lanes_hi[L];
+    xsimd::min(vlo[0], vlo[1]).store_unaligned(lanes_lo);
+    xsimd::max(vhi[0], vhi[1]).store_unaligned(lanes_hi);
+    for (std::size_t k = 0; k < L; ++k) {
+      lo = lanes_lo[k] < lo ? lanes_lo[k] : lo;
+      hi = lanes_hi[k] > hi ? lanes_hi[k] : hi;
+    }
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    if (!(v - v == 0.0f)) {
+      ++bad;
+      continue;
+    }
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+  }
+  *min = lo;
+  *max = hi;
+  *nonfinite += bad;
+}
+
+template <class Arch>
+void reduce_kernel<Arch>::min_max_columns(const float* x, std::size_t rows, std::size_t channels, float* min,
+                                          float* max, std::size_t* nonfinite) noexcept {
+  std::size_t bad = 0, c0 = 0;
+  if constexpr (!std::is_same<Arch, arch::scalar>::value) {
+    using O = ops<Arch>;
+    using vf = typename O::vf;
+    constexpr std::size_t L = O::lanes;
+    const vf inf(HUGE_VALF);  // a builtin constant: numeric_limits::infinity() is a weak function at -O0
+    for (; c0 + L <= channels; c0 += L) {
+      vf vlo = vf::load_unaligned(min + c0), vhi = vf::load_unaligned(max + c0);
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float* row = x + r * channels + c0;
+        const vf v = vf::load_unaligned(row);
+        const auto finite = (v - v) == vf(0.0f);
+        if (!xsimd::all(finite))
+          for (std::size_t k = 0; k < L; ++k) bad += !(row[k] - row[k] == 0.0f);
+        vlo = xsimd::min(vlo, xsimd::select(finite, v, inf));
+        vhi = xsimd::max(vhi, xsimd::select(finite, v, -inf));
+      }
+      vlo.store_unaligned(min + c0);
+      vhi.store_unaligned(max + c0);
+    }
+  }
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = c0; c < channels; ++c) {
+      const float v = x[r * channels + c];
+      if (!(v - v == 0.0f)) {
+        ++bad;
+        continue;
+      }
+      min[c] = v < min[c] ? v : min[c];
+      max[c] = v > max[c] ? v : max[c];
+    }
+  *nonfinite += bad;
+}
+
+}  // namespace squint::kernels
