@@ -7,6 +7,7 @@
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -53,39 +54,45 @@ std::vector<float> inputs(std::size_t n, float scale, unsigned seed) {
   return x;
 }
 
-/// A buffer of n elements that starts one byte past alignment and is followed by guard bytes.
+/// A buffer of n elements that starts one element past a 64-byte boundary (so never vector
+/// aligned) and is followed by guard elements that must stay untouched.
 template <class T>
 struct guarded {
   static constexpr std::size_t guard = 64;
-  std::vector<unsigned char> storage;
-  explicit guarded(std::size_t n) : storage((n + guard) * sizeof(T) + 1, 0xa5) {}
-  T* data() { return reinterpret_cast<T*>(storage.data() + 1); }
-  std::size_t size_bytes(std::size_t n) const { return n * sizeof(T); }
+  std::vector<T> storage;
+  explicit guarded(std::size_t n) : storage(n + guard + 64 / sizeof(T)) {
+    std::memset(storage.data(), 0xa5, storage.size() * sizeof(T));
+  }
+  std::size_t offset() const {
+    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+    return (64 - address % 64) % 64 / sizeof(T) + 1;
+  }
+  T* data() { return storage.data() + offset(); }
   bool guard_intact(std::size_t n) const {
-    for (std::size_t i = 1 + n * sizeof(T); i < storage.size(); ++i)
-      if (storage[i] != 0xa5) return false;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(storage.data() + offset() + n);
+    for (std::size_t i = 0; i < guard * sizeof(T); ++i)
+      if (bytes[i] != 0xa5) return false;
     return true;
   }
   std::vector<T> values(std::size_t n) const {
-    std::vector<T> v(n);
-    std::memcpy(v.data(), storage.data() + 1, n * sizeof(T));
-    return v;
+    return std::vector<T>(storage.begin() + static_cast<std::ptrdiff_t>(offset()),
+                          storage.begin() + static_cast<std::ptrdiff_t>(offset() + n));
   }
 };
 
+/// A copy of v at an address that is not vector aligned.
 template <class T>
-std::vector<T> misaligned_copy(const std::vector<T>& v, std::vector<unsigned char>& storage) {
-  storage.assign(v.size() * sizeof(T) + 1, 0);
-  std::memcpy(storage.data() + 1, v.data(), v.size() * sizeof(T));
-  return v;
+guarded<T> misaligned_copy(const std::vector<T>& v) {
+  guarded<T> g(v.size());
+  std::copy(v.begin(), v.end(), g.data());
+  return g;
 }
 
 template <class Arch, class T>
 void check_quantize(std::size_t n, float scale, std::int32_t zp, bool reciprocal) {
   const auto x = inputs(n, scale, static_cast<unsigned>(n) + 3);
-  std::vector<unsigned char> in;
-  misaligned_copy(x, in);
-  const float* xin = reinterpret_cast<const float*>(in.data() + 1);
+  guarded<float> in = misaligned_copy(x);
+  const float* xin = in.data();
   guarded<T> q(n);
   k::quantize_kernel<Arch, T>::per_tensor(xin, q.data(), n, scale, zp, reciprocal);
   std::vector<T> expect(n);
@@ -150,10 +157,9 @@ void check_dequantize(std::size_t n) {
   const auto codes = squint_test::uniform_ints<T>(n, std::is_same<T, std::int8_t>::value ? -128 : 0,
                                                   std::is_same<T, std::int8_t>::value ? 127 : 255,
                                                   static_cast<unsigned>(n));
-  std::vector<unsigned char> in;
-  misaligned_copy(codes, in);
+  guarded<T> in = misaligned_copy(codes);
   guarded<float> x(n);
-  k::dequantize_kernel<Arch, T>::per_tensor(reinterpret_cast<const T*>(in.data() + 1), x.data(), n, 0.173f, 7);
+  k::dequantize_kernel<Arch, T>::per_tensor(in.data(), x.data(), n, 0.173f, 7);
   std::vector<float> expect(n);
   ref::dequantize(codes.data(), expect.data(), n, {0.173f, 7});
   ASSERT_EQ(x.values(n), expect) << "n=" << n;
