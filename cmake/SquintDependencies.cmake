@@ -7,12 +7,19 @@ include(FetchContent)
 include(${CMAKE_CURRENT_LIST_DIR}/SquintXsimd.cmake)
 
 # xsimd is the one dependency of the squint target. 8.1 (Debian bookworm) through 14 work.
-FetchContent_Declare(xsimd
-  URL https://github.com/xtensor-stack/xsimd/archive/refs/tags/13.2.0.tar.gz
-  URL_HASH SHA256=edd8cd3d548c185adc70321c53c36df41abe64c1fe2c67bc6d93c3ecda82447a
-  FIND_PACKAGE_ARGS NAMES xsimd)
-FetchContent_MakeAvailable(xsimd)
-squint_repair_xsimd_target()
+set(SQUINT_XSIMD_INCLUDE_DIR "" CACHE PATH
+    "Use the xsimd headers under this directory (holding xsimd/xsimd.hpp) instead of a package")
+if(SQUINT_XSIMD_INCLUDE_DIR)
+  add_library(xsimd INTERFACE IMPORTED)
+  set_target_properties(xsimd PROPERTIES INTERFACE_INCLUDE_DIRECTORIES ${SQUINT_XSIMD_INCLUDE_DIR})
+else()
+  FetchContent_Declare(xsimd
+    URL https://github.com/xtensor-stack/xsimd/archive/refs/tags/13.2.0.tar.gz
+    URL_HASH SHA256=edd8cd3d548c185adc70321c53c36df41abe64c1fe2c67bc6d93c3ecda82447a
+    FIND_PACKAGE_ARGS NAMES xsimd)
+  FetchContent_MakeAvailable(xsimd)
+  squint_repair_xsimd_target()
+endif()
 
 if(SQUINT_BUILD_TESTS)
   set(INSTALL_GTEST OFF)

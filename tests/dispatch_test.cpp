@@ -2,6 +2,7 @@
 // dispatch_test.cpp: the runtime dispatcher's choice, the override and its errors.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@ TEST(DispatchTest, BestAvailableIsChosenAndScalarIsLast) {
   if (env != nullptr && *env != '\0') GTEST_SKIP() << "SQUINT_ISA is set";
   squint::runtime::force_isa(nullptr);
   const std::string chosen = squint::runtime::isa();
+  std::printf("[ dispatch ] chosen ISA on this CPU: %s\n", chosen.c_str());
 #if defined(__x86_64__)
   if (squint::is_available<squint::arch::avx2>() && !squint::is_available<squint::arch::avx512bw>()) {
     EXPECT_TRUE(chosen == "avx2" || chosen == "avx2_vnni") << chosen;

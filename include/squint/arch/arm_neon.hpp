@@ -22,6 +22,9 @@ struct ops<arch::neon64> {
   // fcvtn rounds by FPCR, so float -> fp16 takes the integer path; fp16 -> float is exact.
   static constexpr bool has_half = false;
 
+  /// IEEE division (FDIV). xsimd 8.1 divides float batches on neon64 with a reciprocal estimate
+  /// and two Newton steps, which is not correctly rounded and moves near-tie quotients.
+  static vf div(vf a, vf b) { return vdivq_f32(a, b); }
   static vf round_even(vf v) { return vrndnq_f32(v); }  // FRINTN: ties to even, ignores FPCR
   static vi to_int(vf v) { return vcvtq_s32_f32(v); }   // FCVTZS: truncation
   static vf to_float(vi v) { return vcvtq_f32_s32(v); }

@@ -2,6 +2,7 @@
 // arch/ops.hpp: the primitives xsimd lacks, one specialization of `ops` per kernel family.
 //
 // Each specialization provides, on xsimd batches of its family:
+//   div(a, b)            IEEE division, correctly rounded (xsimd 8.1's NEON division is not)
 //   round_even(v)        nearest, ties to even, by an explicit instruction mode (never MXCSR)
 //   to_int(v)            truncating float -> int32, for integral v in int32 range
 //   store_narrow<T>(...) four int32 batches already inside T's range -> 4 * lanes codes

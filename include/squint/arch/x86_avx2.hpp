@@ -21,6 +21,7 @@ struct ops<arch::avx2> {
   static constexpr std::size_t lanes = 8;
   static constexpr bool has_half = true;
 
+  static vf div(vf a, vf b) { return _mm256_div_ps(a, b); }
   static vf round_even(vf v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static vi to_int(vf v) { return _mm256_cvttps_epi32(v); }
   static vf to_float(vi v) { return _mm256_cvtepi32_ps(v); }

@@ -26,6 +26,7 @@ struct sse_ops_base {
   static constexpr std::size_t lanes = 4;
   static constexpr bool has_half = false;
 
+  static vf div(vf a, vf b) { return _mm_div_ps(a, b); }
   static vi to_int(vf v) { return _mm_cvttps_epi32(v); }
   static vf to_float(vi v) { return _mm_cvtepi32_ps(v); }
 

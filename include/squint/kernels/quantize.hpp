@@ -104,7 +104,7 @@ inline void quantize_row(const float* x, T* q, std::size_t n, float scale, std::
         out,
         [&](int j) {
           const vf v = vf::load_unaligned(in + j * L);
-          return Reciprocal ? v * factor : v / factor;
+          return Reciprocal ? v * factor : O::div(v, factor);
         },
         lo, hi, zp);
   });
@@ -125,7 +125,7 @@ inline void quantize_channels_last(const float* x, T* q, std::size_t channels, c
       const vf factor = vf::load_unaligned(s + j * L);
       const vf zp = O::to_float(vi::load_unaligned(z + j * L));
       const vf v0 = vf::load_unaligned(in + j * L);
-      vf v = Reciprocal ? v0 * (vf(1.0f) / factor) : v0 / factor;
+      vf v = Reciprocal ? v0 * O::div(vf(1.0f), factor) : O::div(v0, factor);
       v = xsimd::select(v == v, v, vf(0.0f));
       v = xsimd::min(xsimd::max(v, vf(static_cast<float>(code_range<T>::min)) - zp),
                      vf(static_cast<float>(code_range<T>::max)) - zp);
@@ -189,7 +189,7 @@ void quantize_kernel<Arch, T>::fake(const float* x, float* y, std::size_t n, flo
   const vf lo(static_cast<float>(qmin - zero_point)), hi(static_cast<float>(qmax - zero_point));
   detail_quantize::blocks<Arch, float, float, L>(x, y, n, [&](const float* in, float* out) {
     const vf v0 = vf::load_unaligned(in);
-    vf v = reciprocal ? v0 * factor : v0 / factor;
+    vf v = reciprocal ? v0 * factor : O::div(v0, factor);
     v = xsimd::select(v == v, v, vf(0.0f));
     v = xsimd::min(xsimd::max(v, lo), hi);
     // Through int32 so that a rounded -0 comes back as +0, as float(q - zp) does.
