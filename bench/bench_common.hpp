@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// bench_common.hpp: data and baselines shared by the benchmark binaries.
+// bench_common.hpp: data, baselines and the per-ISA registration shared by the benchmarks.
 #pragma once
 
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "squint/dispatch.hpp"
 
 namespace squint_bench {
 
@@ -24,6 +27,18 @@ inline std::vector<float> normal(std::size_t n, unsigned seed = 1) {
   return v;
 }
 
+inline void set_bytes(benchmark::State& state, std::size_t bytes_per_iteration) {
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bytes_per_iteration));
+}
+
+/// True (and the benchmark marked skipped) when this CPU cannot run Arch.
+template <class Arch>
+bool skip_unavailable(benchmark::State& state) {
+  if (squint::is_available<Arch>()) return false;
+  state.SkipWithError("ISA unavailable on this CPU");
+  return true;
+}
+
 /// Streaming-read probe: the bandwidth a kernel that reads each input once cannot beat.
 inline void read_bandwidth(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
@@ -36,17 +51,14 @@ inline void read_bandwidth(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7);
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n * sizeof(float)));
+  set_bytes(state, n * sizeof(float));
 }
 
 inline void add_context() {
-#if defined(__AVX512F__)
-  benchmark::AddCustomContext("squint_isa_flags", "avx512");
-#elif defined(__AVX2__)
-  benchmark::AddCustomContext("squint_isa_flags", "avx2");
-#else
-  benchmark::AddCustomContext("squint_isa_flags", "baseline (no -m flags)");
-#endif
+  std::string isas;
+  for (const auto& name : squint::runtime::compiled_isas()) isas += (isas.empty() ? "" : " ") + name;
+  benchmark::AddCustomContext("squint_compiled_isas", isas);
+  benchmark::AddCustomContext("squint_dispatched_isa", squint::runtime::isa());
 }
 
 }  // namespace squint_bench

@@ -11,8 +11,21 @@
 
 namespace {
 
-void set_bytes(benchmark::State& state, std::size_t n) {
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n * sizeof(float)));
+void set_bytes(benchmark::State& state, std::size_t n) { squint_bench::set_bytes(state, n * sizeof(float)); }
+
+/// The min/max kernel alone, per ISA (observers run the build's static choice, arch::native).
+template <class Arch>
+void BM_MinMaxKernel(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto x = squint_bench::normal(n);
+  for (auto _ : state) {
+    float lo = HUGE_VALF, hi = -HUGE_VALF;
+    std::size_t bad = 0;
+    squint::kernels::reduce_kernel<Arch>::min_max(x.data(), n, &lo, &hi, &bad);
+    benchmark::DoNotOptimize(lo + hi);
+  }
+  set_bytes(state, n);
 }
 
 void BM_ReadBandwidth(benchmark::State& state) { squint_bench::read_bandwidth(state); }
@@ -61,6 +74,9 @@ void BM_HistogramQparams(benchmark::State& state) {
 }
 
 BENCHMARK(BM_ReadBandwidth)->Apply(squint_bench::sizes);
+#define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_MinMaxKernel, A)->Apply(squint_bench::sizes);
+SQUINT_DISPATCH_FAMILIES
+#undef SQUINT_X
 BENCHMARK(BM_MinMaxPerTensor)->Apply(squint_bench::sizes);
 BENCHMARK(BM_MinMaxPerChannel)->Apply(squint_bench::sizes);
 BENCHMARK(BM_MovingAverage)->Apply(squint_bench::sizes);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// quantize_bench.cpp: GB/s of float input read by quantize / dequantize, with baselines.
+// quantize_bench.cpp: GB/s of input read by the quantize-family kernels, per ISA, with baselines.
 //
 // Baselines in the same binary: a streaming-read probe (the ceiling), the naive per-element loop
-// a user would write (std::nearbyint, which follows the FP environment and so cannot vectorize
-// freely), and a loop written for the auto-vectorizer.
+// a user would write (std::nearbyint, which follows the FP environment and so cannot vectorize),
+// a loop written for the auto-vectorizer (magic-number rounding, which is only right under
+// round-to-nearest and saturates differently), and oneDNN's f32 -> s8 reorder when installed.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -12,27 +13,28 @@
 #include <vector>
 
 #include "bench_common.hpp"
-#include "squint/quantize.hpp"
+
+#if defined(SQUINT_BENCH_DNNL)
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
 
 namespace {
 
-void set_bytes(benchmark::State& state, std::size_t n) {
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n * sizeof(float)));
-}
+using squint_bench::set_bytes;
 
 void BM_ReadBandwidth(benchmark::State& state) { squint_bench::read_bandwidth(state); }
 
-template <squint::quantize_mode Mode>
-void BM_QuantizeS8Squint(benchmark::State& state) {
+template <class Arch, bool Reciprocal>
+void BM_QuantizeS8(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
   const auto n = static_cast<std::size_t>(state.range(0));
   const auto x = squint_bench::normal(n);
   std::vector<std::int8_t> q(n);
-  const squint::qparams p{0.03f, 3};
   for (auto _ : state) {
-    squint::quantize<std::int8_t>({x.data(), n}, {q.data(), n}, p, Mode);
+    squint::kernels::quantize_kernel<Arch, std::int8_t>::per_tensor(x.data(), q.data(), n, 0.03f, 3, Reciprocal);
     benchmark::ClobberMemory();
   }
-  set_bytes(state, n);
+  set_bytes(state, n * sizeof(float));
 }
 
 void BM_QuantizeS8Naive(benchmark::State& state) {
@@ -40,15 +42,14 @@ void BM_QuantizeS8Naive(benchmark::State& state) {
   const auto x = squint_bench::normal(n);
   std::vector<std::int8_t> q(n);
   const float scale = 0.03f;
-  const int zp = 3;
   for (auto _ : state) {
     for (std::size_t i = 0; i < n; ++i) {
-      const float v = std::nearbyint(x[i] / scale) + static_cast<float>(zp);
+      const float v = std::nearbyint(x[i] / scale) + 3.0f;
       q[i] = static_cast<std::int8_t>(std::min(127.0f, std::max(-128.0f, v)));
     }
     benchmark::ClobberMemory();
   }
-  set_bytes(state, n);
+  set_bytes(state, n * sizeof(float));
 }
 
 void BM_QuantizeS8AutoVectorized(benchmark::State& state) {
@@ -60,27 +61,51 @@ void BM_QuantizeS8AutoVectorized(benchmark::State& state) {
     const float* in = x.data();
     std::int8_t* out = q.data();
     for (std::size_t i = 0; i < n; ++i) {
-      // Round by the 1.5 * 2^23 trick: exact half-to-even for |v| < 2^22, vectorizes cleanly.
       float v = in[i] * inv_scale;
-      v = std::min(127.0f - 3.0f, std::max(-128.0f - 3.0f, v));
+      v = std::min(124.0f, std::max(-131.0f, v));
       v = (v + 12582912.0f) - 12582912.0f;
       out[i] = static_cast<std::int8_t>(static_cast<int>(v) + 3);
     }
     benchmark::ClobberMemory();
   }
-  set_bytes(state, n);
+  set_bytes(state, n * sizeof(float));
 }
 
-void BM_DequantizeS8Squint(benchmark::State& state) {
+#if defined(SQUINT_BENCH_DNNL)
+void BM_QuantizeS8OneDNN(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto x = squint_bench::normal(n);
+  std::vector<std::int8_t> q(n);
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  const dnnl::memory::dims dims{static_cast<dnnl::memory::dim>(n)};
+  dnnl::memory src({dims, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a}, engine, x.data());
+  dnnl::memory dst({dims, dnnl::memory::data_type::s8, dnnl::memory::format_tag::a}, engine, q.data());
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(0, {1.0f / 0.03f});
+  dnnl::reorder reorder(dnnl::reorder::primitive_desc(engine, src.get_desc(), engine, dst.get_desc(), attr));
+  for (auto _ : state) {
+    reorder.execute(stream, src, dst);
+    stream.wait();
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n * sizeof(float));
+}
+BENCHMARK(BM_QuantizeS8OneDNN)->Apply(squint_bench::sizes);
+#endif
+
+template <class Arch>
+void BM_DequantizeS8(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
   const auto n = static_cast<std::size_t>(state.range(0));
   std::vector<std::int8_t> q(n);
   for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<std::int8_t>(i * 7);
   std::vector<float> x(n);
   for (auto _ : state) {
-    squint::dequantize<std::int8_t>({q.data(), n}, {x.data(), n}, {0.03f, 3});
+    squint::kernels::dequantize_kernel<Arch, std::int8_t>::per_tensor(q.data(), x.data(), n, 0.03f, 3);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
+  set_bytes(state, n);
 }
 
 void BM_DequantizeS8Naive(benchmark::State& state) {
@@ -89,18 +114,53 @@ void BM_DequantizeS8Naive(benchmark::State& state) {
   for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<std::int8_t>(i * 7);
   std::vector<float> x(n);
   for (auto _ : state) {
+    // What -O3 makes of the obvious loop at the build's baseline flags.
     for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<float>(q[i] - 3) * 0.03f;
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
+  set_bytes(state, n);
+}
+
+template <class Arch>
+void BM_RequantizeS8ChannelsLast(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::size_t channels = 768, rows = (n + channels - 1) / channels;
+  std::vector<std::int32_t> acc(rows * channels);
+  for (std::size_t i = 0; i < acc.size(); ++i) acc[i] = static_cast<std::int32_t>(i * 7919 % 200001) - 100000;
+  std::vector<float> m(channels, 1e-3f);
+  std::vector<std::int8_t> q(acc.size());
+  for (auto _ : state) {
+    squint::kernels::requantize_kernel<Arch, std::int8_t>::run(acc.data(), q.data(), rows, channels, 1, m.data(), 0);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, acc.size() * sizeof(std::int32_t));
+}
+
+template <class Arch>
+void BM_FloatToHalf(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto x = squint_bench::normal(n);
+  std::vector<std::uint16_t> h(n);
+  for (auto _ : state) {
+    squint::kernels::convert_kernel<Arch>::float_to_half(x.data(), h.data(), n);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n * sizeof(float));
 }
 
 BENCHMARK(BM_ReadBandwidth)->Apply(squint_bench::sizes);
-BENCHMARK(BM_QuantizeS8Squint<squint::quantize_mode::divide>)->Apply(squint_bench::sizes);
-BENCHMARK(BM_QuantizeS8Squint<squint::quantize_mode::reciprocal>)->Apply(squint_bench::sizes);
+#define SQUINT_X(A)                                                                        \
+  BENCHMARK_TEMPLATE(BM_QuantizeS8, A, false)->Apply(squint_bench::sizes);                 \
+  BENCHMARK_TEMPLATE(BM_QuantizeS8, A, true)->Apply(squint_bench::sizes);                  \
+  BENCHMARK_TEMPLATE(BM_DequantizeS8, A)->Apply(squint_bench::sizes);                      \
+  BENCHMARK_TEMPLATE(BM_RequantizeS8ChannelsLast, A)->Arg(1 << 20);                        \
+  BENCHMARK_TEMPLATE(BM_FloatToHalf, A)->Arg(1 << 20);
+SQUINT_DISPATCH_FAMILIES
+#undef SQUINT_X
 BENCHMARK(BM_QuantizeS8Naive)->Apply(squint_bench::sizes);
 BENCHMARK(BM_QuantizeS8AutoVectorized)->Apply(squint_bench::sizes);
-BENCHMARK(BM_DequantizeS8Squint)->Apply(squint_bench::sizes);
 BENCHMARK(BM_DequantizeS8Naive)->Apply(squint_bench::sizes);
 
 }  // namespace

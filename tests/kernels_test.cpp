@@ -292,6 +292,27 @@ TYPED_TEST(KernelsTest, MinMaxSkipsNonFinite) {
   }
 }
 
+TYPED_TEST(KernelsTest, MinMaxCleanAndPoisonedChunks) {
+  // Long enough for several fast-path chunks: some clean, one with a NaN, one with an infinity
+  // that is also the largest magnitude, and extremes in clean chunks that must still be found.
+  auto x = squint_test::normal(50000, 0.0f, 1.0f, 77);
+  x[123] = -40.0f;
+  x[30001] = std::numeric_limits<float>::quiet_NaN();
+  x[41234] = std::numeric_limits<float>::infinity();
+  x[49999] = 35.0f;
+  for (std::size_t start : {std::size_t{0}, std::size_t{1}, std::size_t{4097}}) {
+    float lo = HUGE_VALF, hi = -HUGE_VALF, elo = HUGE_VALF, ehi = -HUGE_VALF;
+    std::size_t bad = 0, ebad = 0;
+    squint::kernels::reduce_kernel<TypeParam>::min_max(x.data() + start, x.size() - start, &lo, &hi, &bad);
+    squint::kernels::reduce_kernel<squint::arch::scalar>::min_max(x.data() + start, x.size() - start, &elo, &ehi, &ebad);
+    EXPECT_EQ(lo, elo);
+    EXPECT_EQ(hi, ehi);
+    EXPECT_EQ(bad, ebad);
+    EXPECT_EQ(bad, 2u);
+    EXPECT_EQ(hi, 35.0f);
+  }
+}
+
 /// The public runtime entry points under every rounding mode: identical integers.
 TYPED_TEST(KernelsTest, RuntimeEntryPointsIgnoreTheRoundingMode) {
   squint::runtime::force_isa(TypeParam::name());

@@ -23,36 +23,12 @@ struct reduce_kernel {
                               std::size_t* nonfinite) noexcept;
 };
 
+namespace detail_reduce {
+
+/// Careful path: skips and counts non-finite values lane by lane.
 template <class Arch>
-void reduce_kernel<Arch>::min_max(const float* x, std::size_t n, float* min, float* max,
-                                  std::size_t* nonfinite) noexcept {
-  float lo = *min, hi = *max;
-  std::size_t bad = 0, i = 0;
-  if constexpr (!std::is_same<Arch, arch::scalar>::value) {
-    using O = ops<Arch>;
-    using vf = typename O::vf;
-    constexpr std::size_t L = O::lanes;
-    const vf inf(HUGE_VALF);  // a builtin constant: numeric_limits::infinity() is a weak function at -O0
-    vf vlo[2] = {vf(lo), vf(lo)}, vhi[2] = {vf(hi), vf(hi)};
-    for (; i + 2 * L <= n; i += 2 * L) {
-      for (std::size_t j = 0; j < 2; ++j) {
-        const vf v = vf::load_unaligned(x + i + j * L);
-        const auto finite = (v - v) == vf(0.0f);
-        if (!xsimd::all(finite))
-          for (std::size_t k = 0; k < L; ++k) bad += !(x[i + j * L + k] - x[i + j * L + k] == 0.0f);
-        vlo[j] = xsimd::min(vlo[j], xsimd::select(finite, v, inf));
-        vhi[j] = xsimd::max(vhi[j], xsimd::select(finite, v, -inf));
-      }
-    }
-    alignas(64) float lanes_lo[L], lanes_hi[L];
-    xsimd::min(vlo[0], vlo[1]).store_unaligned(lanes_lo);
-    xsimd::max(vhi[0], vhi[1]).store_unaligned(lanes_hi);
-    for (std::size_t k = 0; k < L; ++k) {
-      lo = lanes_lo[k] < lo ? lanes_lo[k] : lo;
-      hi = lanes_hi[k] > hi ? lanes_hi[k] : hi;
-    }
-  }
-  for (; i < n; ++i) {
+inline void min_max_checked(const float* x, std::size_t n, float& lo, float& hi, std::size_t& bad) {
+  for (std::size_t i = 0; i < n; ++i) {
     const float v = x[i];
     if (!(v - v == 0.0f)) {
       ++bad;
@@ -61,6 +37,52 @@ void reduce_kernel<Arch>::min_max(const float* x, std::size_t n, float* min, flo
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
   }
+}
+
+}  // namespace detail_reduce
+
+template <class Arch>
+void reduce_kernel<Arch>::min_max(const float* x, std::size_t n, float* min, float* max,
+                                  std::size_t* nonfinite) noexcept {
+  float lo = *min, hi = *max;
+  std::size_t bad = 0, i = 0;
+  if constexpr (!std::is_same<Arch, arch::scalar>::value) {
+    // Fast path per chunk: plain min/max in four independent chains, plus a running sum of
+    // v - v, which is 0 for finite v and NaN otherwise. Only a chunk whose sum ends up NaN
+    // (it held a NaN or an infinity) is redone with the careful path, so the fast min/max
+    // never has to care how an ISA's min treats NaN.
+    using O = ops<Arch>;
+    using vf = typename O::vf;
+    constexpr std::size_t L = O::lanes, chunk = 256 * L;
+    alignas(64) float lanes[L];
+    while (i + 4 * L <= n) {
+      const std::size_t end = i + chunk <= n ? i + chunk : n - (n - i) % (4 * L);
+      vf vlo[4], vhi[4], poison[4];
+      for (std::size_t j = 0; j < 4; ++j) {
+        vlo[j] = vhi[j] = vf::load_unaligned(x + i + j * L);
+        poison[j] = vf(0.0f);
+      }
+      for (std::size_t k = i + 4 * L; k < end; k += 4 * L)
+        for (std::size_t j = 0; j < 4; ++j) {
+          const vf v = vf::load_unaligned(x + k + j * L);
+          vlo[j] = xsimd::min(vlo[j], v);
+          vhi[j] = xsimd::max(vhi[j], v);
+          poison[j] = poison[j] + (v - v);
+        }
+      for (std::size_t j = 0; j < 4; ++j) poison[j] = poison[j] + (vlo[j] - vlo[j]) + (vhi[j] - vhi[j]);
+      const vf all_poison = (poison[0] + poison[1]) + (poison[2] + poison[3]);
+      if (!xsimd::all(all_poison == vf(0.0f))) {
+        detail_reduce::min_max_checked<Arch>(x + i, end - i, lo, hi, bad);
+      } else {
+        xsimd::min(xsimd::min(vlo[0], vlo[1]), xsimd::min(vlo[2], vlo[3])).store_unaligned(lanes);
+        for (std::size_t k = 0; k < L; ++k) lo = lanes[k] < lo ? lanes[k] : lo;
+        xsimd::max(xsimd::max(vhi[0], vhi[1]), xsimd::max(vhi[2], vhi[3])).store_unaligned(lanes);
+        for (std::size_t k = 0; k < L; ++k) hi = lanes[k] > hi ? lanes[k] : hi;
+      }
+      i = end;
+    }
+  }
+  detail_reduce::min_max_checked<Arch>(x + i, n - i, lo, hi, bad);
   *min = lo;
   *max = hi;
   *nonfinite += bad;
