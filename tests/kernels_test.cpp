@@ -113,6 +113,21 @@ TYPED_TEST(KernelsTest, QuantizePerTensorMatchesReference) {
     }
 }
 
+TYPED_TEST(KernelsTest, QuantizeLargeOutputsStreamExactly) {
+  // Above the streaming threshold, with every output misalignment a 64-byte block can have.
+  const std::size_t n = squint::kernels::detail_quantize::stream_threshold + 77;
+  for (std::size_t offset : {std::size_t{0}, std::size_t{1}, std::size_t{63}}) {
+    const auto x = inputs(n, 0.05f, 123);
+    std::vector<std::int8_t> storage(n + offset + 64, 0x5a), expect(n);
+    std::int8_t* q = storage.data() + offset;
+    squint::kernels::quantize_kernel<TypeParam, std::int8_t>::per_tensor(x.data(), q, n, 0.05f, 9, false);
+    ref::quantize(x.data(), expect.data(), n, {0.05f, 9});
+    ASSERT_TRUE(std::equal(expect.begin(), expect.end(), q)) << "offset " << offset;
+    for (std::size_t i = offset + n; i < storage.size(); ++i) ASSERT_EQ(storage[i], 0x5a) << "guard overwritten";
+    for (std::size_t i = 0; i < offset; ++i) ASSERT_EQ(storage[i], 0x5a) << "wrote before the start";
+  }
+}
+
 template <class Arch, class T>
 void check_per_channel(const squint::shape& s, int axis, bool reciprocal) {
   const auto split = squint::split_at(s, axis);

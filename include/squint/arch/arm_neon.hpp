@@ -21,6 +21,7 @@ struct ops<arch::neon64> {
   static constexpr std::size_t lanes = 4;
   // fcvtn rounds by FPCR, so float -> fp16 takes the integer path; fp16 -> float is exact.
   static constexpr bool has_half = false;
+  static constexpr bool has_stream = false;
 
   /// IEEE division (FDIV). xsimd 8.1 divides float batches on neon64 with a reciprocal estimate
   /// and two Newton steps, which is not correctly rounded and moves near-tie quotients.

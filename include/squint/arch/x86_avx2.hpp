@@ -20,6 +20,7 @@ struct ops<arch::avx2> {
   using vi = xsimd::batch<std::int32_t, simd>;
   static constexpr std::size_t lanes = 8;
   static constexpr bool has_half = true;
+  static constexpr bool has_stream = true;
 
   static vf div(vf a, vf b) { return _mm256_div_ps(a, b); }
   static vf round_even(vf v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
@@ -35,6 +36,16 @@ struct ops<arch::avx2> {
     const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), ordered);
   }
+  /// store_narrow with a non-temporal store; dst is 32-byte aligned.
+  template <class T>
+  static void stream_narrow(T* dst, vi a, vi b, vi c, vi d) {
+    const __m256i ab = _mm256_packs_epi32(a, b);
+    const __m256i cd = _mm256_packs_epi32(c, d);
+    const __m256i bytes = std::is_same<T, std::int8_t>::value ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(dst),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  static void stream_fence() { _mm_sfence(); }
 
   template <class T>
   static void load_widen(const T* src, vi out[4]) {

@@ -20,6 +20,7 @@ struct ops<arch::avx512bw> {
   using vi = xsimd::batch<std::int32_t, simd>;
   static constexpr std::size_t lanes = 16;
   static constexpr bool has_half = true;
+  static constexpr bool has_stream = true;
 
   static vf div(vf a, vf b) { return _mm512_div_ps(a, b); }
   static vf round_even(vf v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
@@ -35,6 +36,17 @@ struct ops<arch::avx512bw> {
     _mm_storeu_si128(out + 2, _mm512_cvtepi32_epi8(c));
     _mm_storeu_si128(out + 3, _mm512_cvtepi32_epi8(d));
   }
+
+  /// store_narrow with a non-temporal store; dst is 64-byte aligned.
+  template <class T>
+  static void stream_narrow(T* dst, vi a, vi b, vi c, vi d) {
+    __m512i bytes = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(a));
+    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(b), 1);
+    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(c), 2);
+    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(d), 3);
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(dst), bytes);
+  }
+  static void stream_fence() { _mm_sfence(); }
 
   template <class T>
   static void load_widen(const T* src, vi out[4]) {

@@ -25,6 +25,7 @@ struct sse_ops_base {
   using vi = xsimd::batch<std::int32_t, simd>;
   static constexpr std::size_t lanes = 4;
   static constexpr bool has_half = false;
+  static constexpr bool has_stream = true;
 
   static vf div(vf a, vf b) { return _mm_div_ps(a, b); }
   static vi to_int(vf v) { return _mm_cvttps_epi32(v); }
@@ -37,6 +38,15 @@ struct sse_ops_base {
     const __m128i bytes = std::is_same<T, std::int8_t>::value ? _mm_packs_epi16(ab, cd) : _mm_packus_epi16(ab, cd);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
   }
+  /// store_narrow with a non-temporal store; dst is 16-byte aligned.
+  template <class T>
+  static void stream_narrow(T* dst, vi a, vi b, vi c, vi d) {
+    const __m128i ab = _mm_packs_epi32(a, b);
+    const __m128i cd = _mm_packs_epi32(c, d);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst),
+                     std::is_same<T, std::int8_t>::value ? _mm_packs_epi16(ab, cd) : _mm_packus_epi16(ab, cd));
+  }
+  static void stream_fence() { _mm_sfence(); }
 };
 
 template <>

