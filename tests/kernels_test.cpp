@@ -328,6 +328,25 @@ TYPED_TEST(KernelsTest, MinMaxCleanAndPoisonedChunks) {
   }
 }
 
+TYPED_TEST(KernelsTest, HistogramBinningMatchesScalar) {
+  for (std::size_t n : sizes()) {
+    auto x = squint_test::normal(n, 0.5f, 3.0f, static_cast<unsigned>(n) + 1);
+    const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), 10.0f, -6.0f, -20.0f};
+    for (std::size_t i = 0; i < n; i += 5) x[i] = specials[(i / 5) % 6];  // 10 is the top edge
+    for (bool magnitude : {false, true}) {
+      const double lo = magnitude ? 0.0 : -6.0, hi = 10.0, width = (hi - lo) / 256.0;
+      std::vector<std::uint64_t> counts(256), expect(256);
+      std::uint64_t top = 0, expect_top = 0;
+      squint::kernels::reduce_kernel<TypeParam>::histogram(x.data(), n, magnitude, lo, width, hi, 256, counts.data(), &top);
+      squint::kernels::reduce_kernel<squint::arch::scalar>::histogram(x.data(), n, magnitude, lo, width, hi, 256,
+                                                                       expect.data(), &expect_top);
+      ASSERT_EQ(counts, expect) << "n=" << n << " magnitude=" << magnitude;
+      ASSERT_EQ(top, expect_top) << "n=" << n;
+    }
+  }
+}
+
 /// The public runtime entry points under every rounding mode: identical integers.
 TYPED_TEST(KernelsTest, RuntimeEntryPointsIgnoreTheRoundingMode) {
   squint::runtime::force_isa(TypeParam::name());

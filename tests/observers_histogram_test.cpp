@@ -48,6 +48,20 @@ TEST(HistogramTest, GrowingMergesBinsExactly) {
   EXPECT_GE(grown.hi(), 60.875);
 }
 
+TEST(HistogramTest, ScalarBinningIsTheDefinition) {
+  // The binning kernel (any ISA) against the definition, floor((v - lo) / width) clamped.
+  const auto x = squint_test::normal(5000, 0.0f, 2.0f, 4);
+  histogram h(256);
+  h.cover(-3.0, 3.0);
+  h.add(x.data(), x.size(), x.size(), false);
+  std::vector<std::uint64_t> expect(256);
+  for (float v : x) {
+    const double p = std::floor((static_cast<double>(v) + 3.0) / h.width());
+    ++expect[static_cast<std::size_t>(std::min(std::max(p, 0.0), 255.0))];
+  }
+  EXPECT_EQ(h.counts(), expect);
+}
+
 TEST(HistogramTest, SingleValueThenGrowth) {
   histogram h(256);
   h.cover(2.0, 2.0);

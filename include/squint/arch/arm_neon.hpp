@@ -26,6 +26,11 @@ struct ops<arch::neon64> {
   /// IEEE division (FDIV). xsimd 8.1 divides float batches on neon64 with a reciprocal estimate
   /// and two Newton steps, which is not correctly rounded and moves near-tie quotients.
   static vf div(vf a, vf b) { return vdivq_f32(a, b); }
+  using vd = xsimd::batch<double, simd>;
+  /// lanes / 2 floats widened to doubles (exact).
+  static vd load_widen_double(const float* src) { return vcvt_f64_f32(vld1_f32(src)); }
+  /// Truncating double -> int32 for lanes / 2 values in int32 range.
+  static void store_truncated(std::int32_t* dst, vd v) { vst1_s32(dst, vmovn_s64(vcvtq_s64_f64(v))); }
   static vf round_even(vf v) { return vrndnq_f32(v); }  // FRINTN: ties to even, ignores FPCR
   static vi to_int(vf v) { return vcvtq_s32_f32(v); }   // FCVTZS: truncation
   static vf to_float(vi v) { return vcvtq_f32_s32(v); }

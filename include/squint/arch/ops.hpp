@@ -8,6 +8,7 @@
 //   store_narrow<T>(...) four int32 batches already inside T's range -> 4 * lanes codes
 //   load_widen<T>(...)   4 * lanes int8/uint8 codes -> four int32 batches
 //   store_half / load_half  float <-> IEEE fp16 (where the ISA converts in hardware)
+//   load_widen_double    lanes / 2 floats -> doubles; store_truncated: doubles -> int32
 //   stream_narrow<T>     store_narrow with a non-temporal store to an aligned address, and
 //   stream_fence()       the fence that orders those stores (where has_stream)
 // Saturation is never needed in the narrowing: kernels clamp in float first, which also

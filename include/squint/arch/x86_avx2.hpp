@@ -23,6 +23,13 @@ struct ops<arch::avx2> {
   static constexpr bool has_stream = true;
 
   static vf div(vf a, vf b) { return _mm256_div_ps(a, b); }
+  using vd = xsimd::batch<double, simd>;
+  /// lanes / 2 floats widened to doubles (exact).
+  static vd load_widen_double(const float* src) { return _mm256_cvtps_pd(_mm_loadu_ps(src)); }
+  /// Truncating double -> int32 for lanes / 2 values in int32 range.
+  static void store_truncated(std::int32_t* dst, vd v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_cvttpd_epi32(v));
+  }
   static vf round_even(vf v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static vi to_int(vf v) { return _mm256_cvttps_epi32(v); }
   static vf to_float(vi v) { return _mm256_cvtepi32_ps(v); }

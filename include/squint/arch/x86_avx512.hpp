@@ -23,6 +23,13 @@ struct ops<arch::avx512bw> {
   static constexpr bool has_stream = true;
 
   static vf div(vf a, vf b) { return _mm512_div_ps(a, b); }
+  using vd = xsimd::batch<double, simd>;
+  /// lanes / 2 floats widened to doubles (exact).
+  static vd load_widen_double(const float* src) { return _mm512_cvtps_pd(_mm256_loadu_ps(src)); }
+  /// Truncating double -> int32 for lanes / 2 values in int32 range.
+  static void store_truncated(std::int32_t* dst, vd v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvttpd_epi32(v));
+  }
   static vf round_even(vf v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static vi to_int(vf v) { return _mm512_cvttps_epi32(v); }
   static vf to_float(vi v) { return _mm512_cvtepi32_ps(v); }

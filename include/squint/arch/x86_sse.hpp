@@ -28,6 +28,16 @@ struct sse_ops_base {
   static constexpr bool has_stream = true;
 
   static vf div(vf a, vf b) { return _mm_div_ps(a, b); }
+
+  using vd = xsimd::batch<double, simd>;
+  /// lanes / 2 floats widened to doubles (exact).
+  static vd load_widen_double(const float* src) {
+    return _mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(src))));
+  }
+  /// Truncating double -> int32 for lanes / 2 values in int32 range.
+  static void store_truncated(std::int32_t* dst, vd v) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), _mm_cvttpd_epi32(v));
+  }
   static vi to_int(vf v) { return _mm_cvttps_epi32(v); }
   static vf to_float(vi v) { return _mm_cvtepi32_ps(v); }
 

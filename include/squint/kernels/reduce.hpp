@@ -21,7 +21,63 @@ struct reduce_kernel {
   /// Channels-last: folds rows x channels values into min[c] / max[c] column by column.
   static void min_max_columns(const float* x, std::size_t rows, std::size_t channels, float* min, float* max,
                               std::size_t* nonfinite) noexcept;
+  /// Histogram binning of the finite values of x (of |x| with `magnitude`): bin
+  /// clamp(floor((v - lo) / width), 0, bins - 1), computed in double; values >= hi are also
+  /// counted in *top_edge. width > 0. Non-finite values are skipped.
+  static void histogram(const float* x, std::size_t n, bool magnitude, double lo, double width, double hi,
+                        std::size_t bins, std::uint64_t* counts, std::uint64_t* top_edge) noexcept;
 };
+
+template <class Arch>
+void reduce_kernel<Arch>::histogram(const float* x, std::size_t n, bool magnitude, double lo, double width,
+                                    double hi, std::size_t bins, std::uint64_t* counts,
+                                    std::uint64_t* top_edge) noexcept {
+  const double last = static_cast<double>(bins - 1);
+  std::uint64_t top = 0;
+  std::size_t i = 0;
+  if constexpr (!std::is_same<Arch, arch::scalar>::value) {
+    // Indices in vectors (the same IEEE double operations as the scalar loop; clamping before
+    // the truncating conversion equals floor-then-clamp), increments in scalar code.
+    using O = ops<Arch>;
+    using vd = typename O::vd;
+    constexpr std::size_t D = O::lanes / 2;
+    const vd vlo(lo), vwidth(width), vhi(hi), vlast(last), zero(0.0), one(1.0);
+    vd tops(0.0);  // per-lane count of values on or above the top edge
+    alignas(64) std::int32_t index[2 * D];
+    for (; i + 2 * D <= n; i += 2 * D) {
+      bool finite = true;
+      for (std::size_t j = 0; j < 2; ++j) {
+        vd v = O::load_widen_double(x + i + j * D);
+        const auto lane_finite = (v - v) == zero;
+        finite = finite && xsimd::all(lane_finite);
+        if (magnitude) v = xsimd::abs(v);
+        tops = tops + xsimd::select((v >= vhi) && lane_finite, one, zero);
+        O::store_truncated(index + j * D, xsimd::min(xsimd::max((v - vlo) / vwidth, zero), vlast));
+      }
+      if (finite) {
+        for (std::size_t k = 0; k < 2 * D; ++k) ++counts[index[k]];
+      } else {
+        for (std::size_t k = 0; k < 2 * D; ++k) {
+          const float v = x[i + k];
+          if (v - v == 0.0f) ++counts[index[k]];
+        }
+      }
+    }
+    alignas(64) double lanes[D];
+    tops.store_unaligned(lanes);
+    for (std::size_t k = 0; k < D; ++k) top += static_cast<std::uint64_t>(lanes[k]);
+  }
+  for (; i < n; ++i) {
+    const float f = x[i];
+    if (!(f - f == 0.0f)) continue;
+    const double v = magnitude ? static_cast<double>(f < 0.0f ? -f : f) : static_cast<double>(f);
+    double position = (v - lo) / width;
+    position = position < 0.0 ? 0.0 : (position > last ? last : position);
+    ++counts[static_cast<std::size_t>(position)];
+    top += v >= hi ? 1 : 0;
+  }
+  *top_edge += top;
+}
 
 namespace detail_reduce {
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "squint/kernels/reduce.hpp"
 #include "squint/observers/calibration.hpp"
 #include "squint/observers/granularity.hpp"
 
@@ -90,6 +91,18 @@ class histogram {
     if (width_ != 0.0 && v >= hi()) top_edge_ += n;
   }
 
+  /// Counts the finite values of x (their magnitudes with `magnitude`), all inside the covered
+  /// range; non-finite values are skipped. Runs the native binning kernel.
+  void add(const float* x, std::size_t n, std::size_t finite, bool magnitude) {
+    if (width_ == 0.0) {
+      counts_[0] += finite;
+    } else {
+      kernels::reduce_kernel<arch::native>::histogram(x, n, magnitude, lo_, width_, hi(), counts_.size(),
+                                                      counts_.data(), &top_edge_);
+    }
+    total_ += finite;
+  }
+
   /// Adds another histogram's counts, each at its bin's centre (exact when the bins coincide).
   void merge(const histogram& other) {
     if (other.empty()) return;
@@ -167,8 +180,9 @@ class histogram_observer {
       }
       for (std::size_t o = 0; o < split.outer; ++o) {
         const float* row = x.data() + (o * split.channels + c) * split.inner;
-        for (std::size_t i = 0; i < split.inner; ++i)
-          if (std::isfinite(row[i])) s.hist.add(magnitude() ? std::fabs(row[i]) : row[i]);
+        std::size_t finite = 0;
+        for (std::size_t i = 0; i < split.inner; ++i) finite += row[i] - row[i] == 0.0f;
+        s.hist.add(row, split.inner, finite, magnitude());
       }
     }
     count_ += batch.finite;
