@@ -21,7 +21,9 @@ function(weak_symbols object out)
   foreach(line IN LISTS lines)
     if(line MATCHES "^[0-9a-fA-F]* [WVu] (.*)$")
       set(symbol "${CMAKE_MATCH_1}")
-      if(NOT symbol MATCHES "^DW\\.ref\\.__gxx_personality_v0$")
+      # Compiler-runtime helpers, not code of the translation unit: the personality routine
+      # reference (GCC, clang) and clang's terminate trampoline for noexcept functions.
+      if(NOT symbol MATCHES "^(DW\\.ref\\.__gxx_personality_v0|__clang_call_terminate)$")
         list(APPEND symbols "${symbol}")
       endif()
     endif()
