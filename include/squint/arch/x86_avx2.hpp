@@ -34,23 +34,23 @@ struct ops<arch::avx2> {
   static vi to_int(vf v) { return _mm256_cvttps_epi32(v); }
   static vf to_float(vi v) { return _mm256_cvtepi32_ps(v); }
 
+  /// Four in-range int32 batches as 32 codes of T, in element order.
   template <class T>
-  static void store_narrow(T* dst, vi a, vi b, vi c, vi d) {
+  static __m256i pack(vi a, vi b, vi c, vi d) {
     // Packs work within 128-bit lanes; the dword permute restores element order.
     const __m256i ab = _mm256_packs_epi32(a, b);
     const __m256i cd = _mm256_packs_epi32(c, d);
     const __m256i bytes = std::is_same<T, std::int8_t>::value ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
-    const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), ordered);
+    return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  }
+  template <class T>
+  static void store_narrow(T* dst, vi a, vi b, vi c, vi d) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), pack<T>(a, b, c, d));
   }
   /// store_narrow with a non-temporal store; dst is 32-byte aligned.
   template <class T>
   static void stream_narrow(T* dst, vi a, vi b, vi c, vi d) {
-    const __m256i ab = _mm256_packs_epi32(a, b);
-    const __m256i cd = _mm256_packs_epi32(c, d);
-    const __m256i bytes = std::is_same<T, std::int8_t>::value ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(dst),
-                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(dst), pack<T>(a, b, c, d));
   }
   static void stream_fence() { _mm_sfence(); }
 

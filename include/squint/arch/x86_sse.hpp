@@ -41,20 +41,21 @@ struct sse_ops_base {
   static vi to_int(vf v) { return _mm_cvttps_epi32(v); }
   static vf to_float(vi v) { return _mm_cvtepi32_ps(v); }
 
+  /// Four in-range int32 batches as 16 codes of T.
   template <class T>
-  static void store_narrow(T* dst, vi a, vi b, vi c, vi d) {
+  static __m128i pack(vi a, vi b, vi c, vi d) {
     const __m128i ab = _mm_packs_epi32(a, b);
     const __m128i cd = _mm_packs_epi32(c, d);
-    const __m128i bytes = std::is_same<T, std::int8_t>::value ? _mm_packs_epi16(ab, cd) : _mm_packus_epi16(ab, cd);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
+    return std::is_same<T, std::int8_t>::value ? _mm_packs_epi16(ab, cd) : _mm_packus_epi16(ab, cd);
+  }
+  template <class T>
+  static void store_narrow(T* dst, vi a, vi b, vi c, vi d) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), pack<T>(a, b, c, d));
   }
   /// store_narrow with a non-temporal store; dst is 16-byte aligned.
   template <class T>
   static void stream_narrow(T* dst, vi a, vi b, vi c, vi d) {
-    const __m128i ab = _mm_packs_epi32(a, b);
-    const __m128i cd = _mm_packs_epi32(c, d);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst),
-                     std::is_same<T, std::int8_t>::value ? _mm_packs_epi16(ab, cd) : _mm_packus_epi16(ab, cd));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst), pack<T>(a, b, c, d));
   }
   static void stream_fence() { _mm_sfence(); }
 };

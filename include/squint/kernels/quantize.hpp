@@ -98,6 +98,29 @@ inline void blocks(const In* in, Out* out, std::size_t n, Body body) {
   for (std::size_t k = 0; i + k < n; ++k) out[i + k] = out_tail[k];
 }
 
+/// Channels-last sibling of blocks(): body(in, out, s, z) over `channels` elements with
+/// per-element parameters s (float) and z (int32, or null), the tail through padded buffers
+/// (padding: scale 1, zero point 0, so no lane divides by zero).
+template <std::size_t Step, class In, class Out, class Body>
+inline void channel_blocks(const In* in, Out* out, std::size_t channels, const float* s, const std::int32_t* z,
+                           Body body) {
+  std::size_t c = 0;
+  for (; c + Step <= channels; c += Step) body(in + c, out + c, s + c, z ? z + c : nullptr);
+  if (c == channels) return;
+  In in_tail[Step] = {};
+  Out out_tail[Step];
+  float s_tail[Step];
+  std::int32_t z_tail[Step] = {};
+  for (std::size_t k = 0; k < Step; ++k) s_tail[k] = 1.0f;
+  for (std::size_t k = 0; c + k < channels; ++k) {
+    in_tail[k] = in[c + k];
+    s_tail[k] = s[c + k];
+    if (z) z_tail[k] = z[c + k];
+  }
+  body(in_tail, out_tail, s_tail, z ? z_tail : nullptr);
+  for (std::size_t k = 0; c + k < channels; ++k) out[c + k] = out_tail[k];
+}
+
 template <class Arch, class T, bool Reciprocal>
 inline void quantize_row(const float* x, T* q, std::size_t n, float scale, std::int32_t zero_point) {
   using O = ops<Arch>;
@@ -138,8 +161,7 @@ inline void quantize_channels_last(const float* x, T* q, std::size_t channels, c
   using vf = typename O::vf;
   using vi = typename O::vi;
   constexpr std::size_t L = O::lanes, B = 4 * L;
-  std::size_t c = 0;
-  auto run = [&](const float* in, T* out, const float* s, const std::int32_t* z) {
+  channel_blocks<B>(x, q, channels, scale, zero_point, [](const float* in, T* out, const float* s, const std::int32_t* z) {
     typename O::vi r[4];
     for (std::size_t j = 0; j < 4; ++j) {
       const vf factor = vf::load_unaligned(s + j * L);
@@ -152,20 +174,7 @@ inline void quantize_channels_last(const float* x, T* q, std::size_t channels, c
       r[j] = O::to_int(O::round_even(v) + zp);
     }
     O::template store_narrow<T>(out, r[0], r[1], r[2], r[3]);
-  };
-  for (; c + B <= channels; c += B) run(x + c, q + c, scale + c, zero_point + c);
-  if (c == channels) return;
-  float in_tail[B] = {}, s_tail[B];
-  std::int32_t z_tail[B] = {};
-  T out_tail[B];
-  for (std::size_t k = 0; k < B; ++k) s_tail[k] = 1.0f;
-  for (std::size_t k = 0; c + k < channels; ++k) {
-    in_tail[k] = x[c + k];
-    s_tail[k] = scale[c + k];
-    z_tail[k] = zero_point[c + k];
-  }
-  run(in_tail, out_tail, s_tail, z_tail);
-  for (std::size_t k = 0; c + k < channels; ++k) q[c + k] = out_tail[k];
+  });
 }
 
 }  // namespace detail_quantize
@@ -242,29 +251,16 @@ void dequantize_kernel<Arch, T>::per_channel(const T* q, float* x, std::size_t o
     using vf = typename O::vf;
     using vi = typename O::vi;
     constexpr std::size_t L = O::lanes, B = 4 * L;
-    auto run = [&](const T* in, float* out, const float* s, const std::int32_t* z) {
-      vi w[4];
-      O::template load_widen<T>(in, w);
-      for (std::size_t j = 0; j < 4; ++j)
-        (O::to_float(w[j] - vi::load_unaligned(z + j * L)) * vf::load_unaligned(s + j * L)).store_unaligned(out + j * L);
-    };
-    for (std::size_t o = 0; o < outer; ++o) {
-      const T* in = q + o * channels;
-      float* out = x + o * channels;
-      std::size_t c = 0;
-      for (; c + B <= channels; c += B) run(in + c, out + c, scale + c, zero_point + c);
-      if (c == channels) continue;
-      T in_tail[B] = {};
-      float s_tail[B] = {}, out_tail[B];
-      std::int32_t z_tail[B] = {};
-      for (std::size_t k = 0; c + k < channels; ++k) {
-        in_tail[k] = in[c + k];
-        s_tail[k] = scale[c + k];
-        z_tail[k] = zero_point[c + k];
-      }
-      run(in_tail, out_tail, s_tail, z_tail);
-      for (std::size_t k = 0; c + k < channels; ++k) out[c + k] = out_tail[k];
-    }
+    for (std::size_t o = 0; o < outer; ++o)
+      detail_quantize::channel_blocks<B>(
+          q + o * channels, x + o * channels, channels, scale, zero_point,
+          [](const T* in, float* out, const float* s, const std::int32_t* z) {
+            vi w[4];
+            O::template load_widen<T>(in, w);
+            for (std::size_t j = 0; j < 4; ++j)
+              (O::to_float(w[j] - vi::load_unaligned(z + j * L)) * vf::load_unaligned(s + j * L))
+                  .store_unaligned(out + j * L);
+          });
     return;
   }
   for (std::size_t o = 0; o < outer; ++o)
@@ -286,27 +282,14 @@ void requantize_kernel<Arch, T>::run(const std::int32_t* acc, T* q, std::size_t 
   const vf zp(static_cast<float>(zero_point));
   if (inner == 1 && channels > 1) {  // a GEMM output with per-column multipliers
     constexpr std::size_t B = 4 * L;
-    auto run = [&](const std::int32_t* in, T* out, const float* m) {
-      detail_quantize::block<Arch, T>(
-          out, [&](int j) { return O::to_float(vi::load_unaligned(in + j * L)) * vf::load_unaligned(m + j * L); },
-          lo, hi, zp);
-    };
-    for (std::size_t o = 0; o < outer; ++o) {
-      const std::int32_t* in = acc + o * channels;
-      T* out = q + o * channels;
-      std::size_t c = 0;
-      for (; c + B <= channels; c += B) run(in + c, out + c, multiplier + c);
-      if (c == channels) continue;
-      std::int32_t in_tail[B] = {};
-      float m_tail[B] = {};
-      T out_tail[B];
-      for (std::size_t k = 0; c + k < channels; ++k) {
-        in_tail[k] = in[c + k];
-        m_tail[k] = multiplier[c + k];
-      }
-      run(in_tail, out_tail, m_tail);
-      for (std::size_t k = 0; c + k < channels; ++k) out[c + k] = out_tail[k];
-    }
+    for (std::size_t o = 0; o < outer; ++o)
+      detail_quantize::channel_blocks<B>(
+          acc + o * channels, q + o * channels, channels, multiplier, nullptr,
+          [&](const std::int32_t* in, T* out, const float* m, const std::int32_t*) {
+            detail_quantize::block<Arch, T>(
+                out, [&](int j) { return O::to_float(vi::load_unaligned(in + j * L)) * vf::load_unaligned(m + j * L); },
+                lo, hi, zp);
+          });
     return;
   }
   for (std::size_t o = 0; o < outer; ++o)
