@@ -2,8 +2,9 @@
 #
 #   squint_add_runtime_dispatch(<target> [ARCHS avx512_vnni avx2 sse2 ...])
 #
-# compiles one small translation unit per arch family with that arch's flags (each explicitly
-# instantiates squint's kernels for its own arch tag only), adds the objects to <target>, and
+# compiles one small translation unit per arch family (and per arch with GEMM micro-kernels of
+# its own) with that arch's flags (each explicitly instantiates squint's kernels for its own
+# arch tag only), adds the objects to <target>, and
 # writes squint_dispatch_config.hpp, which squint/dispatch.hpp reads to declare those kernels
 # and to pick among them at run time. Without ARCHS, every arch of the target processor is used.
 # The object libraries are listed in <target>'s SQUINT_DISPATCH_OBJECTS property.
@@ -31,15 +32,33 @@ function(squint_add_runtime_dispatch target)
   list(REMOVE_DUPLICATES archs)
   list(REMOVE_DUPLICATES families)
 
+  # The GEMM has micro-kernels of its own for these archs (each in its arch's translation unit).
+  set(gemm_known avx512_vnni avx2 scalar)
+  set(gemm_archs "")
+  foreach(arch IN LISTS archs)
+    if(arch IN_LIST gemm_known)
+      list(APPEND gemm_archs ${arch})
+    endif()
+  endforeach()
+  set(units ${families} ${gemm_archs})
+  list(REMOVE_DUPLICATES units)
+
   set(dir ${CMAKE_CURRENT_BINARY_DIR}/squint_dispatch/${target})
   set(objects "")
-  foreach(family IN LISTS families)
-    set(SQUINT_ARCH ${family})
-    configure_file(${CMAKE_CURRENT_FUNCTION_LIST_DIR}/kernels_tu.cpp.in ${dir}/kernels_${family}.cpp @ONLY)
-    set(lib ${target}_squint_${family})
-    add_library(${lib} OBJECT ${dir}/kernels_${family}.cpp)
+  foreach(unit IN LISTS units)
+    set(SQUINT_ARCH ${unit})
+    set(SQUINT_TU_BODY "")
+    if(unit IN_LIST families)
+      string(APPEND SQUINT_TU_BODY "SQUINT_INSTANTIATE_KERNELS(::squint::arch::${unit})\n")
+    endif()
+    if(unit IN_LIST gemm_archs)
+      string(APPEND SQUINT_TU_BODY "SQUINT_INSTANTIATE_GEMM_KERNELS(::squint::arch::${unit})\n")
+    endif()
+    configure_file(${CMAKE_CURRENT_FUNCTION_LIST_DIR}/kernels_tu.cpp.in ${dir}/kernels_${unit}.cpp @ONLY)
+    set(lib ${target}_squint_${unit})
+    add_library(${lib} OBJECT ${dir}/kernels_${unit}.cpp)
     target_link_libraries(${lib} PRIVATE squint::squint)
-    squint_arch_flags(${family} flags)
+    squint_arch_flags(${unit} flags)
     # Always optimized, Debug builds included: at -O0 xsimd emits its register wrappers for the
     # base archs (sse2 under sse41, avx under avx2) out of line, weak and untagged, and the
     # linker could hand the baseline path a copy built with the wider flags.
@@ -65,6 +84,15 @@ function(squint_add_runtime_dispatch target)
       string(APPEND SQUINT_DISPATCH_FAMILY_TYPES ", ")
     endif()
     string(APPEND SQUINT_DISPATCH_FAMILY_TYPES "::squint::arch::${family}")
+  endforeach()
+  set(SQUINT_DISPATCH_GEMM_LIST "")
+  set(SQUINT_DISPATCH_GEMM_TYPES "")
+  foreach(arch IN LISTS gemm_archs)
+    string(APPEND SQUINT_DISPATCH_GEMM_LIST " SQUINT_X(::squint::arch::${arch})")
+    if(SQUINT_DISPATCH_GEMM_TYPES)
+      string(APPEND SQUINT_DISPATCH_GEMM_TYPES ", ")
+    endif()
+    string(APPEND SQUINT_DISPATCH_GEMM_TYPES "::squint::arch::${arch}")
   endforeach()
   configure_file(${CMAKE_CURRENT_FUNCTION_LIST_DIR}/dispatch_config.hpp.in ${dir}/squint_dispatch_config.hpp @ONLY)
   target_include_directories(${target} PRIVATE ${dir})

@@ -4,6 +4,8 @@
 
 #include "squint/config.hpp"
 #include "squint/error.hpp"
+#include "squint/gemm/gemm.hpp"
+#include "squint/gemm/pack.hpp"
 #include "squint/observers/calibration.hpp"
 #include "squint/observers/granularity.hpp"
 #include "squint/observers/histogram.hpp"

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "squint/gemm/microkernels.hpp"
 #include "squint/kernels/convert.hpp"
 #include "squint/kernels/quantize.hpp"
 #include "squint/kernels/reduce.hpp"
@@ -28,3 +29,7 @@
 
 #define SQUINT_INSTANTIATE_KERNELS(A) SQUINT_KERNEL_LIST(SQUINT_DETAIL_INSTANTIATE, A)
 #define SQUINT_DECLARE_KERNELS(A) SQUINT_KERNEL_LIST(SQUINT_DETAIL_DECLARE, A)
+
+// The GEMM micro-kernels exist for avx512_vnni, avx2 and scalar (its own translation unit each).
+#define SQUINT_INSTANTIATE_GEMM_KERNELS(A) template struct ::squint::kernels::gemm_kernel<A>;
+#define SQUINT_DECLARE_GEMM_KERNELS(A) extern template struct ::squint::kernels::gemm_kernel<A>;

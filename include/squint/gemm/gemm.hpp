@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm/gemm.hpp: exact INT8 GEMM C = (A - a_zp) . (B - b_zp)^T on packed weights, with int32,
+// float and requantized outputs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "squint/gemm/microkernels.hpp"
+#include "squint/gemm/pack.hpp"
+#include "squint/quantize.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+
+/// Largest K for which int32 accumulation is exact for any codes and zero points: each product
+/// (a - a_zp)(b - b_zp) is at most 255 * 255 in magnitude, and 33025 * 65025 < 2^31. Larger K is
+/// rejected with squint::error (split the product along K and add the int32 results yourself).
+inline constexpr std::size_t gemm_max_k = 2147483647u / (255u * 255u);
+
+namespace detail {
+
+/// The GEMM micro-kernel static dispatch uses in this translation unit.
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+using gemm_native = arch::avx512_vnni;
+#elif XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
+using gemm_native = arch::avx2;
+#else
+using gemm_native = arch::scalar;
+#endif
+
+template <class TA>
+void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point,
+                const packed_weights& b, const void* c, std::size_t ldc) {
+  const std::size_t k = b.k();
+  require(a != nullptr || m * k == 0, function, ": argument 'a' is null with ", m, " x ", k, " elements");
+  require(c != nullptr || m * b.n() == 0, function, ": argument 'c' is null with ", m, " x ", b.n(), " elements");
+  require(m <= 1 || lda >= k, function, ": lda ", lda, " is smaller than k ", k);
+  require(m <= 1 || ldc >= b.n(), function, ": ldc ", ldc, " is smaller than n ", b.n());
+  require(k <= gemm_max_k, function, ": k = ", k, " exceeds ", gemm_max_k,
+          ", the largest depth int32 accumulation is exact for; split the product along k");
+  const quant_range r = full_range(dtype_of<TA>());
+  require(a_zero_point >= r.qmin && a_zero_point <= r.qmax, function, ": a_zero_point ", a_zero_point,
+          " is outside [", r.qmin, ", ", r.qmax, "]");
+}
+
+/// Unchecked int32 GEMM on the kernel of `Arch`: raw sums, then the zero-point terms
+/// - b_zp[j] * rowsum_i(a) - a_zp * colsum_j(b) + k * a_zp * b_zp[j], computed in int64 (the
+/// result fits int32 for k <= gemm_max_k, the terms on their own need not).
+template <class Arch, class TA>
+void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
+              std::int32_t* c, std::size_t ldc) {
+  const std::size_t n = b.n(), k = b.k();
+  if (m == 0 || n == 0) return;
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(a);
+  constexpr bool a_signed = std::is_same_v<TA, std::int8_t>;
+  if (k == 0) {
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) c[i * ldc + j] = 0;
+    return;
+  }
+  if (std::is_same_v<Arch, arch::avx2> && !b.narrow()) {
+    // vpmaddubsw is exact only for weights in [-127, 127].
+    kernels::gemm_kernel<arch::scalar>::run(bytes, m, k, lda, a_signed, b.panel(0), b.column_sums(), n,
+                                            b.k_groups(), c, ldc);
+  } else {
+    kernels::gemm_kernel<Arch>::run(bytes, m, k, lda, a_signed, b.panel(0), b.column_sums(), n, b.k_groups(), c, ldc);
+  }
+  const bool symmetric = b.symmetric();
+  if (a_zero_point == 0 && symmetric) return;
+  const std::vector<std::int32_t>& b_zp = b.zero_points();
+  const std::int32_t* colsum = b.column_sums();
+  for (std::size_t i = 0; i < m; ++i) {
+    std::int64_t rowsum = 0;
+    if (!symmetric)
+      for (std::size_t kk = 0; kk < k; ++kk) rowsum += a[i * lda + kk];
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::int64_t zb = b_zp[j];
+      const std::int64_t value = static_cast<std::int64_t>(c[i * ldc + j]) - zb * rowsum -
+                                 static_cast<std::int64_t>(a_zero_point) * colsum[j] +
+                                 static_cast<std::int64_t>(k) * a_zero_point * zb;
+      c[i * ldc + j] = static_cast<std::int32_t>(value);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// C (m x n, int32, row stride ldc) = (A - a_zero_point) . (B - b_zero_point)^T, exact.
+/// A is m x k uint8 or int8 with row stride lda; B holds k and n. Results are identical on
+/// every ISA (AVX-512 VNNI, AVX2, scalar).
+/// @throws squint::error on null pointers with elements, lda < k, ldc < n, k > gemm_max_k or a
+///         zero point outside A's range. Nothing is written on error.
+template <class TA>
+void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
+          std::int32_t* c, std::size_t ldc) {
+  detail::check_gemm("gemm", a, m, lda, a_zero_point, b, c, ldc);
+  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_zero_point, b, c, ldc);
+}
+
+/// Float output: C[i][j] = float(acc) * (a.scale * b.scale[j]) + bias[j], then max(0, .) with
+/// `relu`. `bias` has n entries or is null.
+template <class TA>
+void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b, const float* bias,
+          bool relu, float* c, std::size_t ldc) {
+  detail::check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
+  validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
+  const std::size_t n = b.n();
+  std::vector<std::int32_t> acc(m * n);
+  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n);
+  std::vector<float> multiplier(n);
+  for (std::size_t j = 0; j < n; ++j) multiplier[j] = a_params.scale * b.scales()[j];
+  const detail::nearest_rounding_scope rounding;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      float v = static_cast<float>(acc[i * n + j]) * multiplier[j] + (bias ? bias[j] : 0.0f);
+      c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+}
+
+/// Requantized output: C[i][j] = clamp(round_half_even(float(acc + bias[j]) * a.scale * b.scale[j] /
+/// c.scale) + c.zero_point) in TC, then at least c.zero_point with `relu`. `bias` (int32, in
+/// accumulator units, n entries) may be null.
+template <class TA, class TC>
+void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
+          const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc) {
+  detail::check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
+  validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
+  validate(c_params, full_range(dtype_of<TC>()), "gemm: c_params");
+  const std::size_t n = b.n();
+  std::vector<std::int32_t> acc(m * n);
+  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n);
+  std::vector<float> multiplier(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    multiplier[j] = a_params.scale * b.scales()[j] / c_params.scale;
+    detail::require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, "gemm: output multiplier of channel ", j,
+                    " is ", multiplier[j]);
+  }
+  if (bias)
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) acc[i * n + j] += bias[j];
+  const detail::nearest_rounding_scope rounding;
+  for (std::size_t i = 0; i < m; ++i) {
+    kernels::requantize_kernel<arch::native, TC>::run(acc.data() + i * n, c + i * ldc, 1, n, 1, multiplier.data(),
+                                                      c_params.zero_point);
+    if (relu)
+      for (std::size_t j = 0; j < n; ++j)
+        if (c[i * ldc + j] < c_params.zero_point) c[i * ldc + j] = static_cast<TC>(c_params.zero_point);
+  }
+}
+
+SQUINT_NAMESPACE_END

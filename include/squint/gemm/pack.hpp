@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm/pack.hpp: int8 weights packed once for the GEMM micro-kernels.
+//
+// Layout: the N x K weight matrix (one row per output channel) is cut into panels of 16 output
+// channels; a panel stores K rounded up to a multiple of 4 as groups of 4 consecutive k for
+// each of its 16 channels: byte [(k / 4) * 64 + column * 4 + k % 4]. One 64-byte group is what
+// AVX-512 VNNI's vpdpbusd consumes per 16 int32 lanes, two 32-byte halves are what AVX2's
+// vpmaddubsw + vpmaddwd consume, and NEON's sdot reads the same 4-k groups, so one layout serves
+// every ISA and a packed object never needs repacking for another CPU. Padding (k beyond K,
+// channels beyond N) is zero, so it adds nothing to any sum.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "squint/qparams.hpp"
+#include "squint/reference/quantize.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+
+/// Immutable packed weights for C = A . B^T: safe to share between threads.
+class packed_weights {
+ public:
+  static constexpr std::size_t panel_width = 16;  ///< output channels per panel
+  static constexpr std::size_t k_group = 4;       ///< consecutive k per 32-bit lane
+
+  /// Packs int8 weights w (n x k, row stride ldw >= k) with per-channel scales and zero points
+  /// (one each per row of w, or a single one for all).
+  /// @throws squint::error on null data, zero sizes with data, ldw < k, wrong parameter counts,
+  ///         scales not finite and > 0, or zero points outside [-128, 127].
+  static packed_weights from_int8(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
+                                  const std::vector<float>& scale, const std::vector<std::int32_t>& zero_point) {
+    detail::require(w != nullptr || n * k == 0, "packed_weights::from_int8: argument 'w' is null with ", n, " x ", k,
+                    " elements");
+    detail::require(ldw >= k, "packed_weights::from_int8: ldw ", ldw, " is smaller than k ", k);
+    detail::require(scale.size() == n || scale.size() == 1, "packed_weights::from_int8: ", scale.size(),
+                    " scales for ", n, " channels");
+    detail::require(zero_point.size() == n || zero_point.size() == 1, "packed_weights::from_int8: ",
+                    zero_point.size(), " zero points for ", n, " channels");
+    for (float s : scale)
+      detail::require(std::isfinite(s) && s > 0.0f, "packed_weights::from_int8: scale must be finite and > 0, got ", s);
+    for (std::int32_t z : zero_point)
+      detail::require(z >= -128 && z <= 127, "packed_weights::from_int8: zero_point ", z, " is outside [-128, 127]");
+    packed_weights p;
+    p.n_ = n;
+    p.k_ = k;
+    p.k_groups_ = (k + k_group - 1) / k_group;
+    p.panels_ = (n + panel_width - 1) / panel_width;
+    p.data_.assign(p.panels_ * p.k_groups_ * panel_width * k_group, 0);
+    p.column_sum_.assign(p.panels_ * panel_width, 0);
+    p.scale_.resize(n);
+    p.zero_point_.resize(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      p.scale_[j] = scale.size() == 1 ? scale[0] : scale[j];
+      p.zero_point_[j] = zero_point.size() == 1 ? zero_point[0] : zero_point[j];
+      std::int32_t sum = 0;
+      for (std::size_t i = 0; i < k; ++i) {
+        const std::int8_t v = w[j * ldw + i];
+        p.data_[p.offset(j, i)] = v;
+        sum += v;
+        p.narrow_ = p.narrow_ && v != -128;
+      }
+      p.column_sum_[j] = sum;
+    }
+    return p;
+  }
+
+  /// Quantizes float weights per output channel (symmetric, zero point 0; narrow range
+  /// [-127, 127] by default, which keeps AVX2's fast path exact) and packs them.
+  /// @throws squint::error on null data, ldw < k, or a spec that is not symmetric int8.
+  static packed_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
+                                   quant_spec spec = {dtype::int8, qscheme::symmetric, false, true}) {
+    detail::require(w != nullptr || n * k == 0, "packed_weights::from_float: argument 'w' is null with ", n, " x ", k,
+                    " elements");
+    detail::require(ldw >= k, "packed_weights::from_float: ldw ", ldw, " is smaller than k ", k);
+    detail::require(spec.type == dtype::int8 && spec.scheme == qscheme::symmetric,
+                    "packed_weights::from_float: weights are quantized symmetric int8");
+    const quant_range range = range_of(spec);
+    std::vector<std::int8_t> q(n * k);
+    std::vector<float> scale(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      float lo = 0.0f, hi = 0.0f;
+      for (std::size_t i = 0; i < k; ++i) {
+        const float v = w[j * ldw + i];
+        if (!std::isfinite(v)) continue;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+      }
+      const qparams p = choose_qparams(lo, hi, spec);
+      scale[j] = p.scale;
+      for (std::size_t i = 0; i < k; ++i)
+        q[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], p, range));
+    }
+    return from_int8(q.data(), n, k, k, scale, std::vector<std::int32_t>(1, 0));
+  }
+
+  std::size_t n() const { return n_; }
+  std::size_t k() const { return k_; }
+  std::size_t panels() const { return panels_; }
+  std::size_t k_groups() const { return k_groups_; }
+  /// Bytes held by the packed weights and their per-channel terms.
+  std::size_t bytes() const {
+    return data_.size() + column_sum_.size() * sizeof(std::int32_t) + scale_.size() * sizeof(float) +
+           zero_point_.size() * sizeof(std::int32_t);
+  }
+  /// True when no weight is -128 (AVX2's vpmaddubsw path is exact only then).
+  bool narrow() const { return narrow_; }
+  bool symmetric() const {
+    for (std::int32_t z : zero_point_)
+      if (z != 0) return false;
+    return true;
+  }
+  const std::int8_t* panel(std::size_t p) const { return data_.data() + p * k_groups_ * panel_width * k_group; }
+  /// Sum over k of channel j's codes (zero past n).
+  const std::int32_t* column_sums() const { return column_sum_.data(); }
+  const std::vector<float>& scales() const { return scale_; }
+  const std::vector<std::int32_t>& zero_points() const { return zero_point_; }
+  /// The code of channel j at depth i.
+  std::int8_t at(std::size_t j, std::size_t i) const { return data_[offset(j, i)]; }
+
+ private:
+  std::size_t offset(std::size_t j, std::size_t i) const {
+    return (j / panel_width) * k_groups_ * panel_width * k_group + (i / k_group) * panel_width * k_group +
+           (j % panel_width) * k_group + i % k_group;
+  }
+
+  std::vector<std::int8_t> data_;
+  std::vector<std::int32_t> column_sum_;
+  std::vector<float> scale_;
+  std::vector<std::int32_t> zero_point_;
+  std::size_t n_ = 0, k_ = 0, k_groups_ = 0, panels_ = 0;
+  bool narrow_ = true;
+};
+
+SQUINT_NAMESPACE_END

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm_test.cpp: packed weights and the INT8 GEMM on every arch with micro-kernels of its own,
+// bit for bit against the int64 reference GEMM.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "squint/gemm/gemm.hpp"
+#include "squint/reference/gemm.hpp"
+#include "support/archs.hpp"
+#include "support/data.hpp"
+
+namespace {
+
+using squint::matrix_view;
+using squint::packed_weights;
+
+template <class Arch>
+class GemmTest : public squint_test::arch_test<Arch> {};
+using gemm_archs = ::testing::Types<SQUINT_DISPATCH_GEMM_TYPES>;
+TYPED_TEST_SUITE(GemmTest, gemm_archs, squint_test::arch_names);
+
+template <class TA>
+std::vector<std::int64_t> reference(const std::vector<TA>& a, std::size_t m, std::size_t k, std::int32_t za,
+                                    const std::vector<std::int8_t>& b, std::size_t n, const std::vector<std::int32_t>& zb) {
+  std::vector<std::int64_t> c(m * n);
+  squint::reference::gemm(matrix_view<const TA>::row_major(a.data(), m, k), za,
+                          matrix_view<const std::int8_t>::row_major(b.data(), n, k), zb.data(), zb.size(),
+                          matrix_view<std::int64_t>::row_major(c.data(), m, n));
+  return c;
+}
+
+template <class Arch, class TA>
+void check(std::size_t m, std::size_t n, std::size_t k, std::int32_t za, const std::vector<std::int32_t>& zb,
+           const std::vector<TA>& a, const std::vector<std::int8_t>& b) {
+  const auto packed = packed_weights::from_int8(b.data(), n, k, k, std::vector<float>(1, 0.5f), zb);
+  const std::size_t ldc = n + 3;
+  std::vector<std::int32_t> c(m * ldc, 0x5a5a5a5a);
+  squint::detail::gemm_s32<Arch>(a.data(), m, k, za, packed, c.data(), ldc);
+  const auto expect = reference(a, m, k, za, b, n, zb);
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < n; ++j)
+      ASSERT_EQ(c[i * ldc + j], expect[i * n + j]) << m << "x" << n << "x" << k << " at " << i << "," << j;
+    for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 0x5a5a5a5a) << "wrote past n";
+  }
+}
+
+TYPED_TEST(GemmTest, MatchesReferenceOnAwkwardShapes) {
+  for (std::size_t m : {1u, 2u, 3u, 7u, 16u, 33u})
+    for (std::size_t n : {1u, 15u, 16u, 17u, 40u})
+      for (std::size_t k : {1u, 3u, 4u, 5u, 63u, 64u, 65u, 257u}) {
+        const auto a8 = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, static_cast<unsigned>(m * k));
+        const auto s8 = squint_test::uniform_ints<std::int8_t>(m * k, -128, 127, static_cast<unsigned>(m + k));
+        const auto narrow = squint_test::uniform_ints<std::int8_t>(n * k, -127, 127, static_cast<unsigned>(n * k));
+        const auto full = squint_test::uniform_ints<std::int8_t>(n * k, -128, 127, static_cast<unsigned>(n + k));
+        std::vector<std::int32_t> zb(n);
+        for (std::size_t j = 0; j < n; ++j) zb[j] = static_cast<std::int32_t>(j * 37 % 256) - 128;
+        check<TypeParam>(m, n, k, 0, {0}, a8, narrow);
+        check<TypeParam>(m, n, k, 131, {0}, a8, narrow);
+        check<TypeParam>(m, n, k, -7, zb, s8, full);
+        check<TypeParam>(m, n, k, 255, zb, a8, full);
+      }
+}
+
+TYPED_TEST(GemmTest, ExtremeCodesAndTheDepthBound) {
+  // all-255 x all-(-128): the pair sum that vpmaddubsw would saturate.
+  for (std::size_t k : {64u, 1001u}) {
+    check<TypeParam>(3, 17, k, 0, {0}, std::vector<std::uint8_t>(3 * k, 255), std::vector<std::int8_t>(17 * k, -128));
+    check<TypeParam>(3, 17, k, 0, {0}, std::vector<std::uint8_t>(3 * k, 255), std::vector<std::int8_t>(17 * k, -127));
+    check<TypeParam>(2, 5, k, -128, {127}, std::vector<std::int8_t>(2 * k, 127), std::vector<std::int8_t>(5 * k, -128));
+  }
+  // The largest exact depth, with the largest products: 255 * (-128 - 127) at every k.
+  const std::size_t k = squint::gemm_max_k;
+  check<TypeParam>(1, 2, k, 0, {127}, std::vector<std::uint8_t>(k, 255), std::vector<std::int8_t>(2 * k, -128));
+  check<TypeParam>(1, 2, k, 255, {-128}, std::vector<std::uint8_t>(k, 0), std::vector<std::int8_t>(2 * k, 127));
+}
+
+TEST(GemmApiTest, OutputStagesFollowTheirFormulas) {
+  const std::size_t m = 5, n = 19, k = 37;
+  const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, 1);
+  const auto w = squint_test::normal(n * k, 0.0f, 0.2f, 2);
+  const auto b = packed_weights::from_float(w.data(), n, k, k);
+  const squint::qparams ap{0.02f, 120};
+  std::vector<std::int32_t> acc(m * n);
+  squint::gemm(a.data(), m, k, ap.zero_point, b, acc.data(), n);
+  std::vector<float> bias(n), out(m * n);
+  for (std::size_t j = 0; j < n; ++j) bias[j] = 0.1f * static_cast<float>(j) - 1.0f;
+  squint::gemm(a.data(), m, k, ap, b, bias.data(), true, out.data(), n);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const float v = static_cast<float>(acc[i * n + j]) * (ap.scale * b.scales()[j]) + bias[j];
+      EXPECT_EQ(out[i * n + j], v > 0.0f ? v : 0.0f);
+    }
+  std::vector<std::uint8_t> q(m * n);
+  const squint::qparams cp{0.05f, 10};
+  std::vector<std::int32_t> ibias(n, 100);
+  squint::gemm(a.data(), m, k, ap, b, ibias.data(), cp, true, q.data(), n);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const float mult = ap.scale * b.scales()[j] / cp.scale;
+      const std::int32_t expect = squint::reference::requantize_value(acc[i * n + j] + 100, mult, 10, {0, 255});
+      EXPECT_EQ(q[i * n + j], std::max(expect, 10));
+    }
+}
+
+TEST(GemmApiTest, PackingQuantizesPerChannelNarrow) {
+  const std::size_t n = 3, k = 10;
+  std::vector<float> w(n * k);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 7) - 3.0f + static_cast<float>(i / k);
+  const auto b = packed_weights::from_float(w.data(), n, k, k);
+  ASSERT_EQ(b.n(), n);
+  EXPECT_TRUE(b.narrow());
+  EXPECT_TRUE(b.symmetric());
+  EXPECT_GT(b.bytes(), 48u);
+  for (std::size_t j = 0; j < n; ++j) {
+    float amax = 0.0f;
+    for (std::size_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(w[j * k + i]));
+    EXPECT_EQ(b.scales()[j], amax / 127.0f);
+    for (std::size_t i = 0; i < k; ++i) {
+      EXPECT_GE(b.at(j, i), -127);
+      EXPECT_EQ(b.at(j, i), squint::reference::quantize_value(w[j * k + i], {b.scales()[j], 0}, {-127, 127}));
+    }
+  }
+}
+
+TEST(GemmApiTest, BadInputIsRejected) {
+  const std::vector<std::int8_t> w(4 * 8, 1);
+  const auto b = packed_weights::from_int8(w.data(), 4, 8, 8, {1.0f}, {0});
+  const std::vector<std::uint8_t> a(2 * 8, 1);
+  std::vector<std::int32_t> c(2 * 4, 7);
+  EXPECT_THROW(squint::gemm(a.data(), 2, 7, 0, b, c.data(), 4), squint::error);          // lda < k
+  EXPECT_THROW(squint::gemm(a.data(), 2, 8, 0, b, c.data(), 3), squint::error);          // ldc < n
+  EXPECT_THROW(squint::gemm(a.data(), 2, 8, 256, b, c.data(), 4), squint::error);        // zero point
+  EXPECT_THROW(squint::gemm<std::uint8_t>(nullptr, 2, 8, 0, b, c.data(), 4), squint::error);
+  EXPECT_EQ(c, std::vector<std::int32_t>(8, 7));
+  EXPECT_THROW(packed_weights::from_int8(w.data(), 4, 8, 8, {1.0f, 1.0f}, {0}), squint::error);
+  EXPECT_THROW(packed_weights::from_int8(w.data(), 4, 8, 8, {0.0f}, {0}), squint::error);
+  EXPECT_THROW(packed_weights::from_int8(w.data(), 4, 8, 8, {1.0f}, {128}), squint::error);
+  EXPECT_THROW(packed_weights::from_int8(w.data(), 4, 8, 7, {1.0f}, {0}), squint::error);
+  const std::size_t big = squint::gemm_max_k + 1;
+  const std::vector<std::int8_t> deep(big, 1);
+  const auto too_deep = packed_weights::from_int8(deep.data(), 1, big, big, {1.0f}, {0});
+  const std::vector<std::uint8_t> row(big, 1);
+  std::int32_t out = 0;
+  try {
+    squint::gemm(row.data(), 1, big, 0, too_deep, &out, 1);
+    FAIL() << "k beyond the exact bound accepted";
+  } catch (const squint::error& e) {
+    EXPECT_NE(std::string(e.what()).find("33025"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
