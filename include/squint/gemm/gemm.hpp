@@ -46,8 +46,7 @@ void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t ld
 }
 
 /// Unchecked int32 GEMM on the kernel of `Arch`: raw sums, then the zero-point terms
-/// - b_zp[j] * rowsum_i(a) - a_zp * colsum_j(b) + k * a_zp * b_zp[j], computed in int64 (the
-/// result fits int32 for k <= gemm_max_k, the terms on their own need not).
+/// - b_zp[j] * rowsum_i(a) - a_zp * colsum_j(b) + k * a_zp * b_zp[j].
 template <class Arch, class TA>
 void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
               std::int32_t* c, std::size_t ldc) {
@@ -69,19 +68,21 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
   }
   const bool symmetric = b.symmetric();
   if (a_zero_point == 0 && symmetric) return;
+  // The zero-point terms in wrapping 32-bit arithmetic: the true result fits int32 (k is
+  // bounded), so overflows of the partial terms cancel modulo 2^32 and the loop vectorizes.
   const std::vector<std::int32_t>& b_zp = b.zero_points();
   const std::int32_t* colsum = b.column_sums();
+  std::vector<std::uint32_t> column_term(n);
+  for (std::size_t j = 0; j < n; ++j)
+    column_term[j] = static_cast<std::uint32_t>(-static_cast<std::int64_t>(a_zero_point) * colsum[j] +
+                                                static_cast<std::int64_t>(k) * a_zero_point * b_zp[j]);
   for (std::size_t i = 0; i < m; ++i) {
-    std::int64_t rowsum = 0;
+    std::uint32_t rowsum = 0;
     if (!symmetric)
-      for (std::size_t kk = 0; kk < k; ++kk) rowsum += a[i * lda + kk];
-    for (std::size_t j = 0; j < n; ++j) {
-      const std::int64_t zb = b_zp[j];
-      const std::int64_t value = static_cast<std::int64_t>(c[i * ldc + j]) - zb * rowsum -
-                                 static_cast<std::int64_t>(a_zero_point) * colsum[j] +
-                                 static_cast<std::int64_t>(k) * a_zero_point * zb;
-      c[i * ldc + j] = static_cast<std::int32_t>(value);
-    }
+      for (std::size_t kk = 0; kk < k; ++kk) rowsum += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[i * lda + kk]));
+    auto* row = reinterpret_cast<std::uint32_t*>(c + i * ldc);
+    for (std::size_t j = 0; j < n; ++j)
+      row[j] += column_term[j] - static_cast<std::uint32_t>(b_zp[j]) * rowsum;
   }
 }
 

@@ -11,8 +11,9 @@
 //     2 * 128 * 127 = 32512 < 32767: exact, at close to the saturating sequence's speed.
 //     Packed weights holding -128 run the scalar kernel instead.
 //   scalar: the same sums in plain loops over the packed layout.
-// Register blocking: a panel of 16 output channels times MR rows (8 on AVX-512, 4 on AVX2);
-// each 4-k group of the panel is loaded once per MR rows, each A quadruple broadcast once.
+// Register blocking: up to 2 panels of 16 output channels times 8 rows on AVX-512 (16 zmm
+// accumulators), 1 panel times 4 rows on AVX2; each 4-k group of weights is loaded once per
+// block of rows and each A quadruple broadcast once, straight from memory.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +25,14 @@
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) || (XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__))
 #include <immintrin.h>
+#endif
+
+// Register blocking only works if the loops over rows and panels are fully unrolled (the
+// accumulators must be registers, not a stack array); GCC -O2 does not do it on its own.
+#if defined(__GNUC__)
+#define SQUINT_UNROLL _Pragma("GCC unroll 16")
+#else
+#define SQUINT_UNROLL
 #endif
 
 namespace squint::kernels {
@@ -101,49 +110,100 @@ void gemm_kernel<Arch>::run(const std::uint8_t* a, std::size_t m, std::size_t k,
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 namespace detail_gemm {
 
-template <class Arch, std::size_t R>
+/// R rows x P panels (16 channels each) of C: R x P accumulators; each 4-k group loads P weight
+/// vectors once and broadcasts each A quadruple once, straight from memory.
+template <class Arch, std::size_t R, std::size_t P, bool Signed>
 void vnni_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std::int8_t* panel,
-                    std::size_t k_groups, __m512i flip, __m512i compensation, std::int32_t* c, std::size_t ldc,
-                    __mmask16 columns) {
-    __m512i acc[R];
-    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
-    for (std::size_t g = 0; g < k_groups; ++g) {
-      const __m512i b = _mm512_loadu_si512(panel + g * 64);
-      for (std::size_t r = 0; r < R; ++r) {
-        const auto quad = static_cast<int>(detail_gemm::load_quad<Arch>(a + r * lda, g * 4, k));
-        acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_xor_si512(_mm512_set1_epi32(quad), flip), b);
-      }
+                std::size_t panel_stride, const __m512i* compensation, std::int32_t* c, std::size_t ldc,
+                const __mmask16* columns) {
+  // int8 A is flipped to uint8 (a + 128) for vpdpbusd; the compensation removes 128 * colsum.
+  const __m512i flip = _mm512_set1_epi32(static_cast<int>(0x80808080u));
+  __m512i acc[R][P];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    SQUINT_UNROLL
+    for (std::size_t p = 0; p < P; ++p) acc[r][p] = _mm512_setzero_si512();
+  }
+  auto step = [&](std::size_t g, auto quad_of) {
+    __m512i b[P];
+    SQUINT_UNROLL
+    for (std::size_t p = 0; p < P; ++p) b[p] = _mm512_loadu_si512(panel + p * panel_stride + g * 64);
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      __m512i av = _mm512_set1_epi32(quad_of(r));
+      if (Signed) av = _mm512_xor_si512(av, flip);
+      SQUINT_UNROLL
+      for (std::size_t p = 0; p < P; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, b[p]);
     }
-    for (std::size_t r = 0; r < R; ++r)
-      _mm512_mask_storeu_epi32(c + r * ldc, columns, _mm512_add_epi32(acc[r], compensation));
+  };
+  const std::size_t full = k / k_group;
+  for (std::size_t g = 0; g < full; ++g)
+    step(g, [&](std::size_t r) {
+      std::int32_t quad;
+      std::memcpy(&quad, a + r * lda + g * k_group, k_group);
+      return quad;
+    });
+  if (full * k_group < k)  // the partial last group: bytes past k read as zero
+    step(full, [&](std::size_t r) { return static_cast<std::int32_t>(load_quad<Arch>(a + r * lda, full * k_group, k)); });
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    SQUINT_UNROLL
+    for (std::size_t p = 0; p < P; ++p)
+      _mm512_mask_storeu_epi32(c + r * ldc + p * 16, columns[p], _mm512_add_epi32(acc[r][p], compensation[p]));
+  }
+}
+
+template <class Arch, std::size_t P, bool Signed>
+void vnni_rows(const std::uint8_t* a, std::size_t m, std::size_t lda, std::size_t k, const std::int8_t* panel,
+               std::size_t panel_stride, const __m512i* compensation, std::int32_t* c, std::size_t ldc,
+               const __mmask16* columns) {
+  constexpr std::size_t mr = 8;
+  std::size_t i = 0;
+  for (; i + mr <= m; i += mr)
+    vnni_block<Arch, mr, P, Signed>(a + i * lda, lda, k, panel, panel_stride, compensation, c + i * ldc, ldc, columns);
+  const std::uint8_t* ar = a + i * lda;
+  std::int32_t* cr = c + i * ldc;
+  switch (m - i) {
+    case 7: vnni_block<Arch, 7, P, Signed>(ar, lda, k, panel, panel_stride, compensation, cr, ldc, columns); break;
+    case 6: vnni_block<Arch, 6, P, Signed>(ar, lda, k, panel, panel_stride, compensation, cr, ldc, columns); break;
+    case 5: vnni_block<Arch, 5, P, Signed>(ar, lda, k, panel, panel_stride, compensation, cr, ldc, columns); break;
+    case 4: vnni_block<Arch, 4, P, Signed>(ar, lda, k, panel, panel_stride, compensation, cr, ldc, columns); break;
+    case 3: vnni_block<Arch, 3, P, Signed>(ar, lda, k, panel, panel_stride, compensation, cr, ldc, columns); break;
+    case 2: vnni_block<Arch, 2, P, Signed>(ar, lda, k, panel, panel_stride, compensation, cr, ldc, columns); break;
+    case 1: vnni_block<Arch, 1, P, Signed>(ar, lda, k, panel, panel_stride, compensation, cr, ldc, columns); break;
+    default: break;
+  }
+}
+
+template <class Arch, bool Signed>
+void vnni_panels(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
+                 const std::int32_t* column_sums, std::size_t n, std::size_t k_groups, std::int32_t* c, std::size_t ldc) {
+  const std::size_t panel_stride = k_groups * 64, panels = (n + 15) / 16;
+  for (std::size_t p0 = 0; p0 < panels; p0 += 2) {
+    const std::size_t count = panels - p0 >= 2 ? 2 : 1;
+    __m512i compensation[2];
+    __mmask16 columns[2];
+    for (std::size_t p = 0; p < count; ++p) {
+      const std::size_t first = (p0 + p) * 16, cols = n - first < 16 ? n - first : 16;
+      columns[p] = static_cast<__mmask16>(cols == 16 ? 0xffffu : (1u << cols) - 1u);
+      const __m512i sums = _mm512_loadu_si512(column_sums + first);
+      compensation[p] = Signed ? _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), sums), 7)
+                               : _mm512_setzero_si512();
+    }
+    const std::int8_t* panel = packed + p0 * panel_stride;
+    if (count == 2)
+      vnni_rows<Arch, 2, Signed>(a, m, lda, k, panel, panel_stride, compensation, c + p0 * 16, ldc, columns);
+    else
+      vnni_rows<Arch, 1, Signed>(a, m, lda, k, panel, panel_stride, compensation, c + p0 * 16, ldc, columns);
+  }
 }
 
 template <class Arch>
 void run_avx512_vnni(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
                      const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
                      std::int32_t* c, std::size_t ldc) {
-    constexpr std::size_t mr = 8;
-    // Padding bytes of a partial last group flip to 128 too, against zero weights: no effect.
-    const __m512i flip = _mm512_set1_epi32(a_signed ? static_cast<int>(0x80808080u) : 0);
-    for (std::size_t p = 0; p * 16 < n; ++p) {
-      const std::size_t cols = n - p * 16 < 16 ? n - p * 16 : 16;
-      const auto columns = static_cast<__mmask16>(cols == 16 ? 0xffffu : (1u << cols) - 1u);
-      const std::int8_t* panel = packed + p * k_groups * 64;
-      const __m512i sums = _mm512_loadu_si512(column_sums + p * 16);
-      const __m512i compensation = a_signed ? _mm512_mullo_epi32(sums, _mm512_set1_epi32(-128)) : _mm512_setzero_si512();
-      std::size_t i = 0;
-      for (; i + mr <= m; i += mr) vnni_block<Arch, mr>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns);
-      switch (m - i) {
-        case 7: vnni_block<Arch, 7>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns); break;
-        case 6: vnni_block<Arch, 6>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns); break;
-        case 5: vnni_block<Arch, 5>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns); break;
-        case 4: vnni_block<Arch, 4>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns); break;
-        case 3: vnni_block<Arch, 3>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns); break;
-        case 2: vnni_block<Arch, 2>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns); break;
-        case 1: vnni_block<Arch, 1>(a + i * lda, lda, k, panel, k_groups, flip, compensation, c + i * ldc + p * 16, ldc, columns); break;
-        default: break;
-      }
-    }
+  if (a_signed) vnni_panels<Arch, true>(a, m, k, lda, packed, column_sums, n, k_groups, c, ldc);
+  else vnni_panels<Arch, false>(a, m, k, lda, packed, column_sums, n, k_groups, c, ldc);
 }
 
 }  // namespace detail_gemm
@@ -158,10 +218,12 @@ void avx2_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std
                     std::size_t ldc, std::size_t cols) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[R][2];
+    SQUINT_UNROLL
     for (std::size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (std::size_t g = 0; g < k_groups; ++g) {
       const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + g * 64));
       const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + g * 64 + 32));
+      SQUINT_UNROLL
       for (std::size_t r = 0; r < R; ++r) {
         const auto quad = static_cast<int>(detail_gemm::load_quad<Arch>(a + r * lda, g * 4, k));
         const __m256i as = _mm256_xor_si256(_mm256_set1_epi32(quad), flip);  // A as int8
@@ -173,6 +235,7 @@ void avx2_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std
       }
     }
     alignas(32) std::int32_t lanes[16];
+    SQUINT_UNROLL
     for (std::size_t r = 0; r < R; ++r) {
       const __m256i lo = _mm256_add_epi32(acc[r][0], compensation[0]);
       const __m256i hi = _mm256_add_epi32(acc[r][1], compensation[1]);

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm_bench.cpp: INT8 GEMM GOP/s (1 MAC = 2 ops) per micro-kernel arch, with baselines in the
+// same binary: OpenBLAS sgemm (float) and oneDNN's u8 x s8 -> s32 matmul, when installed.
+// Shapes (M, N, K): C is M x N, weights N x K, as a linear layer with N outputs and K inputs.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "squint/gemm/gemm.hpp"
+
+#if defined(SQUINT_BENCH_OPENBLAS)
+#include <cblas.h>
+#endif
+#if defined(SQUINT_BENCH_DNNL)
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace {
+
+const long shapes[][3] = {{1, 768, 768},     {1, 4096, 4096},   {8, 4096, 4096},   {16, 3072, 768},
+                          {64, 768, 768},    {128, 3072, 768},  {128, 768, 3072},  {256, 1024, 1024},
+                          {512, 512, 512},   {1024, 1024, 1024}};
+
+void all_shapes(benchmark::internal::Benchmark* b) {
+  for (const auto& s : shapes) b->Args({s[0], s[1], s[2]});
+  b->ArgNames({"M", "N", "K"});
+}
+
+void set_ops(benchmark::State& state) {
+  state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(state.range(0)) *
+                                                  static_cast<double>(state.range(1)) * static_cast<double>(state.range(2)),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+template <class Arch>
+void BM_GemmU8S8(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  if (std::is_same<Arch, squint::arch::scalar>::value && m * n * k > (1u << 26)) {
+    state.SkipWithError("scalar kernel: small shapes only");
+    return;
+  }
+  std::vector<std::uint8_t> a(m * k);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>(i * 7 % 256);
+  const auto w = squint_bench::normal(n * k);
+  const auto packed = squint::packed_weights::from_float(w.data(), n, k, k);
+  std::vector<std::int32_t> c(m * n);
+  for (auto _ : state) {
+    squint::detail::gemm_s32<Arch>(a.data(), m, k, 128, packed, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_ops(state);
+}
+
+#if defined(SQUINT_BENCH_OPENBLAS)
+void BM_SgemmOpenBLAS(benchmark::State& state) {
+  const auto m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)), k = static_cast<int>(state.range(2));
+  const auto a = squint_bench::normal(static_cast<std::size_t>(m) * k, 1);
+  const auto w = squint_bench::normal(static_cast<std::size_t>(n) * k, 2);
+  std::vector<float> c(static_cast<std::size_t>(m) * n);
+  for (auto _ : state) {
+    if (m == 1)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data(), k, a.data(), 1, 0.0f, c.data(), 1);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a.data(), k, w.data(), k, 0.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_ops(state);
+}
+BENCHMARK(BM_SgemmOpenBLAS)->Apply(all_shapes)->UseRealTime();
+#endif
+
+#if defined(SQUINT_BENCH_DNNL)
+void BM_GemmOneDNN(benchmark::State& state) {
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const auto m = state.range(0), n = state.range(1), k = state.range(2);
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  const dnnl::memory::desc a_md({m, k}, dt::u8, tag::ab), b_md({k, n}, dt::s8, tag::any), c_md({m, n}, dt::s32, tag::ab);
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine);
+  std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k), 3);
+  std::vector<std::int8_t> b_plain(static_cast<std::size_t>(k * n), 1);
+  std::vector<std::int32_t> c(static_cast<std::size_t>(m * n));
+  dnnl::memory a_mem(a_md, engine, a.data()), c_mem(c_md, engine, c.data());
+  dnnl::memory b_src({{k, n}, dt::s8, tag::ab}, engine, b_plain.data()), b_mem(pd.weights_desc(), engine);
+  dnnl::reorder(b_src, b_mem).execute(stream, b_src, b_mem);  // prepacked weights, as squint's
+  dnnl::matmul matmul(pd);
+  for (auto _ : state) {
+    matmul.execute(stream, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
+    stream.wait();
+  }
+  set_ops(state);
+}
+BENCHMARK(BM_GemmOneDNN)->Apply(all_shapes)->UseRealTime();
+#endif
+
+#define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU8S8, A)->Apply(all_shapes);
+SQUINT_DISPATCH_GEMM_ARCHS
+#undef SQUINT_X
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  squint_bench::add_context();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
