@@ -28,6 +28,13 @@ void all_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "N", "K"});
 }
 
+void all_shapes_threads(benchmark::internal::Benchmark* b) {
+  for (long threads : {1, 2})
+    for (const auto& s : shapes) b->Args({s[0], s[1], s[2], threads});
+  b->ArgNames({"M", "N", "K", "threads"});
+  b->UseRealTime();
+}
+
 void set_ops(benchmark::State& state) {
   state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(state.range(0)) *
                                                   static_cast<double>(state.range(1)) * static_cast<double>(state.range(2)),
@@ -48,8 +55,9 @@ void BM_GemmU8S8(benchmark::State& state) {
   const auto w = squint_bench::normal(n * k);
   const auto packed = squint::packed_weights::from_float(w.data(), n, k, k);
   std::vector<std::int32_t> c(m * n);
+  const squint::parallelism par{static_cast<unsigned>(state.range(3))};
   for (auto _ : state) {
-    squint::detail::gemm_s32<Arch>(a.data(), m, k, 128, packed, c.data(), n);
+    squint::detail::gemm_s32<Arch>(a.data(), m, k, 128, packed, c.data(), n, par);
     benchmark::DoNotOptimize(c.data());
   }
   set_ops(state);
@@ -98,7 +106,7 @@ void BM_GemmOneDNN(benchmark::State& state) {
 BENCHMARK(BM_GemmOneDNN)->Apply(all_shapes)->UseRealTime();
 #endif
 
-#define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU8S8, A)->Apply(all_shapes);
+#define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU8S8, A)->Apply(all_shapes_threads);
 SQUINT_DISPATCH_GEMM_ARCHS
 #undef SQUINT_X
 

@@ -3,7 +3,10 @@
 // bit for bit against the int64 reference GEMM.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <limits>
 #include <vector>
 
@@ -75,6 +78,32 @@ TYPED_TEST(GemmTest, ExtremeCodesAndTheDepthBound) {
   const std::size_t k = squint::gemm_max_k;
   check<TypeParam>(1, 2, k, 0, {127}, std::vector<std::uint8_t>(k, 255), std::vector<std::int8_t>(2 * k, -128));
   check<TypeParam>(1, 2, k, 255, {-128}, std::vector<std::uint8_t>(k, 0), std::vector<std::int8_t>(2 * k, 127));
+}
+
+TYPED_TEST(GemmTest, ThreadsAndCustomRunnersGiveIdenticalResults) {
+  for (auto [m, n] : {std::pair<std::size_t, std::size_t>{3, 2000}, {4000, 17}, {1, 33}, {650, 64}}) {
+    const std::size_t k = 777;
+    const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, 3);
+    const auto w = squint_test::uniform_ints<std::int8_t>(n * k, -127, 127, 4);
+    std::vector<std::int32_t> zb(n);
+    for (std::size_t j = 0; j < n; ++j) zb[j] = static_cast<std::int32_t>(j % 5) - 2;
+    const auto b = packed_weights::from_int8(w.data(), n, k, k, {1.0f}, zb);
+    std::vector<std::int32_t> one(m * n), many(m * n), custom(m * n);
+    squint::detail::gemm_s32<TypeParam>(a.data(), m, k, 9, b, one.data(), n);
+    squint::detail::gemm_s32<TypeParam>(a.data(), m, k, 9, b, many.data(), n, squint::parallelism{3});
+    std::size_t calls = 0;
+    squint::parallelism reversed{4, [&](std::size_t count, const std::function<void(std::size_t)>& task) {
+                                   for (std::size_t t = count; t-- > 0;) task(t), ++calls;
+                                 }};
+    squint::detail::gemm_s32<TypeParam>(a.data(), m, k, 9, b, custom.data(), n, reversed);
+    EXPECT_EQ(many, one) << m << "x" << n;
+    EXPECT_EQ(custom, one) << m << "x" << n;
+    // One task per thread, but never more tasks than panel pairs or rows to share out, nor one
+    // per less than 2^21 multiply-adds (1 x 33 x 777 runs on the calling thread).
+    const std::size_t expect =
+        std::min<std::size_t>({4, std::max<std::size_t>((b.panels() + 1) / 2, m), std::max<std::size_t>(1, m * n * k >> 21)});
+    EXPECT_EQ(calls, expect > 1 ? expect : 0u);
+  }
 }
 
 TEST(GemmApiTest, OutputStagesFollowTheirFormulas) {

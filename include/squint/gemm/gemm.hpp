@@ -3,8 +3,11 @@
 // float and requantized outputs.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -19,7 +22,35 @@ SQUINT_NAMESPACE_BEGIN
 /// rejected with squint::error (split the product along K and add the int32 results yourself).
 inline constexpr std::size_t gemm_max_k = 2147483647u / (255u * 255u);
 
+/// How a GEMM call may run in parallel. With threads == 1 (the default) nothing is spawned.
+/// With more, the work is cut into up to `threads` tasks (over output-channel panels, or over
+/// rows when there are few panels; at least 2^21 multiply-adds each) and run on std::threads
+/// started for the call, or on the caller's own pool through `run`, which must call task(i)
+/// once for every i in [0, count) and return when all are done. A persistent pool avoids the
+/// thread start-up cost that dominates small products.
+struct parallelism {
+  unsigned threads = 1;
+  std::function<void(std::size_t count, const std::function<void(std::size_t)>& task)> run = nullptr;
+};
+
 namespace detail {
+
+/// Runs task(0..count-1): on the calling thread, the caller's runner, or count - 1 new threads.
+inline void run_tasks(const parallelism& par, std::size_t count, const std::function<void(std::size_t)>& task) {
+  if (count <= 1) {
+    if (count == 1) task(0);
+    return;
+  }
+  if (par.run) {
+    par.run(count, task);
+    return;
+  }
+  std::vector<std::thread> workers;
+  workers.reserve(count - 1);
+  for (std::size_t t = 1; t < count; ++t) workers.emplace_back(task, t);
+  task(0);
+  for (std::thread& w : workers) w.join();
+}
 
 /// The GEMM micro-kernel static dispatch uses in this translation unit.
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
@@ -45,44 +76,76 @@ void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t ld
           " is outside [", r.qmin, ", ", r.qmax, "]");
 }
 
-/// Unchecked int32 GEMM on the kernel of `Arch`: raw sums, then the zero-point terms
-/// - b_zp[j] * rowsum_i(a) - a_zp * colsum_j(b) + k * a_zp * b_zp[j].
+/// Zero-point terms for rows [i0, i1) and columns [j0, j1) of C:
+/// - b_zp[j] * rowsum_i(a) - a_zp * colsum_j(b) + k * a_zp * b_zp[j], in wrapping 32-bit
+/// arithmetic: the true result fits int32 (k is bounded), so overflows of the partial terms
+/// cancel modulo 2^32 and the loop vectorizes.
+template <class TA>
+void compensate(const TA* a, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b, std::int32_t* c,
+                std::size_t ldc, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+  const bool symmetric = b.symmetric();
+  if (a_zero_point == 0 && symmetric) return;
+  const std::size_t k = b.k();
+  const std::vector<std::int32_t>& b_zp = b.zero_points();
+  const std::int32_t* colsum = b.column_sums();
+  std::vector<std::uint32_t> column_term(j1 - j0);
+  for (std::size_t j = j0; j < j1; ++j)
+    column_term[j - j0] = static_cast<std::uint32_t>(-static_cast<std::int64_t>(a_zero_point) * colsum[j] +
+                                                     static_cast<std::int64_t>(k) * a_zero_point * b_zp[j]);
+  for (std::size_t i = i0; i < i1; ++i) {
+    std::uint32_t rowsum = 0;
+    if (!symmetric)
+      for (std::size_t kk = 0; kk < k; ++kk) rowsum += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[i * lda + kk]));
+    auto* row = reinterpret_cast<std::uint32_t*>(c + i * ldc);
+    for (std::size_t j = j0; j < j1; ++j)
+      row[j] += column_term[j - j0] - static_cast<std::uint32_t>(b_zp[j]) * rowsum;
+  }
+}
+
+/// Unchecked int32 GEMM on the kernel of `Arch` (narrow-range weights only on AVX2: others run
+/// the scalar kernel there), split into `par.threads` tasks over panel pairs or rows.
 template <class Arch, class TA>
 void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
-              std::int32_t* c, std::size_t ldc) {
+              std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
   const std::size_t n = b.n(), k = b.k();
   if (m == 0 || n == 0) return;
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(a);
-  constexpr bool a_signed = std::is_same_v<TA, std::int8_t>;
   if (k == 0) {
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j) c[i * ldc + j] = 0;
     return;
   }
-  if (std::is_same_v<Arch, arch::avx2> && !b.narrow()) {
-    // vpmaddubsw is exact only for weights in [-127, 127].
-    kernels::gemm_kernel<arch::scalar>::run(bytes, m, k, lda, a_signed, b.panel(0), b.column_sums(), n,
-                                            b.k_groups(), c, ldc);
-  } else {
-    kernels::gemm_kernel<Arch>::run(bytes, m, k, lda, a_signed, b.panel(0), b.column_sums(), n, b.k_groups(), c, ldc);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(a);
+  constexpr bool a_signed = std::is_same_v<TA, std::int8_t>;
+  const bool fallback = std::is_same_v<Arch, arch::avx2> && !b.narrow();  // vpmaddubsw needs |b| <= 127
+  auto block = [&](std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+    const std::size_t panel_bytes = b.k_groups() * packed_weights::panel_width * packed_weights::k_group;
+    const std::int8_t* panels = b.panel(0) + (j0 / packed_weights::panel_width) * panel_bytes;
+    (fallback ? &kernels::gemm_kernel<arch::scalar>::run : &kernels::gemm_kernel<Arch>::run)(
+        bytes + i0 * lda, i1 - i0, k, lda, a_signed, panels, b.column_sums() + j0, j1 - j0, b.k_groups(),
+        c + i0 * ldc + j0, ldc);
+    compensate(a, lda, a_zero_point, b, c, ldc, i0, i1, j0, j1);
+  };
+  // A task per thread, but never more tasks than panel pairs (the micro-kernel's widest step,
+  // 32 channels) or rows to share out, nor one per less than 2^21 multiply-adds: starting a
+  // thread costs tens of microseconds, more than a small product takes.
+  const std::size_t pairs = (b.panels() + 1) / 2;
+  const std::size_t work_tasks = std::max<std::size_t>(1, m * n * k >> 21);
+  const std::size_t tasks =
+      std::max<std::size_t>(1, std::min<std::size_t>({static_cast<std::size_t>(par.threads), std::max(pairs, m), work_tasks}));
+  if (tasks == 1) {
+    block(0, m, 0, n);
+    return;
   }
-  const bool symmetric = b.symmetric();
-  if (a_zero_point == 0 && symmetric) return;
-  // The zero-point terms in wrapping 32-bit arithmetic: the true result fits int32 (k is
-  // bounded), so overflows of the partial terms cancel modulo 2^32 and the loop vectorizes.
-  const std::vector<std::int32_t>& b_zp = b.zero_points();
-  const std::int32_t* colsum = b.column_sums();
-  std::vector<std::uint32_t> column_term(n);
-  for (std::size_t j = 0; j < n; ++j)
-    column_term[j] = static_cast<std::uint32_t>(-static_cast<std::int64_t>(a_zero_point) * colsum[j] +
-                                                static_cast<std::int64_t>(k) * a_zero_point * b_zp[j]);
-  for (std::size_t i = 0; i < m; ++i) {
-    std::uint32_t rowsum = 0;
-    if (!symmetric)
-      for (std::size_t kk = 0; kk < k; ++kk) rowsum += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[i * lda + kk]));
-    auto* row = reinterpret_cast<std::uint32_t*>(c + i * ldc);
-    for (std::size_t j = 0; j < n; ++j)
-      row[j] += column_term[j] - static_cast<std::uint32_t>(b_zp[j]) * rowsum;
+  if (pairs >= tasks) {  // split the output channels, in whole panel pairs
+    run_tasks(par, tasks, [&](std::size_t t) {
+      const std::size_t j0 = std::min(n, pairs * t / tasks * 32), j1 = std::min(n, pairs * (t + 1) / tasks * 32);
+      if (j0 < j1) block(0, m, j0, j1);
+    });
+  } else {  // few channels, many rows: split the rows
+    run_tasks(par, tasks, [&](std::size_t t) {
+      const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;
+      if (i0 < i1) block(i0, i1, 0, n);
+    });
   }
 }
 
@@ -95,21 +158,21 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
 ///         zero point outside A's range. Nothing is written on error.
 template <class TA>
 void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
-          std::int32_t* c, std::size_t ldc) {
+          std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
   detail::check_gemm("gemm", a, m, lda, a_zero_point, b, c, ldc);
-  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_zero_point, b, c, ldc);
+  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_zero_point, b, c, ldc, par);
 }
 
 /// Float output: C[i][j] = float(acc) * (a.scale * b.scale[j]) + bias[j], then max(0, .) with
 /// `relu`. `bias` has n entries or is null.
 template <class TA>
 void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b, const float* bias,
-          bool relu, float* c, std::size_t ldc) {
+          bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
   detail::check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
   validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
   const std::size_t n = b.n();
   std::vector<std::int32_t> acc(m * n);
-  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n);
+  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
   std::vector<float> multiplier(n);
   for (std::size_t j = 0; j < n; ++j) multiplier[j] = a_params.scale * b.scales()[j];
   const detail::nearest_rounding_scope rounding;
@@ -125,13 +188,14 @@ void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const p
 /// accumulator units, n entries) may be null.
 template <class TA, class TC>
 void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
-          const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc) {
+          const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
+          const parallelism& par = {}) {
   detail::check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
   validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
   validate(c_params, full_range(dtype_of<TC>()), "gemm: c_params");
   const std::size_t n = b.n();
   std::vector<std::int32_t> acc(m * n);
-  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n);
+  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
   std::vector<float> multiplier(n);
   for (std::size_t j = 0; j < n; ++j) {
     multiplier[j] = a_params.scale * b.scales()[j] / c_params.scale;
