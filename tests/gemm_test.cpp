@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <utility>
 #include <limits>
 #include <vector>
@@ -132,6 +133,25 @@ TEST(GemmApiTest, OutputStagesFollowTheirFormulas) {
       const std::int32_t expect = squint::reference::requantize_value(acc[i * n + j] + 100, mult, 10, {0, 255});
       EXPECT_EQ(q[i * n + j], std::max(expect, 10));
     }
+}
+
+TEST(GemmApiTest, RuntimeDispatchMatchesEveryForcedIsa) {
+  const std::size_t m = 9, n = 45, k = 130;
+  const auto a = squint_test::uniform_ints<std::int8_t>(m * k, -128, 127, 5);
+  const auto w = squint_test::uniform_ints<std::int8_t>(n * k, -128, 127, 6);
+  const auto b = packed_weights::from_int8(w.data(), n, k, k, {0.01f}, {3});
+  std::vector<std::int32_t> expect(m * n), got(m * n);
+  squint::detail::gemm_s32<squint::arch::scalar>(a.data(), m, k, -4, b, expect.data(), n);
+  for (const std::string& isa : squint::runtime::compiled_isas()) {
+    try {
+      squint::runtime::force_isa(isa.c_str());
+    } catch (const squint::error&) {
+      continue;
+    }
+    squint::runtime::gemm(a.data(), m, k, -4, b, got.data(), n);
+    EXPECT_EQ(got, expect) << isa;
+  }
+  squint::runtime::force_isa(nullptr);
 }
 
 TEST(GemmApiTest, PackingQuantizesPerChannelNarrow) {

@@ -21,6 +21,7 @@
 
 #include "squint/arch/cpu.hpp"
 #include "squint/detail/instantiate.hpp"
+#include "squint/gemm/gemm.hpp"
 #include "squint/quantize.hpp"
 
 #define SQUINT_X(A) SQUINT_DECLARE_KERNELS(A)
@@ -33,6 +34,34 @@ SQUINT_DISPATCH_GEMM_ARCHS
 SQUINT_NAMESPACE_BEGIN
 namespace runtime {
 namespace detail {
+
+template <class TA>
+using gemm_fn = void (*)(const TA*, std::size_t, std::size_t, std::int32_t, const packed_weights&, std::int32_t*,
+                         std::size_t, const parallelism&);
+
+/// Whether the GEMM micro-kernels of G are compiled into this target.
+template <class G>
+constexpr bool gemm_compiled() {
+  bool compiled = false;
+#define SQUINT_X(A) compiled = compiled || std::is_same_v<G, A>;
+  SQUINT_DISPATCH_GEMM_ARCHS
+#undef SQUINT_X
+  return compiled;
+}
+
+/// The GEMM a CPU with Arch runs: VNNI where it has it, AVX2's exact sign trick on any AVX2
+/// or AVX-512 CPU without it, the scalar kernel elsewhere.
+template <class Arch, class TA>
+gemm_fn<TA> gemm_for() {
+  constexpr bool x86_avx2 = std::is_same_v<Arch, arch::avx2> || std::is_same_v<Arch, arch::avx2_vnni> ||
+                            std::is_same_v<Arch, arch::avx512bw> || std::is_same_v<Arch, arch::avx512_vnni>;
+  if constexpr (std::is_same_v<Arch, arch::avx512_vnni> && gemm_compiled<arch::avx512_vnni>())
+    return &squint::detail::gemm_s32<arch::avx512_vnni, TA>;
+  else if constexpr (x86_avx2 && gemm_compiled<arch::avx2>())
+    return &squint::detail::gemm_s32<arch::avx2, TA>;
+  else
+    return &squint::detail::gemm_s32<arch::scalar, TA>;
+}
 
 /// The kernels of one family, as function pointers.
 struct kernel_table {
@@ -53,6 +82,8 @@ struct kernel_table {
   void (*float_to_half)(const float*, std::uint16_t*, std::size_t) noexcept;
   void (*half_to_float)(const std::uint16_t*, float*, std::size_t) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
+  gemm_fn<std::uint8_t> gemm_u8;
+  gemm_fn<std::int8_t> gemm_s8;
 };
 
 template <class Arch>
@@ -71,7 +102,9 @@ kernel_table table_for() {
           &requantize_kernel<F, std::uint8_t>::run,
           &convert_kernel<F>::float_to_half,
           &convert_kernel<F>::half_to_float,
-          &reduce_kernel<F>::min_max};
+          &reduce_kernel<F>::min_max,
+          gemm_for<Arch, std::uint8_t>(),
+          gemm_for<Arch, std::int8_t>()};
 }
 
 /// Every configured arch, best first (scalar last).
@@ -206,6 +239,36 @@ inline void float_to_half(tensor_view<const float> x, tensor_view<std::uint16_t>
 inline void half_to_float(tensor_view<const std::uint16_t> h, tensor_view<float> x) {
   squint::detail::require_same_shape("half_to_float", h, x);
   detail::active().half_to_float(h.data(), x.data(), h.size());
+}
+
+/// The GEMM of the active ISA for A's element type.
+template <class TA>
+detail::gemm_fn<TA> active_gemm() {
+  if constexpr (std::is_same_v<TA, std::int8_t>) return detail::active().gemm_s8;
+  else return detail::active().gemm_u8;
+}
+
+/// squint::gemm (int32 output) on the dispatched micro-kernel.
+template <class TA>
+void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
+          std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::detail::check_gemm("gemm", a, m, lda, a_zero_point, b, c, ldc);
+  active_gemm<TA>()(a, m, lda, a_zero_point, b, c, ldc, par);
+}
+
+/// squint::gemm (float output) on the dispatched micro-kernel.
+template <class TA>
+void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b, const float* bias,
+          bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::detail::gemm_to_float(active_gemm<TA>(), a, m, lda, a_params, b, bias, relu, c, ldc, par);
+}
+
+/// squint::gemm (requantized output) on the dispatched micro-kernel.
+template <class TA, class TC>
+void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
+          const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
+          const parallelism& par = {}) {
+  squint::detail::gemm_to_codes(active_gemm<TA>(), a, m, lda, a_params, b, bias, c_params, relu, c, ldc, par);
 }
 
 /// squint::finite_min_max on the dispatched kernels.

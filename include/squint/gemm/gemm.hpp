@@ -151,16 +151,76 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
 
 }  // namespace detail
 
+namespace detail {
+
+/// Float output stage over an int32 GEMM `s32(a, m, lda, zp, b, acc, ldacc, par)`.
+template <class TA, class S32>
+void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
+                   const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par) {
+  check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
+  validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
+  const std::size_t n = b.n();
+  std::vector<std::int32_t> acc(m * n);
+  s32(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
+  std::vector<float> multiplier(n);
+  for (std::size_t j = 0; j < n; ++j) multiplier[j] = a_params.scale * b.scales()[j];
+  const nearest_rounding_scope rounding;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const float v = static_cast<float>(acc[i * n + j]) * multiplier[j] + (bias ? bias[j] : 0.0f);
+      c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+}
+
+/// Requantized output stage over an int32 GEMM.
+template <class TA, class TC, class S32>
+void gemm_to_codes(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
+                   const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
+                   const parallelism& par) {
+  check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
+  validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
+  validate(c_params, full_range(dtype_of<TC>()), "gemm: c_params");
+  const std::size_t n = b.n();
+  std::vector<float> multiplier(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    multiplier[j] = a_params.scale * b.scales()[j] / c_params.scale;
+    require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, "gemm: output multiplier of channel ", j, " is ",
+            multiplier[j]);
+  }
+  std::vector<std::int32_t> acc(m * n);
+  s32(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
+  if (bias)
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) acc[i * n + j] += bias[j];
+  const nearest_rounding_scope rounding;
+  for (std::size_t i = 0; i < m; ++i) {
+    kernels::requantize_kernel<arch::native, TC>::run(acc.data() + i * n, c + i * ldc, 1, n, 1, multiplier.data(),
+                                                      c_params.zero_point);
+    if (relu)
+      for (std::size_t j = 0; j < n; ++j)
+        if (c[i * ldc + j] < c_params.zero_point) c[i * ldc + j] = static_cast<TC>(c_params.zero_point);
+  }
+}
+
+template <class TA>
+void gemm_s32_native(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
+                     std::int32_t* c, std::size_t ldc, const parallelism& par) {
+  gemm_s32<gemm_native>(a, m, lda, a_zero_point, b, c, ldc, par);
+}
+
+}  // namespace detail
+
 /// C (m x n, int32, row stride ldc) = (A - a_zero_point) . (B - b_zero_point)^T, exact.
 /// A is m x k uint8 or int8 with row stride lda; B holds k and n. Results are identical on
-/// every ISA (AVX-512 VNNI, AVX2, scalar).
+/// every ISA (AVX-512 VNNI, AVX2, scalar). Static dispatch: the kernel this translation unit's
+/// flags allow (squint/dispatch.hpp's runtime::gemm picks per CPU).
 /// @throws squint::error on null pointers with elements, lda < k, ldc < n, k > gemm_max_k or a
 ///         zero point outside A's range. Nothing is written on error.
 template <class TA>
 void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
           std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
   detail::check_gemm("gemm", a, m, lda, a_zero_point, b, c, ldc);
-  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_zero_point, b, c, ldc, par);
+  detail::gemm_s32_native(a, m, lda, a_zero_point, b, c, ldc, par);
 }
 
 /// Float output: C[i][j] = float(acc) * (a.scale * b.scale[j]) + bias[j], then max(0, .) with
@@ -168,19 +228,7 @@ void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point
 template <class TA>
 void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b, const float* bias,
           bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  detail::check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
-  validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
-  const std::size_t n = b.n();
-  std::vector<std::int32_t> acc(m * n);
-  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
-  std::vector<float> multiplier(n);
-  for (std::size_t j = 0; j < n; ++j) multiplier[j] = a_params.scale * b.scales()[j];
-  const detail::nearest_rounding_scope rounding;
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      float v = static_cast<float>(acc[i * n + j]) * multiplier[j] + (bias ? bias[j] : 0.0f);
-      c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
-    }
+  detail::gemm_to_float(&detail::gemm_s32_native<TA>, a, m, lda, a_params, b, bias, relu, c, ldc, par);
 }
 
 /// Requantized output: C[i][j] = clamp(round_half_even(float(acc + bias[j]) * a.scale * b.scale[j] /
@@ -190,29 +238,7 @@ template <class TA, class TC>
 void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
           const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
           const parallelism& par = {}) {
-  detail::check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
-  validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
-  validate(c_params, full_range(dtype_of<TC>()), "gemm: c_params");
-  const std::size_t n = b.n();
-  std::vector<std::int32_t> acc(m * n);
-  detail::gemm_s32<detail::gemm_native>(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
-  std::vector<float> multiplier(n);
-  for (std::size_t j = 0; j < n; ++j) {
-    multiplier[j] = a_params.scale * b.scales()[j] / c_params.scale;
-    detail::require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, "gemm: output multiplier of channel ", j,
-                    " is ", multiplier[j]);
-  }
-  if (bias)
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) acc[i * n + j] += bias[j];
-  const detail::nearest_rounding_scope rounding;
-  for (std::size_t i = 0; i < m; ++i) {
-    kernels::requantize_kernel<arch::native, TC>::run(acc.data() + i * n, c + i * ldc, 1, n, 1, multiplier.data(),
-                                                      c_params.zero_point);
-    if (relu)
-      for (std::size_t j = 0; j < n; ++j)
-        if (c[i * ldc + j] < c_params.zero_point) c[i * ldc + j] = static_cast<TC>(c_params.zero_point);
-  }
+  detail::gemm_to_codes(&detail::gemm_s32_native<TA>, a, m, lda, a_params, b, bias, c_params, relu, c, ldc, par);
 }
 
 SQUINT_NAMESPACE_END
