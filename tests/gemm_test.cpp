@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -199,6 +200,60 @@ TEST(GemmApiTest, BadInputIsRejected) {
   } catch (const squint::error& e) {
     EXPECT_NE(std::string(e.what()).find("33025"), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+
+namespace {
+
+template <class Arch>
+class HalfGemmTest : public squint_test::arch_test<Arch> {};
+TYPED_TEST_SUITE(HalfGemmTest, squint_test::compiled_archs, squint_test::arch_names);
+
+/// FP16 GEMM against a float64 reference on the fp16-rounded weights. Tolerance: the fp32
+/// accumulation error bound, (k + 1) * 2^-24 * sum |a * b|, plus a tiny absolute term.
+TYPED_TEST(HalfGemmTest, MatchesFloat64ReferenceWithinTheAccumulationBound) {
+  for (std::size_t m : {1u, 3u, 8u, 9u, 33u})
+    for (std::size_t n : {1u, 16u, 17u, 40u})
+      for (std::size_t k : {1u, 7u, 64u, 300u}) {
+        const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 1));
+        const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 2));
+        std::vector<float> bias(n);
+        for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
+        const auto b = squint::packed_half_weights::from_float(w.data(), n, k, k);
+        const std::size_t ldc = n + 2;
+        std::vector<float> c(m * ldc, 12345.0f);
+        squint::kernels::half_gemm_kernel<TypeParam>::run(a.data(), m, k, k, b.data(), n, bias.data(), m % 2 == 1,
+                                                          c.data(), ldc);
+        for (std::size_t i = 0; i < m; ++i) {
+          for (std::size_t j = 0; j < n; ++j) {
+            double exact = bias[j], magnitude = std::fabs(bias[j]);
+            for (std::size_t kk = 0; kk < k; ++kk) {
+              exact += static_cast<double>(a[i * k + kk]) * b.at(j, kk);
+              magnitude += std::fabs(static_cast<double>(a[i * k + kk]) * b.at(j, kk));
+            }
+            if (m % 2 == 1) exact = exact > 0.0 ? exact : 0.0;
+            const double tolerance = static_cast<double>(k + 2) * std::ldexp(1.0, -24) * magnitude + 1e-30;
+            ASSERT_NEAR(c[i * ldc + j], exact, tolerance) << m << "x" << n << "x" << k << " at " << i << "," << j;
+          }
+          for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
+        }
+      }
+}
+
+TEST(HalfGemmApiTest, PackingRoundsToHalfAndChecksArguments) {
+  const std::vector<float> w{1.0f, 1.0009766f, 65504.0f, 1e6f};
+  const auto b = squint::packed_half_weights::from_float(w.data(), 2, 2, 2);
+  EXPECT_EQ(b.at(0, 1), 1.0009766f);
+  EXPECT_EQ(b.at(1, 0), 65504.0f);
+  EXPECT_TRUE(std::isinf(b.at(1, 1)));
+  EXPECT_EQ(b.bytes(), 16u * 2u * sizeof(std::uint16_t));
+  std::vector<float> a(4, 1.0f), c(4);
+  EXPECT_THROW(squint::gemm_half(a.data(), 2, 1, b, nullptr, false, c.data(), 2), squint::error);
+  EXPECT_THROW(squint::gemm_half(a.data(), 2, 2, b, nullptr, false, c.data(), 1), squint::error);
+  EXPECT_THROW(squint::packed_half_weights::from_float(nullptr, 2, 2, 2), squint::error);
+  squint::runtime::gemm_half(a.data(), 2, 2, b, nullptr, false, c.data(), 2);
+  EXPECT_EQ(c[0], 2.0009766f);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 
 #include "squint/arch/cpu.hpp"
 #include "squint/detail/instantiate.hpp"
+#include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/quantize.hpp"
 
@@ -84,6 +85,8 @@ struct kernel_table {
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
   gemm_fn<std::uint8_t> gemm_u8;
   gemm_fn<std::int8_t> gemm_s8;
+  void (*gemm_half)(const float*, std::size_t, std::size_t, std::size_t, const std::uint16_t*, std::size_t,
+                    const float*, bool, float*, std::size_t) noexcept;
 };
 
 template <class Arch>
@@ -104,7 +107,8 @@ kernel_table table_for() {
           &convert_kernel<F>::half_to_float,
           &reduce_kernel<F>::min_max,
           gemm_for<Arch, std::uint8_t>(),
-          gemm_for<Arch, std::int8_t>()};
+          gemm_for<Arch, std::int8_t>(),
+          &half_gemm_kernel<F>::run};
 }
 
 /// Every configured arch, best first (scalar last).
@@ -269,6 +273,13 @@ void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const p
           const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
           const parallelism& par = {}) {
   squint::detail::gemm_to_codes(active_gemm<TA>(), a, m, lda, a_params, b, bias, c_params, relu, c, ldc, par);
+}
+
+/// squint::gemm_half on the dispatched kernels.
+inline void gemm_half(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b, const float* bias,
+                      bool relu, float* c, std::size_t ldc) {
+  squint::detail::check_half_gemm(a, m, lda, b, c, ldc);
+  detail::active().gemm_half(a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc);
 }
 
 /// squint::finite_min_max on the dispatched kernels.

@@ -4,6 +4,7 @@
 
 #include "squint/config.hpp"
 #include "squint/error.hpp"
+#include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/pack.hpp"
 #include "squint/observers/calibration.hpp"

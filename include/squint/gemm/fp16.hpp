@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm/fp16.hpp: the FP16-weight fallback GEMM — C = A . B^T + bias with A and C float, B stored
+// as IEEE fp16 (half the bytes of float, exact enough where INT8 costs accuracy or does not pay).
+//
+// Layout: panels of 16 output channels, each K rows of 16 halves (32 bytes), channels past n
+// zero. A row of a panel is converted to float once (F16C / AVX-512 vcvtph2ps, or the integer
+// reference conversion elsewhere) and reused for a block of A rows; accumulation is fp32 FMA in
+// k order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "squint/arch/ops.hpp"
+#include "squint/error.hpp"
+#include "squint/reference/convert.hpp"
+
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+#if defined(__GNUC__) && !defined(SQUINT_UNROLL)
+#define SQUINT_UNROLL _Pragma("GCC unroll 16")
+#elif !defined(SQUINT_UNROLL)
+#define SQUINT_UNROLL
+#endif
+
+namespace squint::kernels {
+
+/// float A x fp16 panels -> float C, with optional bias (n entries) and ReLU.
+template <class Arch>
+struct half_gemm_kernel {
+  static void run(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
+                  std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) noexcept;
+};
+
+namespace detail_half {
+
+constexpr std::size_t width = 16;
+
+/// Portable path: each panel row converted once per block of 8 A rows, stack buffers only (no
+/// container code in a per-ISA object).
+template <class Arch>
+void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
+                  std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) {
+  constexpr std::size_t rows_per_block = 8;
+  float row[width];
+  float acc[rows_per_block][width];
+  for (std::size_t p = 0; p * width < n; ++p) {
+    const std::size_t cols = n - p * width < width ? n - p * width : width;
+    for (std::size_t i0 = 0; i0 < m; i0 += rows_per_block) {
+      const std::size_t rows = m - i0 < rows_per_block ? m - i0 : rows_per_block;
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t j = 0; j < width; ++j) acc[r][j] = 0.0f;
+      for (std::size_t kk = 0; kk < k; ++kk) {
+        const std::uint16_t* h = packed + (p * k + kk) * width;
+        for (std::size_t j = 0; j < width; ++j) row[j] = reference::half_to_float(h[j]);
+        for (std::size_t r = 0; r < rows; ++r) {
+          const float av = a[(i0 + r) * lda + kk];
+          for (std::size_t j = 0; j < width; ++j) acc[r][j] += av * row[j];
+        }
+      }
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t j = 0; j < cols; ++j) {
+          const float v = acc[r][j] + (bias ? bias[p * width + j] : 0.0f);
+          c[(i0 + r) * ldc + p * width + j] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+    }
+  }
+}
+
+template <class Arch>
+void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
+                std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc);
+template <class Arch>
+void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
+              std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc);
+
+#if XSIMD_WITH_AVX512BW && XSIMD_WITH_AVX512DQ && defined(__AVX512VL__) && defined(__F16C__) && defined(__FMA__)
+template <class Arch, std::size_t R>
+void avx512_block(const float* a, std::size_t lda, std::size_t k, const std::uint16_t* panel, __m512 bias, bool relu,
+                  float* c, std::size_t ldc, __mmask16 columns) {
+  __m512 acc[R];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    const __m512 b = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + kk * width)));
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), b, acc[r]);
+  }
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    __m512 v = _mm512_add_ps(acc[r], bias);
+    if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+    _mm512_mask_storeu_ps(c + r * ldc, columns, v);
+  }
+}
+
+template <class Arch>
+void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
+                std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) {
+  for (std::size_t p = 0; p * width < n; ++p) {
+    const std::size_t cols = n - p * width < width ? n - p * width : width;
+    const auto columns = static_cast<__mmask16>(cols == width ? 0xffffu : (1u << cols) - 1u);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(columns, bias + p * width) : _mm512_setzero_ps();
+    const std::uint16_t* panel = packed + p * k * width;
+    std::size_t i = 0;
+    for (; i + 8 <= m; i += 8) avx512_block<Arch, 8>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, columns);
+    for (; i < m; ++i) avx512_block<Arch, 1>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, columns);
+  }
+}
+#endif
+
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
+template <class Arch, std::size_t R>
+void avx2_block(const float* a, std::size_t lda, std::size_t k, const std::uint16_t* panel, const float* bias,
+                bool relu, float* c, std::size_t ldc, std::size_t cols) {
+  __m256 acc[R][2];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    const __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kk * width)));
+    const __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kk * width + 8)));
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      const __m256 av = _mm256_set1_ps(a[r * lda + kk]);
+      acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+    }
+  }
+  alignas(32) float lanes[width];
+  for (std::size_t r = 0; r < R; ++r) {
+    _mm256_store_ps(lanes, acc[r][0]);
+    _mm256_store_ps(lanes + 8, acc[r][1]);
+    for (std::size_t j = 0; j < cols; ++j) {
+      const float v = lanes[j] + (bias ? bias[j] : 0.0f);
+      c[r * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+  }
+}
+
+template <class Arch>
+void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
+              std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) {
+  for (std::size_t p = 0; p * width < n; ++p) {
+    const std::size_t cols = n - p * width < width ? n - p * width : width;
+    const float* b = bias ? bias + p * width : nullptr;
+    const std::uint16_t* panel = packed + p * k * width;
+    std::size_t i = 0;
+    for (; i + 4 <= m; i += 4) avx2_block<Arch, 4>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, cols);
+    for (; i < m; ++i) avx2_block<Arch, 1>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, cols);
+  }
+}
+#endif
+
+}  // namespace detail_half
+
+template <class Arch>
+void half_gemm_kernel<Arch>::run(const float* a, std::size_t m, std::size_t k, std::size_t lda,
+                                 const std::uint16_t* packed, std::size_t n, const float* bias, bool relu, float* c,
+                                 std::size_t ldc) noexcept {
+  if constexpr (std::is_same<Arch, arch::avx512bw>::value)
+    detail_half::run_avx512<Arch>(a, m, k, lda, packed, n, bias, relu, c, ldc);
+  else if constexpr (std::is_same<Arch, arch::avx2>::value)
+    detail_half::run_avx2<Arch>(a, m, k, lda, packed, n, bias, relu, c, ldc);
+  else
+    detail_half::run_portable<Arch>(a, m, k, lda, packed, n, bias, relu, c, ldc);
+}
+
+}  // namespace squint::kernels
+
+SQUINT_NAMESPACE_BEGIN
+
+/// Float weights stored as fp16 for half_gemm: half the bytes of float, no calibration.
+class packed_half_weights {
+ public:
+  static constexpr std::size_t panel_width = kernels::detail_half::width;
+
+  /// Converts w (n x k, row stride ldw >= k; round to nearest even) and packs it.
+  /// @throws squint::error on null data with elements or ldw < k.
+  static packed_half_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw) {
+    detail::require(w != nullptr || n * k == 0, "packed_half_weights::from_float: argument 'w' is null with ", n,
+                    " x ", k, " elements");
+    detail::require(ldw >= k, "packed_half_weights::from_float: ldw ", ldw, " is smaller than k ", k);
+    packed_half_weights p;
+    p.n_ = n;
+    p.k_ = k;
+    p.data_.assign((n + panel_width - 1) / panel_width * panel_width * k, 0);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < k; ++i)
+        p.data_[((j / panel_width) * k + i) * panel_width + j % panel_width] = reference::float_to_half(w[j * ldw + i]);
+    return p;
+  }
+
+  std::size_t n() const { return n_; }
+  std::size_t k() const { return k_; }
+  std::size_t bytes() const { return data_.size() * sizeof(std::uint16_t); }
+  const std::uint16_t* data() const { return data_.data(); }
+  /// The weight of channel j at depth i, as the GEMM sees it.
+  float at(std::size_t j, std::size_t i) const {
+    return reference::half_to_float(data_[((j / panel_width) * k_ + i) * panel_width + j % panel_width]);
+  }
+
+ private:
+  std::vector<std::uint16_t> data_;
+  std::size_t n_ = 0, k_ = 0;
+};
+
+namespace detail {
+
+inline void check_half_gemm(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b,
+                            const float* c, std::size_t ldc) {
+  require(a != nullptr || m * b.k() == 0, "gemm_half: argument 'a' is null with ", m, " x ", b.k(), " elements");
+  require(c != nullptr || m * b.n() == 0, "gemm_half: argument 'c' is null with ", m, " x ", b.n(), " elements");
+  require(m <= 1 || lda >= b.k(), "gemm_half: lda ", lda, " is smaller than k ", b.k());
+  require(m <= 1 || ldc >= b.n(), "gemm_half: ldc ", ldc, " is smaller than n ", b.n());
+}
+
+}  // namespace detail
+
+/// C = A . B^T + bias (then max(0, .) with relu) with fp16 weights and fp32 accumulation.
+/// A is m x k float (row stride lda), C m x n float (row stride ldc); bias has n entries or is null.
+/// @throws squint::error on null pointers with elements, lda < k or ldc < n.
+inline void gemm_half(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b, const float* bias,
+                      bool relu, float* c, std::size_t ldc) {
+  detail::check_half_gemm(a, m, lda, b, c, ldc);
+  kernels::half_gemm_kernel<arch::native>::run(a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc);
+}
+
+SQUINT_NAMESPACE_END
