@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
 
 #if defined(SQUINT_BENCH_OPENBLAS)
@@ -63,6 +64,27 @@ void BM_GemmU8S8(benchmark::State& state) {
   set_ops(state);
 }
 
+/// FP16 weights, fp32 accumulation (the fallback where INT8 does not pay).
+template <class Arch>
+void BM_GemmHalf(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  if (!std::is_same<Arch, squint::arch::avx512bw>::value && !std::is_same<Arch, squint::arch::avx2>::value) {
+    state.SkipWithError("portable fp16 path: not benchmarked");
+    return;
+  }
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  const auto a = squint_bench::normal(m * k, 1);
+  const auto w = squint_bench::normal(n * k, 2);
+  const auto packed = squint::packed_half_weights::from_float(w.data(), n, k, k);
+  std::vector<float> c(m * n);
+  for (auto _ : state) {
+    squint::kernels::half_gemm_kernel<Arch>::run(a.data(), m, k, k, packed.data(), n, nullptr, false, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_ops(state);
+}
+
 #if defined(SQUINT_BENCH_OPENBLAS)
 void BM_SgemmOpenBLAS(benchmark::State& state) {
   const auto m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)), k = static_cast<int>(state.range(2));
@@ -108,6 +130,9 @@ BENCHMARK(BM_GemmOneDNN)->Apply(all_shapes)->UseRealTime();
 
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU8S8, A)->Apply(all_shapes_threads);
 SQUINT_DISPATCH_GEMM_ARCHS
+#undef SQUINT_X
+#define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmHalf, A)->Apply(all_shapes);
+SQUINT_DISPATCH_FAMILIES
 #undef SQUINT_X
 
 }  // namespace
