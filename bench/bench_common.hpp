@@ -54,6 +54,17 @@ inline void read_bandwidth(benchmark::State& state) {
   set_bytes(state, n * sizeof(float));
 }
 
+inline void add_context();
+
+/// The main() of every benchmark binary: Google Benchmark plus squint's dispatch context.
+inline int run(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  add_context();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
 inline void add_context() {
   std::string isas;
   for (const auto& name : squint::runtime::compiled_isas()) isas += (isas.empty() ? "" : " ") + name;

@@ -137,10 +137,4 @@ SQUINT_DISPATCH_FAMILIES
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  squint_bench::add_context();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return squint_bench::run(argc, argv); }

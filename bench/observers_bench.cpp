@@ -85,10 +85,4 @@ BENCHMARK(BM_HistogramQparams)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  squint_bench::add_context();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return squint_bench::run(argc, argv); }

@@ -165,10 +165,4 @@ BENCHMARK(BM_DequantizeS8Naive)->Apply(squint_bench::sizes);
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  squint_bench::add_context();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return squint_bench::run(argc, argv); }

@@ -49,3 +49,11 @@
 #define SQUINT_USE_EXCEPTIONS 0
 #endif
 #endif
+
+// Fully unrolls the loop that follows. Register-blocked micro-kernels need it: their accumulators
+// are arrays indexed by the loop variable, and GCC -O2 would keep them on the stack otherwise.
+#if defined(__GNUC__)
+#define SQUINT_UNROLL _Pragma("GCC unroll 16")
+#else
+#define SQUINT_UNROLL
+#endif

@@ -14,17 +14,12 @@
 #include <vector>
 
 #include "squint/arch/ops.hpp"
+#include "squint/config.hpp"
 #include "squint/error.hpp"
 #include "squint/reference/convert.hpp"
 
 #if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
-#endif
-
-#if defined(__GNUC__) && !defined(SQUINT_UNROLL)
-#define SQUINT_UNROLL _Pragma("GCC unroll 16")
-#elif !defined(SQUINT_UNROLL)
-#define SQUINT_UNROLL
 #endif
 
 namespace squint::kernels {

@@ -22,17 +22,10 @@
 #include <type_traits>
 
 #include "squint/arch/tags.hpp"
+#include "squint/config.hpp"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) || (XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__))
 #include <immintrin.h>
-#endif
-
-// Register blocking only works if the loops over rows and panels are fully unrolled (the
-// accumulators must be registers, not a stack array); GCC -O2 does not do it on its own.
-#if defined(__GNUC__)
-#define SQUINT_UNROLL _Pragma("GCC unroll 16")
-#else
-#define SQUINT_UNROLL
 #endif
 
 namespace squint::kernels {
