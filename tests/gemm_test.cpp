@@ -257,3 +257,87 @@ TEST(HalfGemmApiTest, PackingRoundsToHalfAndChecksArguments) {
 }
 
 }  // namespace
+
+namespace {
+
+template <class Arch>
+class WeightOnlyGemmTest : public squint_test::arch_test<Arch> {};
+TYPED_TEST_SUITE(WeightOnlyGemmTest, squint_test::compiled_archs, squint_test::arch_names);
+
+/// Weight-only INT8 GEMM against float64 on the dequantized weights: sum_k a * q is rounded in
+/// fp32 (bound (k + 2) 2^-24 sum |a q|), then scaled (one more rounding).
+TYPED_TEST(WeightOnlyGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
+  for (std::size_t m : {1u, 3u, 4u, 8u, 9u, 33u})
+    for (std::size_t n : {1u, 15u, 16u, 17u, 40u})
+      for (std::size_t k : {1u, 7u, 64u, 301u}) {
+        const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 3));
+        const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));
+        std::vector<float> bias(n);
+        for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
+        const auto b = squint::packed_weight_only::from_float(w.data(), n, k, k);
+        const std::size_t ldc = n + 2;
+        std::vector<float> c(m * ldc, 12345.0f);
+        const bool relu = m % 2 == 1;
+        squint::kernels::weight_only_gemm_kernel<TypeParam>::run(a.data(), m, k, k, b.data(), n, b.scales(),
+                                                                 bias.data(), relu, c.data(), ldc);
+        for (std::size_t i = 0; i < m; ++i) {
+          for (std::size_t j = 0; j < n; ++j) {
+            double sum = 0.0, magnitude = 0.0;
+            for (std::size_t kk = 0; kk < k; ++kk) {
+              sum += static_cast<double>(a[i * k + kk]) * b.at(j, kk);
+              magnitude += std::fabs(static_cast<double>(a[i * k + kk]) * b.at(j, kk));
+            }
+            const double s = b.scales()[j];
+            double exact = sum * s + bias[j];
+            if (relu) exact = exact > 0.0 ? exact : 0.0;
+            const double tolerance =
+                (static_cast<double>(k + 3) * magnitude * s + std::fabs(bias[j])) * std::ldexp(1.0, -24) + 1e-30;
+            ASSERT_NEAR(c[i * ldc + j], exact, tolerance) << m << "x" << n << "x" << k << " at " << i << "," << j;
+          }
+          for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
+        }
+      }
+}
+
+TEST(WeightOnlyGemmApiTest, CodesMatchTheInt8PackingAndArgumentsAreChecked) {
+  const auto w = squint_test::normal(37 * 19, 0.0f, 1.0f, 5);
+  const auto q8 = squint::packed_weights::from_float(w.data(), 37, 19, 19);
+  const auto wo = squint::packed_weight_only::from_float(w.data(), 37, 19, 19);
+  for (std::size_t j = 0; j < 37; ++j) {
+    EXPECT_EQ(wo.scales()[j], q8.scales()[j]);
+    for (std::size_t i = 0; i < 19; ++i) ASSERT_EQ(wo.at(j, i), q8.at(j, i));
+  }
+  EXPECT_EQ(wo.bytes(), 48u * 19u + 48u * sizeof(float));
+  std::vector<float> a(2 * 19, 1.0f), c(2 * 37), threaded(2 * 37);
+  EXPECT_THROW(squint::gemm_weight_only(a.data(), 2, 18, wo, nullptr, false, c.data(), 37), squint::error);
+  EXPECT_THROW(squint::gemm_weight_only(a.data(), 2, 19, wo, nullptr, false, c.data(), 36), squint::error);
+  EXPECT_THROW(squint::gemm_weight_only(nullptr, 2, 19, wo, nullptr, false, c.data(), 37), squint::error);
+  const std::int8_t codes[2] = {1, -1};
+  EXPECT_THROW(squint::packed_weight_only::from_int8(codes, 2, 1, 1, {1.0f, 0.0f}), squint::error);
+  EXPECT_THROW(squint::packed_weight_only::from_int8(codes, 2, 1, 1, {1.0f, 2.0f, 3.0f}), squint::error);
+  squint::runtime::gemm_weight_only(a.data(), 2, 19, wo, nullptr, false, c.data(), 37);
+  squint::gemm_weight_only(a.data(), 2, 19, wo, nullptr, false, threaded.data(), 37, squint::parallelism{2, nullptr});
+  for (std::size_t j = 0; j < 37; ++j) {
+    float row = 0.0f;
+    for (std::size_t i = 0; i < 19; ++i) row += static_cast<float>(wo.at(j, i));
+    EXPECT_FLOAT_EQ(c[j], row * wo.scales()[j]);
+  }
+}
+
+/// Threads split whole panels: the result does not depend on the thread count.
+TEST(WeightOnlyGemmApiTest, ThreadCountDoesNotChangeResults) {
+  const std::size_t m = 64, n = 200, k = 512;
+  const auto a = squint_test::normal(m * k, 0.0f, 1.0f, 6);
+  const auto w = squint_test::normal(n * k, 0.0f, 1.0f, 7);
+  const auto wo = squint::packed_weight_only::from_float(w.data(), n, k, k);
+  const auto half = squint::packed_half_weights::from_float(w.data(), n, k, k);
+  std::vector<float> one(m * n), two(m * n);
+  squint::runtime::gemm_weight_only(a.data(), m, k, wo, nullptr, true, one.data(), n);
+  squint::runtime::gemm_weight_only(a.data(), m, k, wo, nullptr, true, two.data(), n, squint::parallelism{2, nullptr});
+  EXPECT_EQ(one, two);
+  squint::runtime::gemm_half(a.data(), m, k, half, nullptr, false, one.data(), n);
+  squint::runtime::gemm_half(a.data(), m, k, half, nullptr, false, two.data(), n, squint::parallelism{3, nullptr});
+  EXPECT_EQ(one, two);
+}
+
+}  // namespace

@@ -23,6 +23,7 @@
 #include "squint/detail/instantiate.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
+#include "squint/gemm/weight_only.hpp"
 #include "squint/quantize.hpp"
 
 #define SQUINT_X(A) SQUINT_DECLARE_KERNELS(A)
@@ -87,6 +88,8 @@ struct kernel_table {
   gemm_fn<std::int8_t> gemm_s8;
   void (*gemm_half)(const float*, std::size_t, std::size_t, std::size_t, const std::uint16_t*, std::size_t,
                     const float*, bool, float*, std::size_t) noexcept;
+  void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
+                           const float*, const float*, bool, float*, std::size_t) noexcept;
 };
 
 template <class Arch>
@@ -108,7 +111,8 @@ kernel_table table_for() {
           &reduce_kernel<F>::min_max,
           gemm_for<Arch, std::uint8_t>(),
           gemm_for<Arch, std::int8_t>(),
-          &half_gemm_kernel<F>::run};
+          &half_gemm_kernel<F>::run,
+          &weight_only_gemm_kernel<F>::run};
 }
 
 /// Every configured arch, best first (scalar last).
@@ -277,9 +281,16 @@ void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const p
 
 /// squint::gemm_half on the dispatched kernels.
 inline void gemm_half(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b, const float* bias,
-                      bool relu, float* c, std::size_t ldc) {
+                      bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
   squint::detail::check_half_gemm(a, m, lda, b, c, ldc);
-  detail::active().gemm_half(a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc);
+  squint::detail::run_panels(detail::active().gemm_half, a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc, par);
+}
+
+/// squint::gemm_weight_only on the dispatched kernels.
+inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
+                             const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::detail::check_weight_only_gemm(a, m, lda, b, c, ldc);
+  squint::detail::run_weight_only(detail::active().gemm_weight_only, a, m, lda, b, bias, relu, c, ldc, par);
 }
 
 /// squint::finite_min_max on the dispatched kernels.

@@ -7,6 +7,7 @@
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/pack.hpp"
+#include "squint/gemm/weight_only.hpp"
 #include "squint/observers/calibration.hpp"
 #include "squint/observers/granularity.hpp"
 #include "squint/observers/histogram.hpp"

@@ -11,6 +11,7 @@
 
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/microkernels.hpp"
+#include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/convert.hpp"
 #include "squint/kernels/quantize.hpp"
 #include "squint/kernels/reduce.hpp"
@@ -24,7 +25,8 @@
   M(::squint::kernels::requantize_kernel<A, std::uint8_t>)       \
   M(::squint::kernels::convert_kernel<A>)                        \
   M(::squint::kernels::reduce_kernel<A>)                         \
-  M(::squint::kernels::half_gemm_kernel<A>)
+  M(::squint::kernels::half_gemm_kernel<A>)                      \
+  M(::squint::kernels::weight_only_gemm_kernel<A>)
 
 #define SQUINT_DETAIL_INSTANTIATE(...) template struct __VA_ARGS__;
 #define SQUINT_DETAIL_DECLARE(...) extern template struct __VA_ARGS__;

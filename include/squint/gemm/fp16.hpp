@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm/fp16.hpp: the FP16-weight fallback GEMM — C = A . B^T + bias with A and C float, B stored
 // as IEEE fp16 (half the bytes of float, exact enough where INT8 costs accuracy or does not pay).
+// The same float-compute panel kernel serves weight-only INT8 (gemm/weight_only.hpp).
 //
-// Layout: panels of 16 output channels, each K rows of 16 halves (32 bytes), channels past n
-// zero. A row of a panel is converted to float once (F16C / AVX-512 vcvtph2ps, or the integer
-// reference conversion elsewhere) and reused for a block of A rows; accumulation is fp32 FMA in
-// k order.
+// Layout: panels of 16 output channels, each K rows of 16 weights (fp16 or int8), channels past
+// n zero. A row of a panel is converted to float once (F16C / AVX-512 vcvtph2ps, vpmovsxbd +
+// vcvtdq2ps for int8, scalar conversion elsewhere) and reused for a block of A rows;
+// accumulation is fp32 FMA in k order, and int8 sums are multiplied by the channel scale at the
+// end.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +18,7 @@
 #include "squint/arch/ops.hpp"
 #include "squint/config.hpp"
 #include "squint/error.hpp"
+#include "squint/gemm/parallel.hpp"
 #include "squint/reference/convert.hpp"
 
 #if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
@@ -31,15 +34,29 @@ struct half_gemm_kernel {
                   std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) noexcept;
 };
 
-namespace detail_half {
+namespace detail_panel {
 
 constexpr std::size_t width = 16;
 
+/// Weight element -> float: fp16 bits or an int8 code. (Templated on Arch, as every helper a
+/// per-ISA object compiles, so no two objects emit the same symbol with different code.)
+template <class Arch>
+float to_float(std::uint16_t h) { return reference::half_to_float(h); }
+template <class Arch>
+float to_float(std::int8_t q) { return static_cast<float>(q); }
+
+/// acc * scale[j] (when scaled) + bias[j], then max(0, .) with relu.
+template <class Arch>
+float finish(float acc, const float* scale, const float* bias, std::size_t j, bool relu) {
+  const float v = (scale ? acc * scale[j] : acc) + (bias ? bias[j] : 0.0f);
+  return relu && !(v > 0.0f) ? 0.0f : v;
+}
+
 /// Portable path: each panel row converted once per block of 8 A rows, stack buffers only (no
 /// container code in a per-ISA object).
-template <class Arch>
-void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
-                  std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) {
+template <class Arch, class W>
+void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
+                  const float* scale, const float* bias, bool relu, float* c, std::size_t ldc) {
   constexpr std::size_t rows_per_block = 8;
   float row[width];
   float acc[rows_per_block][width];
@@ -50,74 +67,96 @@ void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda,
       for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t j = 0; j < width; ++j) acc[r][j] = 0.0f;
       for (std::size_t kk = 0; kk < k; ++kk) {
-        const std::uint16_t* h = packed + (p * k + kk) * width;
-        for (std::size_t j = 0; j < width; ++j) row[j] = reference::half_to_float(h[j]);
+        const W* w = packed + (p * k + kk) * width;
+        for (std::size_t j = 0; j < width; ++j) row[j] = to_float<Arch>(w[j]);
         for (std::size_t r = 0; r < rows; ++r) {
           const float av = a[(i0 + r) * lda + kk];
           for (std::size_t j = 0; j < width; ++j) acc[r][j] += av * row[j];
         }
       }
       for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t j = 0; j < cols; ++j) {
-          const float v = acc[r][j] + (bias ? bias[p * width + j] : 0.0f);
-          c[(i0 + r) * ldc + p * width + j] = relu && !(v > 0.0f) ? 0.0f : v;
-        }
+        for (std::size_t j = 0; j < cols; ++j)
+          c[(i0 + r) * ldc + p * width + j] = finish<Arch>(acc[r][j], scale ? scale + p * width : nullptr,
+                                                     bias ? bias + p * width : nullptr, j, relu);
     }
   }
 }
 
-template <class Arch>
-void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
-                std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc);
-template <class Arch>
-void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
-              std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc);
+template <class Arch, class W>
+void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
+                const float* scale, const float* bias, bool relu, float* c, std::size_t ldc);
+template <class Arch, class W>
+void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
+              const float* scale, const float* bias, bool relu, float* c, std::size_t ldc);
 
 #if XSIMD_WITH_AVX512BW && XSIMD_WITH_AVX512DQ && defined(__AVX512VL__) && defined(__F16C__) && defined(__FMA__)
-template <class Arch, std::size_t R>
-void avx512_block(const float* a, std::size_t lda, std::size_t k, const std::uint16_t* panel, __m512 bias, bool relu,
-                  float* c, std::size_t ldc, __mmask16 columns) {
+template <class Arch>
+__m512 load_row512(const std::uint16_t* w) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+}
+template <class Arch>
+__m512 load_row512(const std::int8_t* w) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
+}
+
+template <class Arch, std::size_t R, class W>
+void avx512_block(const float* a, std::size_t lda, std::size_t k, const W* panel, __m512 scale, __m512 bias,
+                  bool relu, float* c, std::size_t ldc, __mmask16 columns) {
   __m512 acc[R];
   SQUINT_UNROLL
   for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (std::size_t kk = 0; kk < k; ++kk) {
-    const __m512 b = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + kk * width)));
+    const __m512 b = load_row512<Arch>(panel + kk * width);
     SQUINT_UNROLL
     for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), b, acc[r]);
   }
   SQUINT_UNROLL
   for (std::size_t r = 0; r < R; ++r) {
-    __m512 v = _mm512_add_ps(acc[r], bias);
+    __m512 v = _mm512_fmadd_ps(acc[r], scale, bias);
     if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
     _mm512_mask_storeu_ps(c + r * ldc, columns, v);
   }
 }
 
-template <class Arch>
-void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
-                std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) {
+template <class Arch, class W>
+void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
+                const float* scale, const float* bias, bool relu, float* c, std::size_t ldc) {
   for (std::size_t p = 0; p * width < n; ++p) {
     const std::size_t cols = n - p * width < width ? n - p * width : width;
     const auto columns = static_cast<__mmask16>(cols == width ? 0xffffu : (1u << cols) - 1u);
     const __m512 b = bias ? _mm512_maskz_loadu_ps(columns, bias + p * width) : _mm512_setzero_ps();
-    const std::uint16_t* panel = packed + p * k * width;
+    const __m512 s = scale ? _mm512_maskz_loadu_ps(columns, scale + p * width) : _mm512_set1_ps(1.0f);
+    const W* panel = packed + p * k * width;
     std::size_t i = 0;
-    for (; i + 8 <= m; i += 8) avx512_block<Arch, 8>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, columns);
-    for (; i < m; ++i) avx512_block<Arch, 1>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, columns);
+    for (; i + 8 <= m; i += 8)
+      avx512_block<Arch, 8>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, columns);
+    for (; i < m; ++i) avx512_block<Arch, 1>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, columns);
   }
 }
 #endif
 
 #if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
-template <class Arch, std::size_t R>
-void avx2_block(const float* a, std::size_t lda, std::size_t k, const std::uint16_t* panel, const float* bias,
+template <class Arch>
+void load_row256(const std::uint16_t* w, __m256& lo, __m256& hi) {
+  lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 8)));
+}
+template <class Arch>
+void load_row256(const std::int8_t* w, __m256& lo, __m256& hi) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+  lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+  hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q)));
+}
+
+template <class Arch, std::size_t R, class W>
+void avx2_block(const float* a, std::size_t lda, std::size_t k, const W* panel, const float* scale, const float* bias,
                 bool relu, float* c, std::size_t ldc, std::size_t cols) {
   __m256 acc[R][2];
   SQUINT_UNROLL
   for (std::size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (std::size_t kk = 0; kk < k; ++kk) {
-    const __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kk * width)));
-    const __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kk * width + 8)));
+    __m256 b0, b1;
+    load_row256<Arch>(panel + kk * width, b0, b1);
     SQUINT_UNROLL
     for (std::size_t r = 0; r < R; ++r) {
       const __m256 av = _mm256_set1_ps(a[r * lda + kk]);
@@ -129,39 +168,45 @@ void avx2_block(const float* a, std::size_t lda, std::size_t k, const std::uint1
   for (std::size_t r = 0; r < R; ++r) {
     _mm256_store_ps(lanes, acc[r][0]);
     _mm256_store_ps(lanes + 8, acc[r][1]);
-    for (std::size_t j = 0; j < cols; ++j) {
-      const float v = lanes[j] + (bias ? bias[j] : 0.0f);
-      c[r * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
-    }
+    for (std::size_t j = 0; j < cols; ++j) c[r * ldc + j] = finish<Arch>(lanes[j], scale, bias, j, relu);
   }
 }
 
-template <class Arch>
-void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::uint16_t* packed,
-              std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) {
+template <class Arch, class W>
+void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
+              const float* scale, const float* bias, bool relu, float* c, std::size_t ldc) {
   for (std::size_t p = 0; p * width < n; ++p) {
     const std::size_t cols = n - p * width < width ? n - p * width : width;
     const float* b = bias ? bias + p * width : nullptr;
-    const std::uint16_t* panel = packed + p * k * width;
+    const float* s = scale ? scale + p * width : nullptr;
+    const W* panel = packed + p * k * width;
     std::size_t i = 0;
-    for (; i + 4 <= m; i += 4) avx2_block<Arch, 4>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, cols);
-    for (; i < m; ++i) avx2_block<Arch, 1>(a + i * lda, lda, k, panel, b, relu, c + i * ldc + p * width, ldc, cols);
+    for (; i + 4 <= m; i += 4)
+      avx2_block<Arch, 4>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, cols);
+    for (; i < m; ++i) avx2_block<Arch, 1>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, cols);
   }
 }
 #endif
 
-}  // namespace detail_half
+/// The widest float-panel path Arch has.
+template <class Arch, class W>
+void run(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
+         const float* scale, const float* bias, bool relu, float* c, std::size_t ldc) {
+  if constexpr (std::is_same<Arch, arch::avx512bw>::value)
+    run_avx512<Arch>(a, m, k, lda, packed, n, scale, bias, relu, c, ldc);
+  else if constexpr (std::is_same<Arch, arch::avx2>::value)
+    run_avx2<Arch>(a, m, k, lda, packed, n, scale, bias, relu, c, ldc);
+  else
+    run_portable<Arch>(a, m, k, lda, packed, n, scale, bias, relu, c, ldc);
+}
+
+}  // namespace detail_panel
 
 template <class Arch>
 void half_gemm_kernel<Arch>::run(const float* a, std::size_t m, std::size_t k, std::size_t lda,
                                  const std::uint16_t* packed, std::size_t n, const float* bias, bool relu, float* c,
                                  std::size_t ldc) noexcept {
-  if constexpr (std::is_same<Arch, arch::avx512bw>::value)
-    detail_half::run_avx512<Arch>(a, m, k, lda, packed, n, bias, relu, c, ldc);
-  else if constexpr (std::is_same<Arch, arch::avx2>::value)
-    detail_half::run_avx2<Arch>(a, m, k, lda, packed, n, bias, relu, c, ldc);
-  else
-    detail_half::run_portable<Arch>(a, m, k, lda, packed, n, bias, relu, c, ldc);
+  detail_panel::run<Arch>(a, m, k, lda, packed, n, nullptr, bias, relu, c, ldc);
 }
 
 }  // namespace squint::kernels
@@ -171,7 +216,7 @@ SQUINT_NAMESPACE_BEGIN
 /// Float weights stored as fp16 for half_gemm: half the bytes of float, no calibration.
 class packed_half_weights {
  public:
-  static constexpr std::size_t panel_width = kernels::detail_half::width;
+  static constexpr std::size_t panel_width = kernels::detail_panel::width;
 
   /// Converts w (n x k, row stride ldw >= k; round to nearest even) and packs it.
   /// @throws squint::error on null data with elements or ldw < k.
@@ -213,15 +258,27 @@ inline void check_half_gemm(const float* a, std::size_t m, std::size_t lda, cons
   require(m <= 1 || ldc >= b.n(), "gemm_half: ldc ", ldc, " is smaller than n ", b.n());
 }
 
+/// Runs a float-panel kernel `run(a, m, k, lda, panels, n, bias, relu, c, ldc)` over column
+/// blocks of whole panels, split between threads as `par` allows.
+template <class W, class Run>
+void run_panels(Run run, const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* panels,
+                std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par) {
+  constexpr std::size_t width = kernels::detail_panel::width;
+  split_columns(par, m, n, k, width, [&](std::size_t j0, std::size_t j1) {
+    run(a, m, k, lda, panels + j0 * k, j1 - j0, bias ? bias + j0 : nullptr, relu, c + j0, ldc);
+  });
+}
+
 }  // namespace detail
 
 /// C = A . B^T + bias (then max(0, .) with relu) with fp16 weights and fp32 accumulation.
 /// A is m x k float (row stride lda), C m x n float (row stride ldc); bias has n entries or is null.
 /// @throws squint::error on null pointers with elements, lda < k or ldc < n.
 inline void gemm_half(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b, const float* bias,
-                      bool relu, float* c, std::size_t ldc) {
+                      bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
   detail::check_half_gemm(a, m, lda, b, c, ldc);
-  kernels::half_gemm_kernel<arch::native>::run(a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc);
+  detail::run_panels(&kernels::half_gemm_kernel<arch::native>::run, a, m, b.k(), lda, b.data(), b.n(), bias, relu, c,
+                     ldc, par);
 }
 
 SQUINT_NAMESPACE_END

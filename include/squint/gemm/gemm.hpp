@@ -6,13 +6,12 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
 #include "squint/gemm/microkernels.hpp"
 #include "squint/gemm/pack.hpp"
+#include "squint/gemm/parallel.hpp"
 #include "squint/quantize.hpp"
 
 SQUINT_NAMESPACE_BEGIN
@@ -22,35 +21,7 @@ SQUINT_NAMESPACE_BEGIN
 /// rejected with squint::error (split the product along K and add the int32 results yourself).
 inline constexpr std::size_t gemm_max_k = 2147483647u / (255u * 255u);
 
-/// How a GEMM call may run in parallel. With threads == 1 (the default) nothing is spawned.
-/// With more, the work is cut into up to `threads` tasks (over output-channel panels, or over
-/// rows when there are few panels; at least 2^21 multiply-adds each) and run on std::threads
-/// started for the call, or on the caller's own pool through `run`, which must call task(i)
-/// once for every i in [0, count) and return when all are done. A persistent pool avoids the
-/// thread start-up cost that dominates small products.
-struct parallelism {
-  unsigned threads = 1;
-  std::function<void(std::size_t count, const std::function<void(std::size_t)>& task)> run = nullptr;
-};
-
 namespace detail {
-
-/// Runs task(0..count-1): on the calling thread, the caller's runner, or count - 1 new threads.
-inline void run_tasks(const parallelism& par, std::size_t count, const std::function<void(std::size_t)>& task) {
-  if (count <= 1) {
-    if (count == 1) task(0);
-    return;
-  }
-  if (par.run) {
-    par.run(count, task);
-    return;
-  }
-  std::vector<std::thread> workers;
-  workers.reserve(count - 1);
-  for (std::size_t t = 1; t < count; ++t) workers.emplace_back(task, t);
-  task(0);
-  for (std::thread& w : workers) w.join();
-}
 
 /// The GEMM micro-kernel static dispatch uses in this translation unit.
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)

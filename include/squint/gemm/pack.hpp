@@ -20,6 +20,31 @@
 
 SQUINT_NAMESPACE_BEGIN
 
+namespace detail {
+
+/// Per-row symmetric quantization of float weights w (n x k, row stride ldw) into q (n x k,
+/// dense) and scale (n): each row's finite range through choose_qparams with `spec`
+/// (int8, symmetric; narrow range [-127, 127] by default).
+inline void quantize_rows_symmetric(const float* w, std::size_t n, std::size_t k, std::size_t ldw, std::int8_t* q,
+                                    float* scale, quant_spec spec = {dtype::int8, qscheme::symmetric, false, true}) {
+  const quant_range range = range_of(spec);
+  for (std::size_t j = 0; j < n; ++j) {
+    float lo = 0.0f, hi = 0.0f;
+    for (std::size_t i = 0; i < k; ++i) {
+      const float v = w[j * ldw + i];
+      if (!std::isfinite(v)) continue;
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    const qparams p = choose_qparams(lo, hi, spec);
+    scale[j] = p.scale;
+    for (std::size_t i = 0; i < k; ++i)
+      q[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], p, range));
+  }
+}
+
+}  // namespace detail
+
 /// Immutable packed weights for C = A . B^T: safe to share between threads.
 class packed_weights {
  public:
@@ -77,22 +102,9 @@ class packed_weights {
     detail::require(ldw >= k, "packed_weights::from_float: ldw ", ldw, " is smaller than k ", k);
     detail::require(spec.type == dtype::int8 && spec.scheme == qscheme::symmetric,
                     "packed_weights::from_float: weights are quantized symmetric int8");
-    const quant_range range = range_of(spec);
     std::vector<std::int8_t> q(n * k);
     std::vector<float> scale(n);
-    for (std::size_t j = 0; j < n; ++j) {
-      float lo = 0.0f, hi = 0.0f;
-      for (std::size_t i = 0; i < k; ++i) {
-        const float v = w[j * ldw + i];
-        if (!std::isfinite(v)) continue;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-      }
-      const qparams p = choose_qparams(lo, hi, spec);
-      scale[j] = p.scale;
-      for (std::size_t i = 0; i < k; ++i)
-        q[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], p, range));
-    }
+    detail::quantize_rows_symmetric(w, n, k, ldw, q.data(), scale.data(), spec);
     return from_int8(q.data(), n, k, k, scale, std::vector<std::int32_t>(1, 0));
   }
 

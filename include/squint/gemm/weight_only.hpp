@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm/weight_only.hpp: weight-only INT8 — weights stored as int8 codes with a scale per output
+// channel (a quarter of float's bytes), activations and arithmetic in float. For batch-1
+// decoding, where a GEMV is bound by reading the weights and quantizing the activations buys
+// nothing. Runs the float-panel kernel of gemm/fp16.hpp with int8 panels.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "squint/gemm/fp16.hpp"
+#include "squint/gemm/pack.hpp"
+
+namespace squint::kernels {
+
+/// float A x int8 panels (scaled per channel) -> float C, with optional bias and ReLU.
+template <class Arch>
+struct weight_only_gemm_kernel {
+  static void run(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
+                  std::size_t n, const float* scale, const float* bias, bool relu, float* c,
+                  std::size_t ldc) noexcept {
+    detail_panel::run<Arch>(a, m, k, lda, packed, n, scale, bias, relu, c, ldc);
+  }
+};
+
+}  // namespace squint::kernels
+
+SQUINT_NAMESPACE_BEGIN
+
+/// Int8 weights with per-channel scales, packed in float-panel order: immutable, shareable.
+class packed_weight_only {
+ public:
+  static constexpr std::size_t panel_width = kernels::detail_panel::width;
+
+  /// Packs codes w (n x k, row stride ldw >= k) with one scale per row (or one for all);
+  /// the weight of channel j is scale[j] * w[j][i] (symmetric: no zero point).
+  /// @throws squint::error on null data with elements, ldw < k, a wrong scale count, or a
+  ///         scale that is not finite and > 0.
+  static packed_weight_only from_int8(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
+                                      const std::vector<float>& scale) {
+    detail::require(w != nullptr || n * k == 0, "packed_weight_only::from_int8: argument 'w' is null with ", n,
+                    " x ", k, " elements");
+    detail::require(ldw >= k, "packed_weight_only::from_int8: ldw ", ldw, " is smaller than k ", k);
+    detail::require(scale.size() == n || scale.size() == 1, "packed_weight_only::from_int8: ", scale.size(),
+                    " scales for ", n, " channels");
+    for (float s : scale)
+      detail::require(std::isfinite(s) && s > 0.0f, "packed_weight_only::from_int8: scale must be finite and > 0, got ",
+                      s);
+    packed_weight_only p;
+    p.n_ = n;
+    p.k_ = k;
+    p.data_.assign((n + panel_width - 1) / panel_width * panel_width * k, 0);
+    p.scale_.assign((n + panel_width - 1) / panel_width * panel_width, 0.0f);
+    for (std::size_t j = 0; j < n; ++j) {
+      p.scale_[j] = scale.size() == 1 ? scale[0] : scale[j];
+      for (std::size_t i = 0; i < k; ++i) p.data_[p.offset(j, i)] = w[j * ldw + i];
+    }
+    return p;
+  }
+
+  /// Quantizes float weights per output channel, symmetric narrow range [-127, 127] (the same
+  /// codes and scales as packed_weights::from_float), and packs them.
+  /// @throws squint::error on null data with elements or ldw < k.
+  static packed_weight_only from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw) {
+    detail::require(w != nullptr || n * k == 0, "packed_weight_only::from_float: argument 'w' is null with ", n,
+                    " x ", k, " elements");
+    detail::require(ldw >= k, "packed_weight_only::from_float: ldw ", ldw, " is smaller than k ", k);
+    std::vector<std::int8_t> q(n * k);
+    std::vector<float> scale(n);
+    detail::quantize_rows_symmetric(w, n, k, ldw, q.data(), scale.data());
+    return from_int8(q.data(), n, k, k, scale);
+  }
+
+  std::size_t n() const { return n_; }
+  std::size_t k() const { return k_; }
+  /// Bytes held: the codes and the scales.
+  std::size_t bytes() const { return data_.size() + scale_.size() * sizeof(float); }
+  const std::int8_t* data() const { return data_.data(); }
+  /// n scales (padded with zeros to whole panels).
+  const float* scales() const { return scale_.data(); }
+  /// The code of channel j at depth i.
+  std::int8_t at(std::size_t j, std::size_t i) const { return data_[offset(j, i)]; }
+
+ private:
+  std::size_t offset(std::size_t j, std::size_t i) const {
+    return ((j / panel_width) * k_ + i) * panel_width + j % panel_width;
+  }
+  std::vector<std::int8_t> data_;
+  std::vector<float> scale_;
+  std::size_t n_ = 0, k_ = 0;
+};
+
+namespace detail {
+
+inline void check_weight_only_gemm(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
+                                   const float* c, std::size_t ldc) {
+  require(a != nullptr || m * b.k() == 0, "gemm_weight_only: argument 'a' is null with ", m, " x ", b.k(),
+          " elements");
+  require(c != nullptr || m * b.n() == 0, "gemm_weight_only: argument 'c' is null with ", m, " x ", b.n(),
+          " elements");
+  require(m <= 1 || lda >= b.k(), "gemm_weight_only: lda ", lda, " is smaller than k ", b.k());
+  require(m <= 1 || ldc >= b.n(), "gemm_weight_only: ldc ", ldc, " is smaller than n ", b.n());
+}
+
+template <class Run>
+void run_weight_only(Run run, const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
+                     const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par) {
+  const std::size_t k = b.k();
+  split_columns(par, m, b.n(), k, packed_weight_only::panel_width, [&](std::size_t j0, std::size_t j1) {
+    run(a, m, k, lda, b.data() + j0 * k, j1 - j0, b.scales() + j0, bias ? bias + j0 : nullptr, relu, c + j0, ldc);
+  });
+}
+
+}  // namespace detail
+
+/// C = A . (scale * Q)^T + bias (then max(0, .) with relu): float A (m x k, row stride lda),
+/// int8 weights, fp32 accumulation, float C (m x n, row stride ldc); bias has n entries or is null.
+/// @throws squint::error on null pointers with elements, lda < k or ldc < n.
+inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
+                             const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  detail::check_weight_only_gemm(a, m, lda, b, c, ldc);
+  detail::run_weight_only(&kernels::weight_only_gemm_kernel<arch::native>::run, a, m, lda, b, bias, relu, c, ldc, par);
+}
+
+SQUINT_NAMESPACE_END
