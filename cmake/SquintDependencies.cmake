@@ -21,6 +21,17 @@ else()
   squint_repair_xsimd_target()
 endif()
 
+# Eigen is the float engine of squint::nn (the FP32 layers and the reference they are measured
+# against) and the matrix type of squint/eigen.hpp. 3.3 (Debian: libeigen3-dev 3.4) or newer.
+set(EIGEN_BUILD_DOC OFF)
+set(EIGEN_BUILD_TESTING OFF)
+set(EIGEN_BUILD_PKGCONFIG OFF)
+FetchContent_Declare(Eigen3
+  URL https://gitlab.com/libeigen/eigen/-/archive/3.4.0/eigen-3.4.0.tar.gz
+  URL_HASH SHA256=8586084f71f9bde545ee7fa6d00288b264a2b7ac3607b974e54d13e7162c1c72
+  FIND_PACKAGE_ARGS 3.3 NAMES Eigen3)
+FetchContent_MakeAvailable(Eigen3)
+
 if(SQUINT_BUILD_TESTS)
   set(INSTALL_GTEST OFF)
   set(BUILD_GMOCK OFF)

@@ -24,6 +24,7 @@
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
+#include "squint/nn/backend.hpp"
 #include "squint/quantize.hpp"
 
 #define SQUINT_X(A) SQUINT_DECLARE_KERNELS(A)
@@ -300,6 +301,19 @@ inline std::pair<float, float> finite_min_max(tensor_view<const float> x) {
   std::size_t nonfinite = 0;
   detail::active().min_max(x.data(), x.size(), &lo, &hi, &nonfinite);
   return {lo, hi};
+}
+
+/// The active ISA's kernels for squint::nn layers (a snapshot: force_isa later does not change
+/// layers already built).
+inline nn::backend backend() {
+  const detail::kernel_table& t = detail::active();
+  return {t.name,
+          t.gemm_u8 != &squint::detail::gemm_s32<arch::scalar, std::uint8_t>,
+          t.gemm_u8,
+          t.gemm_half,
+          t.gemm_weight_only,
+          t.quantize_u8,
+          t.min_max};
 }
 
 }  // namespace runtime

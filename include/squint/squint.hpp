@@ -8,6 +8,7 @@
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/pack.hpp"
 #include "squint/gemm/weight_only.hpp"
+#include "squint/nn.hpp"
 #include "squint/observers/calibration.hpp"
 #include "squint/observers/granularity.hpp"
 #include "squint/observers/histogram.hpp"

@@ -230,7 +230,21 @@ class packed_half_weights {
     p.data_.assign((n + panel_width - 1) / panel_width * panel_width * k, 0);
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t i = 0; i < k; ++i)
-        p.data_[((j / panel_width) * k + i) * panel_width + j % panel_width] = reference::float_to_half(w[j * ldw + i]);
+        p.data_[p.offset(j, i)] = reference::float_to_half(w[j * ldw + i]);
+    return p;
+  }
+
+  /// Packs fp16 bit patterns h (n x k, dense), as bits() returns them.
+  /// @throws squint::error on null data with elements.
+  static packed_half_weights from_bits(const std::uint16_t* h, std::size_t n, std::size_t k) {
+    detail::require(h != nullptr || n * k == 0, "packed_half_weights::from_bits: argument 'h' is null with ", n,
+                    " x ", k, " elements");
+    packed_half_weights p;
+    p.n_ = n;
+    p.k_ = k;
+    p.data_.assign((n + panel_width - 1) / panel_width * panel_width * k, 0);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < k; ++i) p.data_[p.offset(j, i)] = h[j * k + i];
     return p;
   }
 
@@ -239,11 +253,14 @@ class packed_half_weights {
   std::size_t bytes() const { return data_.size() * sizeof(std::uint16_t); }
   const std::uint16_t* data() const { return data_.data(); }
   /// The weight of channel j at depth i, as the GEMM sees it.
-  float at(std::size_t j, std::size_t i) const {
-    return reference::half_to_float(data_[((j / panel_width) * k_ + i) * panel_width + j % panel_width]);
-  }
+  float at(std::size_t j, std::size_t i) const { return reference::half_to_float(data_[offset(j, i)]); }
+  /// The fp16 bit pattern of channel j at depth i.
+  std::uint16_t bits(std::size_t j, std::size_t i) const { return data_[offset(j, i)]; }
 
  private:
+  std::size_t offset(std::size_t j, std::size_t i) const {
+    return ((j / panel_width) * k_ + i) * panel_width + j % panel_width;
+  }
   std::vector<std::uint16_t> data_;
   std::size_t n_ = 0, k_ = 0;
 };

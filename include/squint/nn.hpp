@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn.hpp: quantized layers — squint::nn::linear in every precision, sequential models with
+// calibration and mixed precision, error analysis, and save/load. Needs Eigen (the FP32 path).
+#pragma once
+
+#include "squint/nn/analysis.hpp"
+#include "squint/nn/backend.hpp"
+#include "squint/nn/linear.hpp"
+#include "squint/nn/observer.hpp"
+#include "squint/nn/sequential.hpp"
+#include "squint/nn/serialize.hpp"

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn/backend.hpp: the kernels a layer runs on, and the precision it runs in.
+//
+// A backend is a table of kernel pointers: native_backend() holds the kernels this translation
+// unit's compiler flags allow (static dispatch), squint::runtime::backend() (squint/dispatch.hpp)
+// those of the running CPU. Layers copy the table when built, so one program can hold layers
+// on different backends.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "squint/gemm/fp16.hpp"
+#include "squint/gemm/gemm.hpp"
+#include "squint/gemm/weight_only.hpp"
+#include "squint/kernels/quantize.hpp"
+#include "squint/kernels/reduce.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace nn {
+
+/// How a layer stores its weights and computes.
+enum class precision : std::uint8_t {
+  fp32,              ///< float weights, float GEMM (Eigen): the reference
+  fp16,              ///< fp16 weights, fp32 arithmetic (gemm_half): half the bytes, no calibration
+  int8_dynamic,      ///< int8 weights; activations quantized per call from their own range
+  int8_static,       ///< int8 weights; activation qparams frozen after calibration
+  int8_weight_only,  ///< int8 weights, float activations and arithmetic (batch-1 decoding)
+  automatic,         ///< int8_dynamic where the CPU has a fast int8 GEMM, else fp16
+};
+
+/// The name used in tables and files ("fp32", "int8_dynamic", ...).
+inline const char* to_string(precision p) {
+  switch (p) {
+    case precision::fp32: return "fp32";
+    case precision::fp16: return "fp16";
+    case precision::int8_dynamic: return "int8_dynamic";
+    case precision::int8_static: return "int8_static";
+    case precision::int8_weight_only: return "int8_weight_only";
+    case precision::automatic: return "automatic";
+  }
+  return "unknown";
+}
+
+/// The precision named `name` (as to_string writes it).
+/// @throws squint::error on an unknown name.
+inline precision precision_from_string(const std::string& name) {
+  for (precision p : {precision::fp32, precision::fp16, precision::int8_dynamic, precision::int8_static,
+                      precision::int8_weight_only, precision::automatic})
+    if (name == to_string(p)) return p;
+  detail::fail("precision_from_string: unknown precision '", name, "'");
+}
+
+/// The kernels a layer calls, as plain function pointers.
+struct backend {
+  const char* isa;  ///< name of the kernels' ISA
+  bool fast_int8;   ///< the int8 GEMM is a SIMD kernel (VNNI, AVX2), not the scalar one
+  void (*gemm_u8)(const std::uint8_t*, std::size_t, std::size_t, std::int32_t, const packed_weights&, std::int32_t*,
+                  std::size_t, const parallelism&);
+  void (*gemm_half)(const float*, std::size_t, std::size_t, std::size_t, const std::uint16_t*, std::size_t,
+                    const float*, bool, float*, std::size_t) noexcept;
+  void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
+                           const float*, const float*, bool, float*, std::size_t) noexcept;
+  void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
+  void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
+
+  /// The precision `automatic` stands for on this backend; other precisions are returned as is.
+  precision resolve(precision p) const {
+    if (p != precision::automatic) return p;
+    return fast_int8 ? precision::int8_dynamic : precision::fp16;
+  }
+};
+
+/// The kernels of this translation unit's flags (arch::native).
+inline backend native_backend() {
+  using gemm_arch = squint::detail::gemm_native;
+  return {gemm_arch::name(),
+          !std::is_same_v<gemm_arch, arch::scalar>,
+          &squint::detail::gemm_s32_native<std::uint8_t>,
+          &kernels::half_gemm_kernel<arch::native>::run,
+          &kernels::weight_only_gemm_kernel<arch::native>::run,
+          &kernels::quantize_kernel<arch::native, std::uint8_t>::per_tensor,
+          &kernels::reduce_kernel<arch::native>::min_max};
+}
+
+}  // namespace nn
+SQUINT_NAMESPACE_END

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn/serialize.hpp: save a built model once, load it in milliseconds for serving.
+//
+// Format, version 1. Every integer is little-endian whatever the host, every float an IEEE-754
+// binary32 bit pattern stored as a little-endian u32:
+//
+//   magic      8 bytes   "SQUINTNN"
+//   version    u32       1
+//   layers     u32
+//   per layer:
+//     precision  u8      0 fp32, 1 fp16, 2 int8_dynamic, 3 int8_static, 4 int8_weight_only
+//     activation u8      0 none, 1 relu
+//     flags      u8      bit 0 per_row, bit 1 has bias; other bits 0
+//     reserved   u8      0
+//     out, in    u64, u64
+//     int8_static only: input scale f32, input zero point i32
+//     weights    fp32: out*in f32 | fp16: out*in u16 (half bits) |
+//                int8_*: out f32 scales, then out*in i8 codes; all row-major (one row per output)
+//     bias       out f32, when flag bit 1 is set
+//   checksum   u64       FNV-1a 64 of every byte before it
+//
+// Loading checks magic, version, every field's range, layer-to-layer sizes, truncation, trailing
+// bytes and the checksum, and throws squint::error saying which; packing for the running CPU
+// happens at load time.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <istream>
+#include <iterator>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "squint/nn/sequential.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace nn {
+
+inline constexpr std::uint32_t format_version = 1;
+
+namespace detail {
+
+constexpr char format_magic[8] = {'S', 'Q', 'U', 'I', 'N', 'T', 'N', 'N'};
+
+inline std::uint64_t fnv1a(const std::uint8_t* data, std::size_t n) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 1099511628211ull;
+  return h;
+}
+
+class writer {
+ public:
+  void bytes(const void* p, std::size_t n) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    out.insert(out.end(), b, b + n);
+  }
+  template <class U>
+  void uint(U v) {
+    for (std::size_t i = 0; i < sizeof(U); ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  void f32(float v) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    uint(bits);
+  }
+  std::vector<std::uint8_t> out;
+};
+
+class reader {
+ public:
+  explicit reader(const std::vector<std::uint8_t>& data) : data_(data) {}
+  std::size_t remaining() const { return data_.size() - pos_; }
+  void need(std::size_t n, const char* what) const {
+    squint::detail::require(n <= remaining(), "nn::load: file is truncated (", what, " needs ", n, " bytes, ",
+                            remaining(), " left)");
+  }
+  const std::uint8_t* take(std::size_t n, const char* what) {
+    need(n, what);
+    const std::uint8_t* p = data_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  template <class U>
+  U uint(const char* what) {
+    const std::uint8_t* p = take(sizeof(U), what);
+    U v = 0;
+    for (std::size_t i = 0; i < sizeof(U); ++i) v = static_cast<U>(v | static_cast<U>(U{p[i]} << (8 * i)));
+    return v;
+  }
+  float f32(const char* what) {
+    const std::uint32_t bits = uint<std::uint32_t>(what);
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+  }
+  std::size_t position() const { return pos_; }
+
+ private:
+  const std::vector<std::uint8_t>& data_;
+  std::size_t pos_ = 0;
+};
+
+inline std::uint8_t precision_code(precision p) {
+  switch (p) {
+    case precision::fp32: return 0;
+    case precision::fp16: return 1;
+    case precision::int8_dynamic: return 2;
+    case precision::int8_static: return 3;
+    default: return 4;
+  }
+}
+
+/// Reads and writes linear's private state.
+struct linear_access {
+  static void save(const linear& l, writer& w) {
+    squint::detail::require(l.ready(), "nn::save: an int8_static layer must be frozen before it is saved");
+    w.uint(precision_code(l.mode_));
+    w.uint(static_cast<std::uint8_t>(l.act_ == activation::relu ? 1 : 0));
+    w.uint(static_cast<std::uint8_t>((l.per_row_ ? 1u : 0u) | (l.bias_.empty() ? 0u : 2u)));
+    w.uint(std::uint8_t{0});
+    w.uint(static_cast<std::uint64_t>(l.out_));
+    w.uint(static_cast<std::uint64_t>(l.in_));
+    if (l.mode_ == precision::int8_static) {
+      w.f32(l.input_qparams_->scale);
+      w.uint(static_cast<std::uint32_t>(l.input_qparams_->zero_point));
+    }
+    switch (l.mode_) {
+      case precision::fp32:
+        for (float v : l.weights_) w.f32(v);
+        break;
+      case precision::fp16:
+        for (std::size_t j = 0; j < l.out_; ++j)
+          for (std::size_t i = 0; i < l.in_; ++i) w.uint(l.half_->bits(j, i));
+        break;
+      case precision::int8_weight_only:
+        for (std::size_t j = 0; j < l.out_; ++j) w.f32(l.weight_only_->scales()[j]);
+        for (std::size_t j = 0; j < l.out_; ++j)
+          for (std::size_t i = 0; i < l.in_; ++i) w.uint(static_cast<std::uint8_t>(l.weight_only_->at(j, i)));
+        break;
+      default:
+        for (std::size_t j = 0; j < l.out_; ++j) w.f32(l.int8_->scales()[j]);
+        for (std::size_t j = 0; j < l.out_; ++j)
+          for (std::size_t i = 0; i < l.in_; ++i) w.uint(static_cast<std::uint8_t>(l.int8_->at(j, i)));
+        break;
+    }
+    for (float v : l.bias_) w.f32(v);
+  }
+
+  static linear load(reader& r, std::size_t index, const backend& kernels) {
+    const precision modes[] = {precision::fp32, precision::fp16, precision::int8_dynamic, precision::int8_static,
+                               precision::int8_weight_only};
+    const auto mode_code = r.uint<std::uint8_t>("precision");
+    squint::detail::require(mode_code < 5, "nn::load: layer ", index, " has unknown precision code ", +mode_code);
+    const auto act_code = r.uint<std::uint8_t>("activation");
+    squint::detail::require(act_code < 2, "nn::load: layer ", index, " has unknown activation code ", +act_code);
+    const auto flags = r.uint<std::uint8_t>("flags");
+    squint::detail::require((flags & ~3u) == 0, "nn::load: layer ", index, " has unknown flags ", +flags);
+    squint::detail::require(r.uint<std::uint8_t>("reserved") == 0, "nn::load: layer ", index,
+                            " has a non-zero reserved byte");
+    const auto out = r.uint<std::uint64_t>("out"), in = r.uint<std::uint64_t>("in");
+    squint::detail::require(out > 0 && in > 0, "nn::load: layer ", index, " has size ", out, " x ", in);
+    // Sizes are checked against the bytes left before anything of that size is allocated.
+    const std::uint64_t element = mode_code == 0 ? 4 : mode_code == 1 ? 2 : 1;
+    squint::detail::require(out <= r.remaining() && in <= r.remaining() && out * in <= r.remaining() / element,
+                            "nn::load: file is truncated (layer ", index, " declares ", out, " x ", in,
+                            " weights, ", r.remaining(), " bytes left)");
+    linear l;
+    l.out_ = static_cast<std::size_t>(out);
+    l.in_ = static_cast<std::size_t>(in);
+    l.mode_ = modes[mode_code];
+    l.act_ = act_code == 1 ? activation::relu : activation::none;
+    l.per_row_ = (flags & 1u) != 0;
+    l.kernels_ = kernels;
+    if (l.mode_ == precision::int8_static) {
+      qparams p;
+      p.scale = r.f32("input scale");
+      p.zero_point = static_cast<std::int32_t>(r.uint<std::uint32_t>("input zero point"));
+      validate(p, full_range(dtype::uint8), "nn::load: input qparams");
+      l.input_qparams_ = p;
+    }
+    const std::size_t n = l.out_ * l.in_;
+    switch (l.mode_) {
+      case precision::fp32:
+        l.weights_.resize(n);
+        for (float& v : l.weights_) v = r.f32("weights");
+        break;
+      case precision::fp16: {
+        std::vector<std::uint16_t> bits(n);
+        for (std::uint16_t& v : bits) v = r.uint<std::uint16_t>("weights");
+        l.half_ = packed_half_weights::from_bits(bits.data(), l.out_, l.in_);
+        break;
+      }
+      default: {
+        std::vector<float> scale(l.out_);
+        for (float& v : scale) v = r.f32("scales");
+        const auto* codes = reinterpret_cast<const std::int8_t*>(r.take(n, "weights"));
+        if (l.mode_ == precision::int8_weight_only)
+          l.weight_only_ = packed_weight_only::from_int8(codes, l.out_, l.in_, l.in_, scale);
+        else
+          l.int8_ = packed_weights::from_int8(codes, l.out_, l.in_, l.in_, scale, {0});
+        break;
+      }
+    }
+    if (flags & 2u) {
+      l.bias_.resize(l.out_);
+      for (float& v : l.bias_) v = r.f32("bias");
+    }
+    return l;
+  }
+};
+
+}  // namespace detail
+
+/// The model in squint's binary format (see the top of this header).
+/// @throws squint::error if a layer is an int8_static one that was not frozen.
+inline std::vector<std::uint8_t> serialize(const sequential& model) {
+  detail::writer w;
+  w.bytes(detail::format_magic, sizeof detail::format_magic);
+  w.uint(format_version);
+  w.uint(static_cast<std::uint32_t>(model.size()));
+  for (const linear& l : model.layers()) detail::linear_access::save(l, w);
+  w.uint(detail::fnv1a(w.out.data(), w.out.size()));
+  return std::move(w.out);
+}
+
+/// Rebuilds a model from serialize()'s bytes, packed for `kernels`.
+/// @throws squint::error naming what is wrong: magic, version, a field, sizes, truncation,
+///         trailing bytes or checksum.
+inline sequential deserialize(const std::vector<std::uint8_t>& data, const backend& kernels = native_backend()) {
+  detail::reader r(data);
+  const std::uint8_t* magic = r.take(sizeof detail::format_magic, "magic");
+  squint::detail::require(std::memcmp(magic, detail::format_magic, sizeof detail::format_magic) == 0,
+                          "nn::load: not a squint model (wrong magic)");
+  const auto version = r.uint<std::uint32_t>("version");
+  squint::detail::require(version == format_version, "nn::load: format version ", version,
+                          " is not supported (this squint reads version ", format_version, ")");
+  const auto layers = r.uint<std::uint32_t>("layer count");
+  sequential model;
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    linear layer = detail::linear_access::load(r, l, kernels);
+    squint::detail::require(model.size() == 0 || model.out_features() == layer.in_features(), "nn::load: layer ", l,
+                            " takes ", layer.in_features(), " inputs, the previous gives ", model.out_features());
+    model.add(std::move(layer));
+  }
+  const std::size_t body = r.position();
+  const auto checksum = r.uint<std::uint64_t>("checksum");
+  squint::detail::require(r.remaining() == 0, "nn::load: size mismatch, ", r.remaining(),
+                          " bytes after the checksum");
+  squint::detail::require(checksum == detail::fnv1a(data.data(), body), "nn::load: checksum mismatch (file is corrupt)");
+  return model;
+}
+
+/// Writes the model to `out`. @throws squint::error on an unfrozen int8_static layer or a write error.
+inline void save(const sequential& model, std::ostream& out) {
+  const std::vector<std::uint8_t> bytes = serialize(model);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  squint::detail::require(static_cast<bool>(out), "nn::save: write failed");
+}
+
+/// Writes the model to the file at `path`. @throws squint::error if it cannot be written.
+inline void save(const sequential& model, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  squint::detail::require(static_cast<bool>(out), "nn::save: cannot open '", path, "' for writing");
+  save(model, out);
+}
+
+/// Reads a model from `in` (to its end). @throws squint::error as deserialize.
+inline sequential load(std::istream& in, const backend& kernels = native_backend()) {
+  const std::vector<std::uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return deserialize(bytes, kernels);
+}
+
+/// Reads the model file at `path`. @throws squint::error if it cannot be read or is invalid.
+inline sequential load(const std::string& path, const backend& kernels = native_backend()) {
+  std::ifstream in(path, std::ios::binary);
+  squint::detail::require(static_cast<bool>(in), "nn::load: cannot open '", path, "'");
+  return load(in, kernels);
+}
+
+}  // namespace nn
+SQUINT_NAMESPACE_END
