@@ -61,3 +61,20 @@ function(squint_default_archs out)
   endif()
   set(${out} ${archs} PARENT_SCOPE)
 endfunction()
+
+# Compiles a target's own code for the building machine (-march=native) unless cross-compiling
+# or SQUINT_HOST_TUNING is off. Used by squint's demo and benchmarks, whose FP32 baseline
+# (Eigen) would otherwise run baseline x86-64 (SSE2) code and flatter squint; the squint
+# kernels themselves come from the per-ISA objects of squint_add_runtime_dispatch either way.
+option(SQUINT_HOST_TUNING "Build squint's demo and benchmarks for this machine's CPU (-march=native)" ON)
+function(squint_optimize_for_host target)
+  if(NOT SQUINT_HOST_TUNING OR CMAKE_CROSSCOMPILING OR MSVC)
+    return()
+  endif()
+  include(CheckCXXCompilerFlag)
+  check_cxx_compiler_flag(-march=native SQUINT_COMPILER_HAS_MARCH_NATIVE)
+  if(SQUINT_COMPILER_HAS_MARCH_NATIVE)
+    # GCC 12 reports false maybe-uninitialized warnings inside its own AVX-512 intrinsics.
+    target_compile_options(${target} PRIVATE -march=native $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized>)
+  endif()
+endfunction()

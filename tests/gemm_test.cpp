@@ -54,7 +54,7 @@ void check(std::size_t m, std::size_t n, std::size_t k, std::int32_t za, const s
 
 TYPED_TEST(GemmTest, MatchesReferenceOnAwkwardShapes) {
   for (std::size_t m : {1u, 2u, 3u, 7u, 16u, 33u})
-    for (std::size_t n : {1u, 15u, 16u, 17u, 40u})
+    for (std::size_t n : {1u, 15u, 16u, 17u, 40u, 64u, 70u, 130u})
       for (std::size_t k : {1u, 3u, 4u, 5u, 63u, 64u, 65u, 257u}) {
         const auto a8 = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, static_cast<unsigned>(m * k));
         const auto s8 = squint_test::uniform_ints<std::int8_t>(m * k, -128, 127, static_cast<unsigned>(m + k));
@@ -214,7 +214,7 @@ TYPED_TEST_SUITE(HalfGemmTest, squint_test::compiled_archs, squint_test::arch_na
 /// accumulation error bound, (k + 1) * 2^-24 * sum |a * b|, plus a tiny absolute term.
 TYPED_TEST(HalfGemmTest, MatchesFloat64ReferenceWithinTheAccumulationBound) {
   for (std::size_t m : {1u, 3u, 8u, 9u, 33u})
-    for (std::size_t n : {1u, 16u, 17u, 40u})
+    for (std::size_t n : {1u, 16u, 17u, 40u, 64u, 70u, 130u})
       for (std::size_t k : {1u, 7u, 64u, 300u}) {
         const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 1));
         const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 2));
@@ -268,7 +268,7 @@ TYPED_TEST_SUITE(WeightOnlyGemmTest, squint_test::compiled_archs, squint_test::a
 /// fp32 (bound (k + 2) 2^-24 sum |a q|), then scaled (one more rounding).
 TYPED_TEST(WeightOnlyGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
   for (std::size_t m : {1u, 3u, 4u, 8u, 9u, 33u})
-    for (std::size_t n : {1u, 15u, 16u, 17u, 40u})
+    for (std::size_t n : {1u, 15u, 16u, 17u, 40u, 64u, 70u, 130u})
       for (std::size_t k : {1u, 7u, 64u, 301u}) {
         const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 3));
         const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));

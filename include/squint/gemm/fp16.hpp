@@ -99,38 +99,70 @@ __m512 load_row512(const std::int8_t* w) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
 }
 
-template <class Arch, std::size_t R, class W>
-void avx512_block(const float* a, std::size_t lda, std::size_t k, const W* panel, __m512 scale, __m512 bias,
-                  bool relu, float* c, std::size_t ldc, __mmask16 columns) {
-  __m512 acc[R];
+/// R rows x P panels: R * P independent accumulators (P > 1 keeps FMA latency hidden when
+/// there are fewer than 8 rows). Each column still sums in k order, so results do not depend
+/// on the blocking.
+template <class Arch, std::size_t R, std::size_t P, class W>
+void avx512_block(const float* a, std::size_t lda, std::size_t k, const W* panel, std::size_t stride,
+                  const __m512* scale, const __m512* bias, bool relu, float* c, std::size_t ldc,
+                  const __mmask16* columns) {
+  __m512 acc[R][P];
   SQUINT_UNROLL
-  for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (std::size_t kk = 0; kk < k; ++kk) {
-    const __m512 b = load_row512<Arch>(panel + kk * width);
+  for (std::size_t r = 0; r < R; ++r)
     SQUINT_UNROLL
-    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), b, acc[r]);
+    for (std::size_t q = 0; q < P; ++q) acc[r][q] = _mm512_setzero_ps();
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    __m512 b[P];
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) b[q] = load_row512<Arch>(panel + q * stride + kk * width);
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + kk]);
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q) acc[r][q] = _mm512_fmadd_ps(av, b[q], acc[r][q]);
+    }
   }
   SQUINT_UNROLL
-  for (std::size_t r = 0; r < R; ++r) {
-    __m512 v = _mm512_fmadd_ps(acc[r], scale, bias);
-    if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-    _mm512_mask_storeu_ps(c + r * ldc, columns, v);
-  }
+  for (std::size_t r = 0; r < R; ++r)
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) {
+      __m512 v = _mm512_fmadd_ps(acc[r][q], scale[q], bias[q]);
+      if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(c + r * ldc + q * width, columns[q], v);
+    }
 }
 
 template <class Arch, class W>
 void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
                 const float* scale, const float* bias, bool relu, float* c, std::size_t ldc) {
-  for (std::size_t p = 0; p * width < n; ++p) {
-    const std::size_t cols = n - p * width < width ? n - p * width : width;
-    const auto columns = static_cast<__mmask16>(cols == width ? 0xffffu : (1u << cols) - 1u);
-    const __m512 b = bias ? _mm512_maskz_loadu_ps(columns, bias + p * width) : _mm512_setzero_ps();
-    const __m512 s = scale ? _mm512_maskz_loadu_ps(columns, scale + p * width) : _mm512_set1_ps(1.0f);
-    const W* panel = packed + p * k * width;
+  constexpr std::size_t group = 4;
+  const std::size_t panels = (n + width - 1) / width, stride = k * width;
+  for (std::size_t p0 = 0; p0 < panels; p0 += group) {
+    const std::size_t count = panels - p0 < group ? panels - p0 : group;
+    __m512 s[group], b[group];
+    __mmask16 columns[group];
+    for (std::size_t q = 0; q < count; ++q) {
+      const std::size_t j0 = (p0 + q) * width, cols = n - j0 < width ? n - j0 : width;
+      columns[q] = static_cast<__mmask16>(cols == width ? 0xffffu : (1u << cols) - 1u);
+      b[q] = bias ? _mm512_maskz_loadu_ps(columns[q], bias + j0) : _mm512_setzero_ps();
+      s[q] = scale ? _mm512_maskz_loadu_ps(columns[q], scale + j0) : _mm512_set1_ps(1.0f);
+    }
+    const W* panel = packed + p0 * stride;
+    float* out = c + p0 * width;
     std::size_t i = 0;
     for (; i + 8 <= m; i += 8)
-      avx512_block<Arch, 8>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, columns);
-    for (; i < m; ++i) avx512_block<Arch, 1>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, columns);
+      for (std::size_t q = 0; q < count; ++q)
+        avx512_block<Arch, 8, 1>(a + i * lda, lda, k, panel + q * stride, stride, s + q, b + q, relu,
+                                 out + i * ldc + q * width, ldc, columns + q);
+    for (; i < m; ++i) {
+      if (count == group) {
+        avx512_block<Arch, 1, group>(a + i * lda, lda, k, panel, stride, s, b, relu, out + i * ldc, ldc, columns);
+      } else {
+        for (std::size_t q = 0; q < count; ++q)
+          avx512_block<Arch, 1, 1>(a + i * lda, lda, k, panel + q * stride, stride, s + q, b + q, relu,
+                                   out + i * ldc + q * width, ldc, columns + q);
+      }
+    }
   }
 }
 #endif
@@ -148,42 +180,66 @@ void load_row256(const std::int8_t* w, __m256& lo, __m256& hi) {
   hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q)));
 }
 
-template <class Arch, std::size_t R, class W>
-void avx2_block(const float* a, std::size_t lda, std::size_t k, const W* panel, const float* scale, const float* bias,
-                bool relu, float* c, std::size_t ldc, std::size_t cols) {
-  __m256 acc[R][2];
+/// R rows x P panels, as avx512_block.
+template <class Arch, std::size_t R, std::size_t P, class W>
+void avx2_block(const float* a, std::size_t lda, std::size_t k, const W* panel, std::size_t stride, const float* scale,
+                const float* bias, bool relu, float* c, std::size_t ldc, std::size_t n) {
+  __m256 acc[R][P][2];
   SQUINT_UNROLL
-  for (std::size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (std::size_t r = 0; r < R; ++r)
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) acc[r][q][0] = acc[r][q][1] = _mm256_setzero_ps();
   for (std::size_t kk = 0; kk < k; ++kk) {
-    __m256 b0, b1;
-    load_row256<Arch>(panel + kk * width, b0, b1);
+    __m256 b[P][2];
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) load_row256<Arch>(panel + q * stride + kk * width, b[q][0], b[q][1]);
     SQUINT_UNROLL
     for (std::size_t r = 0; r < R; ++r) {
       const __m256 av = _mm256_set1_ps(a[r * lda + kk]);
-      acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q) {
+        acc[r][q][0] = _mm256_fmadd_ps(av, b[q][0], acc[r][q][0]);
+        acc[r][q][1] = _mm256_fmadd_ps(av, b[q][1], acc[r][q][1]);
+      }
     }
   }
   alignas(32) float lanes[width];
-  for (std::size_t r = 0; r < R; ++r) {
-    _mm256_store_ps(lanes, acc[r][0]);
-    _mm256_store_ps(lanes + 8, acc[r][1]);
-    for (std::size_t j = 0; j < cols; ++j) c[r * ldc + j] = finish<Arch>(lanes[j], scale, bias, j, relu);
-  }
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t q = 0; q < P; ++q) {
+      _mm256_store_ps(lanes, acc[r][q][0]);
+      _mm256_store_ps(lanes + 8, acc[r][q][1]);
+      const std::size_t j0 = q * width, cols = n - j0 < width ? n - j0 : width;
+      for (std::size_t j = 0; j < cols; ++j)
+        c[r * ldc + j0 + j] = finish<Arch>(lanes[j], scale ? scale + j0 : nullptr, bias ? bias + j0 : nullptr, j, relu);
+    }
 }
 
 template <class Arch, class W>
 void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
               const float* scale, const float* bias, bool relu, float* c, std::size_t ldc) {
-  for (std::size_t p = 0; p * width < n; ++p) {
-    const std::size_t cols = n - p * width < width ? n - p * width : width;
-    const float* b = bias ? bias + p * width : nullptr;
-    const float* s = scale ? scale + p * width : nullptr;
-    const W* panel = packed + p * k * width;
+  constexpr std::size_t group = 4;
+  const std::size_t panels = (n + width - 1) / width, stride = k * width;
+  for (std::size_t p0 = 0; p0 < panels; p0 += group) {
+    const std::size_t count = panels - p0 < group ? panels - p0 : group, j0 = p0 * width;
+    const float* b = bias ? bias + j0 : nullptr;
+    const float* s = scale ? scale + j0 : nullptr;
+    const W* panel = packed + p0 * stride;
     std::size_t i = 0;
     for (; i + 4 <= m; i += 4)
-      avx2_block<Arch, 4>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, cols);
-    for (; i < m; ++i) avx2_block<Arch, 1>(a + i * lda, lda, k, panel, s, b, relu, c + i * ldc + p * width, ldc, cols);
+      for (std::size_t q = 0; q < count; ++q)
+        avx2_block<Arch, 4, 1>(a + i * lda, lda, k, panel + q * stride, stride, s ? s + q * width : nullptr,
+                               b ? b + q * width : nullptr, relu, c + i * ldc + j0 + q * width, ldc,
+                               n - j0 - q * width);
+    for (; i < m; ++i) {
+      if (count == group) {
+        avx2_block<Arch, 1, group>(a + i * lda, lda, k, panel, stride, s, b, relu, c + i * ldc + j0, ldc, n - j0);
+      } else {
+        for (std::size_t q = 0; q < count; ++q)
+          avx2_block<Arch, 1, 1>(a + i * lda, lda, k, panel + q * stride, stride, s ? s + q * width : nullptr,
+                                 b ? b + q * width : nullptr, relu, c + i * ldc + j0 + q * width, ldc,
+                                 n - j0 - q * width);
+      }
+    }
   }
 }
 #endif

@@ -97,6 +97,26 @@ class linear {
   /// Name of the observer of an int8_static layer ("" otherwise).
   std::string observer_name() const { return observer_ ? observer_->name() : observer_name_; }
 
+  /// The bias (empty when the layer has none).
+  const std::vector<float>& bias() const { return bias_; }
+
+  /// W (out x in, row-major) as the layer multiplies by it: the float weights for fp32, the
+  /// fp16 values for fp16, code * channel scale for the int8 precisions.
+  std::vector<float> weights() const {
+    std::vector<float> w(out_ * in_);
+    for (std::size_t j = 0; j < out_; ++j)
+      for (std::size_t i = 0; i < in_; ++i) {
+        float& v = w[j * in_ + i];
+        switch (mode_) {
+          case precision::fp32: v = weights_[j * in_ + i]; break;
+          case precision::fp16: v = half_->at(j, i); break;
+          case precision::int8_weight_only: v = static_cast<float>(weight_only_->at(j, i)) * weight_only_->scales()[j]; break;
+          default: v = static_cast<float>(int8_->at(j, i)) * int8_->scales()[j]; break;
+        }
+      }
+    return w;
+  }
+
   /// Bytes the layer needs to run: weights in their stored form, their per-channel terms and
   /// the bias (a static layer's float copy, dropped at freeze(), is not counted).
   std::size_t weight_bytes() const {

@@ -150,5 +150,13 @@ class sequential {
   std::vector<linear> layers_;
 };
 
+/// The float layers of a model, weights as each layer multiplies by them (linear::weights()):
+/// for an FP32 model, the layers it was built from, e.g. to requantize a saved FP32 model.
+inline std::vector<float_layer> float_layers(const sequential& model) {
+  std::vector<float_layer> layers;
+  for (const linear& l : model.layers()) layers.push_back({l.weights(), l.bias(), l.out_features(), l.in_features(), l.act()});
+  return layers;
+}
+
 }  // namespace nn
 SQUINT_NAMESPACE_END

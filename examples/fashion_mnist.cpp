@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: Apache-2.0
+// fashion_mnist: the whole workflow on real data. Trains a 784-512-256-10 MLP in FP32 on
+// Fashion-MNIST (or loads the weights an earlier run saved), calibrates on training images
+// only, evaluates every precision and observer on the 10,000 test images, and prints accuracy,
+// weight bytes and single-thread latency side by side. Also writes an SVG of accuracy against
+// latency and size, and a per-layer error table.
+//
+//   fashion_mnist [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]
+//                 [--test-limit N] [--quick]
+//
+// Writes into --out (default: the example's build directory): fashion_mnist_fp32.squint (the
+// trained weights, reused by later runs), fashion_mnist_int8_static.squint and fashion_mnist.svg.
+//
+// Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist, IDX files, gzip).
+#include <zlib.h>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "squint/dispatch.hpp"
+#include "squint/nn.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using squint::nn::precision;
+
+struct options {
+  std::string data = "/usr/share/datasets/fashion-mnist";
+  std::string out = SQUINT_DEMO_OUTPUT_DIR;
+  bool retrain = false;
+  int epochs = 8;
+  std::size_t train_limit = 60000, test_limit = 10000;
+  std::size_t calibration_images = 2048;
+  int latency_repeats = 7;
+};
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// ---- data ----------------------------------------------------------------------------------
+
+struct dataset {
+  std::vector<float> images;  // n x 784, normalized
+  std::vector<std::uint8_t> labels;
+  std::size_t n = 0;
+};
+
+std::vector<std::uint8_t> read_gzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return {};
+  std::vector<std::uint8_t> bytes;
+  std::uint8_t buffer[1 << 16];
+  int got;
+  while ((got = gzread(f, buffer, sizeof buffer)) > 0) bytes.insert(bytes.end(), buffer, buffer + got);
+  gzclose(f);
+  return bytes;
+}
+
+std::uint32_t big_endian(const std::vector<std::uint8_t>& b, std::size_t at) {
+  return std::uint32_t{b[at]} << 24 | std::uint32_t{b[at + 1]} << 16 | std::uint32_t{b[at + 2]} << 8 | b[at + 3];
+}
+
+/// Reads an IDX image file and its label file; pixels scaled to [0, 1] and standardized with
+/// the training set's mean and deviation (0.2860, 0.3530).
+dataset load_idx(const std::string& dir, const std::string& prefix, std::size_t limit) {
+  const auto images = read_gzip(dir + "/" + prefix + "-images-idx3-ubyte.gz");
+  const auto labels = read_gzip(dir + "/" + prefix + "-labels-idx1-ubyte.gz");
+  if (images.size() < 16 || labels.size() < 8 || big_endian(images, 0) != 0x803 || big_endian(labels, 0) != 0x801) {
+    std::cerr << "fashion_mnist: cannot read the Fashion-MNIST " << prefix << " files in " << dir << ".\n"
+              << "Install them with:  sudo apt-get install dataset-fashion-mnist\n"
+              << "or pass --data DIR holding " << prefix << "-images-idx3-ubyte.gz and " << prefix
+              << "-labels-idx1-ubyte.gz.\n";
+    std::exit(2);
+  }
+  const std::size_t count = big_endian(images, 4), pixels = std::size_t{big_endian(images, 8)} * big_endian(images, 12);
+  if (pixels != 784 || big_endian(labels, 4) != count || images.size() != 16 + count * 784 ||
+      labels.size() != 8 + count) {
+    std::cerr << "fashion_mnist: " << prefix << " files have unexpected sizes\n";
+    std::exit(2);
+  }
+  dataset d;
+  d.n = std::min(count, limit);
+  d.images.resize(d.n * 784);
+  d.labels.assign(labels.begin() + 8, labels.begin() + 8 + static_cast<std::ptrdiff_t>(d.n));
+  for (std::size_t i = 0; i < d.n * 784; ++i)
+    d.images[i] = (static_cast<float>(images[16 + i]) / 255.0f - 0.2860f) / 0.3530f;
+  return d;
+}
+
+// ---- training (FP32, Eigen) -----------------------------------------------------------------
+
+/// splitmix64: the same stream on every platform (std distributions are not).
+struct rng {
+  std::uint64_t state;
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  float normal() {
+    const double u = uniform() + 1e-300, v = uniform();
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v));
+  }
+};
+
+std::vector<squint::nn::float_layer> train(const dataset& train_set, int epochs) {
+  const std::size_t sizes[] = {784, 512, 256, 10};
+  rng r{20261125};
+  std::vector<matrix> w(3), velocity_w(3);
+  std::vector<Eigen::RowVectorXf> b(3), velocity_b(3);
+  for (std::size_t l = 0; l < 3; ++l) {
+    w[l].resize(static_cast<Eigen::Index>(sizes[l + 1]), static_cast<Eigen::Index>(sizes[l]));
+    const float he = std::sqrt(2.0f / static_cast<float>(sizes[l]));
+    for (Eigen::Index i = 0; i < w[l].size(); ++i) w[l].data()[i] = he * r.normal();
+    b[l] = Eigen::RowVectorXf::Zero(static_cast<Eigen::Index>(sizes[l + 1]));
+    velocity_w[l] = matrix::Zero(w[l].rows(), w[l].cols());
+    velocity_b[l] = Eigen::RowVectorXf::Zero(b[l].size());
+  }
+  const std::size_t batch = 128, n = train_set.n;
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  matrix x(batch, 784), h1, h2, z, dz, dh2, dh1;
+  const float momentum = 0.9f, decay = 5e-5f;
+  const std::size_t steps_per_epoch = n / batch, total_steps = steps_per_epoch * static_cast<std::size_t>(epochs);
+  std::size_t step = 0;
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const auto start = clock_type::now();
+    for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[r.next() % i]);
+    double loss = 0.0;
+    std::size_t correct = 0;
+    for (std::size_t s = 0; s < steps_per_epoch; ++s, ++step) {
+      Eigen::VectorXi label(batch);
+      for (std::size_t i = 0; i < batch; ++i) {
+        const std::size_t idx = order[s * batch + i];
+        x.row(static_cast<Eigen::Index>(i)) =
+            Eigen::Map<const Eigen::RowVectorXf>(train_set.images.data() + idx * 784, 784);
+        label[static_cast<Eigen::Index>(i)] = train_set.labels[idx];
+      }
+      h1 = ((x * w[0].transpose()).rowwise() + b[0]).cwiseMax(0.0f);
+      h2 = ((h1 * w[1].transpose()).rowwise() + b[1]).cwiseMax(0.0f);
+      z = (h2 * w[2].transpose()).rowwise() + b[2];
+      dz.resize(z.rows(), z.cols());
+      for (Eigen::Index i = 0; i < z.rows(); ++i) {
+        const float top = z.row(i).maxCoeff();
+        Eigen::RowVectorXf e = (z.row(i).array() - top).exp().matrix();
+        const float sum = e.sum();
+        Eigen::Index best;
+        z.row(i).maxCoeff(&best);
+        correct += best == label[i];
+        loss -= std::log(e[label[i]] / sum);
+        dz.row(i) = e / sum;
+        dz(i, label[i]) -= 1.0f;
+      }
+      dz /= static_cast<float>(batch);
+      dh2 = (dz * w[2]).cwiseProduct((h2.array() > 0.0f).cast<float>().matrix());
+      dh1 = (dh2 * w[1]).cwiseProduct((h1.array() > 0.0f).cast<float>().matrix());
+      const matrix* inputs[] = {&x, &h1, &h2};
+      const matrix* grads[] = {&dh1, &dh2, &dz};
+      // Cosine learning-rate schedule from 0.05.
+      const float lr = 0.025f * (1.0f + std::cos(3.14159265f * static_cast<float>(step) / total_steps));
+      for (std::size_t l = 0; l < 3; ++l) {
+        velocity_w[l] = momentum * velocity_w[l] - lr * (grads[l]->transpose() * *inputs[l] + decay * w[l]);
+        velocity_b[l] = momentum * velocity_b[l] - lr * grads[l]->colwise().sum();
+        w[l] += velocity_w[l];
+        b[l] += velocity_b[l];
+      }
+    }
+    std::printf("  epoch %d/%d: loss %.4f, train accuracy %.2f%% (%.1f s)\n", epoch + 1, epochs,
+                loss / static_cast<double>(steps_per_epoch * batch),
+                100.0 * static_cast<double>(correct) / static_cast<double>(steps_per_epoch * batch),
+                seconds_since(start));
+    std::fflush(stdout);
+  }
+  std::vector<squint::nn::float_layer> layers(3);
+  for (std::size_t l = 0; l < 3; ++l) {
+    layers[l].out = sizes[l + 1];
+    layers[l].in = sizes[l];
+    layers[l].weights.assign(w[l].data(), w[l].data() + w[l].size());
+    layers[l].bias.assign(b[l].data(), b[l].data() + b[l].size());
+    layers[l].act = l < 2 ? squint::nn::activation::relu : squint::nn::activation::none;
+  }
+  return layers;
+}
+
+// ---- evaluation ----------------------------------------------------------------------------
+
+struct result {
+  std::string name, detail;
+  double accuracy = 0.0;
+  std::size_t bytes = 0;
+  double latency_1 = 0.0, latency_64 = 0.0;  // microseconds, median
+};
+
+double accuracy(const squint::nn::sequential& model, const dataset& test) {
+  const std::size_t batch = 500;
+  std::vector<float> logits(batch * 10);
+  std::size_t correct = 0;
+  for (std::size_t r0 = 0; r0 < test.n; r0 += batch) {
+    const std::size_t m = std::min(batch, test.n - r0);
+    model.forward(test.images.data() + r0 * 784, m, logits.data());
+    for (std::size_t i = 0; i < m; ++i) {
+      const float* row = logits.data() + i * 10;
+      correct += static_cast<std::size_t>(std::max_element(row, row + 10) - row) == test.labels[r0 + i];
+    }
+  }
+  return 100.0 * static_cast<double>(correct) / static_cast<double>(test.n);
+}
+
+/// Median microseconds of one forward pass of `rows` images, single thread.
+double latency(const squint::nn::sequential& model, const dataset& test, std::size_t rows, int repeats) {
+  std::vector<float> out(rows * 10);
+  const std::size_t calls = rows == 1 ? 200 : 20;
+  std::vector<double> samples;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = clock_type::now();
+    for (std::size_t c = 0; c < calls; ++c)
+      model.forward(test.images.data() + (c * rows % (test.n - rows + 1)) * 784, rows, out.data());
+    samples.push_back(seconds_since(start) * 1e6 / static_cast<double>(calls));
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return out;
+}
+
+/// Accuracy (y) against batch-64 latency (x, log scale); circle area proportional to weight bytes.
+void write_svg(const std::string& path, const std::vector<result>& results, const std::string& title) {
+  const double width = 900, height = 560, left = 80, right = 250, top = 50, bottom = 60;
+  double lo_t = 1e300, hi_t = 0, lo_a = 1e300, hi_a = 0, max_bytes = 0;
+  for (const result& r : results) {
+    lo_t = std::min(lo_t, r.latency_64);
+    hi_t = std::max(hi_t, r.latency_64);
+    lo_a = std::min(lo_a, r.accuracy);
+    hi_a = std::max(hi_a, r.accuracy);
+    max_bytes = std::max(max_bytes, static_cast<double>(r.bytes));
+  }
+  lo_t /= 1.25;
+  hi_t *= 1.25;
+  lo_a = std::floor(lo_a * 2.0 - 1.0) / 2.0;
+  hi_a = std::ceil(hi_a * 2.0 + 1.0) / 2.0;
+  const double plot_w = width - left - right, plot_h = height - top - bottom;
+  auto px = [&](double t) { return left + plot_w * std::log(t / lo_t) / std::log(hi_t / lo_t); };
+  auto py = [&](double a) { return top + plot_h * (hi_a - a) / (hi_a - lo_a); };
+  std::ofstream svg(path);
+  svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << width << "' height='" << height
+      << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n"
+      << "<text x='" << left << "' y='28' font-size='16'>" << xml_escape(title) << "</text>\n"
+      << "<rect x='" << left << "' y='" << top << "' width='" << plot_w << "' height='" << plot_h
+      << "' fill='none' stroke='#888'/>\n";
+  for (double a = lo_a; a <= hi_a + 1e-9; a += 0.5)
+    svg << "<line x1='" << left << "' x2='" << left + plot_w << "' y1='" << py(a) << "' y2='" << py(a)
+        << "' stroke='#eee'/><text x='" << left - 8 << "' y='" << py(a) + 4 << "' text-anchor='end'>" << a
+        << "%</text>\n";
+  for (double t = std::pow(10.0, std::floor(std::log10(lo_t))); t <= hi_t; t *= 10.0)
+    for (double f : {1.0, 2.0, 5.0})
+      if (t * f >= lo_t && t * f <= hi_t)
+        svg << "<line y1='" << top << "' y2='" << top + plot_h << "' x1='" << px(t * f) << "' x2='" << px(t * f)
+            << "' stroke='#eee'/><text y='" << top + plot_h + 18 << "' x='" << px(t * f) << "' text-anchor='middle'>"
+            << t * f << "</text>\n";
+  svg << "<text x='" << left + plot_w / 2 << "' y='" << height - 15
+      << "' text-anchor='middle'>latency per batch of 64, microseconds (log scale, 1 thread)</text>\n"
+      << "<text transform='translate(20," << top + plot_h / 2
+      << ") rotate(-90)' text-anchor='middle'>top-1 accuracy on the 10k test images</text>\n";
+  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                          "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"};
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const result& r = results[i];
+    const double radius = 4.0 + 16.0 * std::sqrt(static_cast<double>(r.bytes) / max_bytes);
+    svg << "<circle cx='" << px(r.latency_64) << "' cy='" << py(r.accuracy) << "' r='" << radius << "' fill='"
+        << colors[i % 12] << "' fill-opacity='0.45' stroke='" << colors[i % 12] << "'/>\n";
+    const double ly = top + 14 + 18.0 * static_cast<double>(i);
+    svg << "<circle cx='" << width - right + 20 << "' cy='" << ly - 4 << "' r='5' fill='" << colors[i % 12]
+        << "'/><text x='" << width - right + 30 << "' y='" << ly << "'>" << xml_escape(r.name + " " + r.detail)
+        << "</text>\n";
+  }
+  svg << "<text x='" << width - right + 20 << "' y='" << top + 30 + 18.0 * static_cast<double>(results.size())
+      << "' fill='#555'>circle area: weight bytes</text>\n</svg>\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "fashion_mnist: " << a << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--data") opt.data = value();
+    else if (a == "--out") opt.out = value();
+    else if (a == "--retrain") opt.retrain = true;
+    else if (a == "--epochs") opt.epochs = std::atoi(value().c_str());
+    else if (a == "--train-limit") opt.train_limit = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--test-limit") opt.test_limit = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--quick") {  // CI smoke run: small subsets, one epoch, nothing cached
+      opt.train_limit = 4096;
+      opt.test_limit = 1000;
+      opt.epochs = 1;
+      opt.calibration_images = 512;
+      opt.latency_repeats = 3;
+      opt.retrain = true;
+    } else {
+      std::cerr << "usage: fashion_mnist [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]\n"
+                   "                     [--test-limit N] [--quick]\n";
+      return a == "--help" ? 0 : 2;
+    }
+  }
+  const auto start = clock_type::now();
+  const std::string weights_path = opt.out + "/fashion_mnist_fp32.squint", svg_path = opt.out + "/fashion_mnist.svg";
+  const squint::nn::backend kernels = squint::runtime::backend();
+  std::printf("squint Fashion-MNIST demo: kernels %s (fast int8: %s)\n", kernels.isa, kernels.fast_int8 ? "yes" : "no");
+  const dataset train_set = load_idx(opt.data, "train", opt.train_limit);
+  const dataset test = load_idx(opt.data, "t10k", opt.test_limit);
+  std::printf("data: %zu training and %zu test images from %s\n", train_set.n, test.n, opt.data.c_str());
+
+  // FP32 weights: trained here, or the FP32 model an earlier run saved in squint's format.
+  std::vector<squint::nn::float_layer> layers;
+  squint::nn::build_options fp32_options{precision::fp32, {}, false, std::nullopt, kernels};
+  if (!opt.retrain && std::ifstream(weights_path).good()) {
+    const auto saved = squint::nn::load(weights_path, kernels);
+    layers = squint::nn::float_layers(saved);
+    std::printf("FP32 weights: loaded %s (pass --retrain to train again)\n", weights_path.c_str());
+  } else {
+    std::printf("training 784-512-256-10 MLP in FP32 (Eigen), %d epochs on %zu images:\n", opt.epochs, train_set.n);
+    const auto t = clock_type::now();
+    layers = train(train_set, opt.epochs);
+    std::printf("trained in %.1f s\n", seconds_since(t));
+    if (opt.train_limit >= 60000) squint::nn::save(squint::nn::sequential(layers, fp32_options), weights_path);
+  }
+
+  // Calibration data: training images only, spread over the set.
+  const std::size_t calibration_rows = std::min(opt.calibration_images, train_set.n);
+  std::vector<float> calibration(calibration_rows * 784);
+  for (std::size_t i = 0; i < calibration_rows; ++i) {
+    const std::size_t src = i * (train_set.n / calibration_rows);
+    std::copy_n(train_set.images.begin() + static_cast<std::ptrdiff_t>(src * 784), 784,
+                calibration.begin() + static_cast<std::ptrdiff_t>(i * 784));
+  }
+
+  struct variant {
+    std::string name, detail;
+    squint::nn::build_options options;
+  };
+  std::vector<variant> variants;
+  auto add = [&](std::string name, std::string detail, precision mode) {
+    squint::nn::build_options o;
+    o.mode = mode;
+    o.kernels = kernels;
+    variants.push_back({std::move(name), std::move(detail), o});
+    return &variants.back().options;
+  };
+  add("fp32", "Eigen", precision::fp32);
+  add("fp16", "", precision::fp16);
+  add("int8_weight_only", "", precision::int8_weight_only);
+  add("int8_dynamic", "per tensor", precision::int8_dynamic);
+  add("int8_dynamic", "per row", precision::int8_dynamic)->per_row = true;
+  for (const squint::nn::observer& obs :
+       {squint::nn::observers::min_max(), squint::nn::observers::moving_average(), squint::nn::observers::entropy(),
+        squint::nn::observers::percentile(99.99), squint::nn::observers::mse(), squint::nn::observers::l2()})
+    add("int8_static", obs.name(), precision::int8_static)->input_observer = obs;
+  add("mixed", "int8 + fp16 last", precision::int8_dynamic)->overrides = {{2, precision::fp16}};
+  add("automatic", "", precision::automatic);
+
+  std::vector<result> results;
+  std::vector<squint::nn::sequential> models;
+  for (variant& v : variants) {
+    squint::nn::sequential model(layers, v.options);
+    if (v.options.mode == precision::int8_static) {
+      std::printf("calibrating %s on %zu training images\n", v.detail.c_str(), calibration_rows);
+      model.calibrate(calibration.data(), calibration_rows, 64, squint::nn::progress_line(std::cout, "  calibration"));
+      model.freeze();
+    }
+    if (v.name == "automatic") v.detail = std::string("= ") + squint::nn::to_string(model[0].mode());
+    result r{v.name, v.detail, accuracy(model, test), model.weight_bytes(), 0.0, 0.0};
+    r.latency_1 = latency(model, test, 1, opt.latency_repeats);
+    r.latency_64 = latency(model, test, std::min<std::size_t>(64, test.n), opt.latency_repeats);
+    results.push_back(r);
+    models.push_back(std::move(model));
+  }
+
+  const result& ref = results.front();
+  std::printf("\n%-17s %-17s %8s %7s %11s %6s %12s %13s %8s %8s\n", "precision", "detail", "top-1", "delta",
+              "weight B", "size", "batch 1 us", "batch 64 us", "x b1", "x b64");
+  for (const result& r : results)
+    std::printf("%-17s %-17s %7.2f%% %+6.2f %11zu %5.3fx %12.1f %13.1f %7.2fx %7.2fx\n", r.name.c_str(),
+                r.detail.c_str(), r.accuracy, r.accuracy - ref.accuracy, r.bytes,
+                static_cast<double>(r.bytes) / static_cast<double>(ref.bytes), r.latency_1, r.latency_64,
+                ref.latency_1 / r.latency_1, ref.latency_64 / r.latency_64);
+  std::printf("(delta in percentage points vs fp32; size and speedups relative to fp32; median of %d runs, 1 thread)\n",
+              opt.latency_repeats);
+
+  // Where the error comes from, layer by layer, on 256 test images.
+  const std::size_t probe = std::min<std::size_t>(256, test.n);
+  std::vector<std::pair<std::string, const squint::nn::sequential*>> candidates;
+  for (std::size_t i = 1; i < 6; ++i) candidates.emplace_back(results[i].name + " " + results[i].detail, &models[i]);
+  candidates.emplace_back(results[7].name + " " + results[7].detail, &models[7]);
+  std::printf("\nper-layer error against fp32 (%zu test images):\n%s", probe,
+              squint::nn::analyze(models[0], candidates, test.images.data(), probe).to_string().c_str());
+
+  // Quantize once, serve many times: the static INT8 model saved and loaded back.
+  const std::string saved = opt.out + "/fashion_mnist_int8_static.squint";
+  squint::nn::save(models[5], saved);
+  const auto load_start = clock_type::now();
+  const auto served = squint::nn::load(saved, kernels);
+  const double load_ms = seconds_since(load_start) * 1e3;
+  std::printf("\nsaved %s (%s, %zu bytes); loaded in %.2f ms, test accuracy %.2f%%\n", saved.c_str(),
+              results[5].detail.c_str(), static_cast<std::size_t>(std::ifstream(saved, std::ios::binary | std::ios::ate).tellg()),
+              load_ms, accuracy(served, test));
+
+  write_svg(svg_path, results, std::string("squint on Fashion-MNIST MLP 784-512-256-10 (") + kernels.isa + ", 1 thread)");
+  std::printf("wrote %s\n", svg_path.c_str());
+  std::printf("done in %.1f s\n", seconds_since(start));
+  return 0;
+}
