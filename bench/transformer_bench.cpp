@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// transformer_bench: the linear layers of real models through squint::nn::linear, every
+// precision in one binary. BERT-base encoder block at sequence 128 (QKV 768->2304, attention
+// output 768->768, FFN 768->3072 and 3072->768) and LLaMA-7B-shaped decode layers at M = 1
+// (4096->4096, 4096->11008, 11008->4096). FP32 is squint's Eigen path (built for this CPU);
+// the others run on the runtime-dispatched kernels. GOPS counts 2 * M * N * K per call.
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "bench_common.hpp"
+#include "squint/nn.hpp"
+
+namespace {
+
+using squint::nn::precision;
+
+/// One layer per (precision, N, K), built on first use and kept: LLaMA's weights take seconds
+/// to quantize and hundreds of MB, so they are not rebuilt per thread count.
+const squint::nn::linear& layer(precision mode, std::size_t n, std::size_t k) {
+  static std::map<std::tuple<precision, std::size_t, std::size_t>, std::unique_ptr<squint::nn::linear>> cache;
+  auto& slot = cache[{mode, n, k}];
+  if (!slot) {
+    const auto w = squint_bench::normal(n * k, 3);
+    const auto bias = squint_bench::normal(n, 4);
+    squint::nn::linear_options o;
+    o.mode = mode;
+    o.kernels = squint::runtime::backend();
+    slot = std::make_unique<squint::nn::linear>(w.data(), n, k, k, bias.data(), o);
+  }
+  return *slot;
+}
+
+template <precision Mode>
+void BM_Linear(benchmark::State& state) {
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  const squint::nn::linear& l = layer(Mode, n, k);
+  const auto x = squint_bench::normal(m * k, 5);
+  std::vector<float> y(m * n);
+  const squint::parallelism par{static_cast<unsigned>(state.range(3))};
+  for (auto _ : state) {
+    l.forward(x.data(), m, y.data(), par);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(squint::nn::to_string(l.mode()));
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  // {M, N, K}: BERT-base at sequence 128, then LLaMA-7B decode.
+  const long all[][3] = {{128, 2304, 768}, {128, 768, 768}, {128, 3072, 768}, {128, 768, 3072},
+                         {1, 4096, 4096},  {1, 11008, 4096}, {1, 4096, 11008}};
+  for (long threads : {1, 2})
+    for (const auto& s : all) b->Args({s[0], s[1], s[2], threads});
+  b->ArgNames({"M", "N", "K", "threads"});
+  b->UseRealTime();
+}
+
+BENCHMARK_TEMPLATE(BM_Linear, precision::fp32)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_Linear, precision::fp16)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_Linear, precision::int8_dynamic)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_Linear, precision::int8_weight_only)->Apply(shapes);
+
+}  // namespace
+
+int main(int argc, char** argv) { return squint_bench::run(argc, argv); }
