@@ -6,7 +6,7 @@
 // latency and size, and a per-layer error table.
 //
 //   fashion_mnist [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]
-//                 [--test-limit N] [--quick]
+//                 [--test-limit N] [--max-drop PP] [--quick]
 //
 // Writes into --out (default: the example's build directory): fashion_mnist_fp32.squint (the
 // trained weights, reused by later runs), fashion_mnist_int8_static.squint and fashion_mnist.svg.
@@ -45,6 +45,7 @@ struct options {
   std::size_t train_limit = 60000, test_limit = 10000;
   std::size_t calibration_images = 2048;
   int latency_repeats = 7;
+  double max_drop = -1.0;  // fail when an INT8 mode loses more than this many points (off if < 0)
 };
 
 double seconds_since(clock_type::time_point start) {
@@ -313,6 +314,7 @@ int main(int argc, char** argv) {
     if (a == "--data") opt.data = value();
     else if (a == "--out") opt.out = value();
     else if (a == "--retrain") opt.retrain = true;
+    else if (a == "--max-drop") opt.max_drop = std::atof(value().c_str());
     else if (a == "--epochs") opt.epochs = std::atoi(value().c_str());
     else if (a == "--train-limit") opt.train_limit = std::strtoull(value().c_str(), nullptr, 10);
     else if (a == "--test-limit") opt.test_limit = std::strtoull(value().c_str(), nullptr, 10);
@@ -325,7 +327,7 @@ int main(int argc, char** argv) {
       opt.retrain = true;
     } else {
       std::cerr << "usage: fashion_mnist [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]\n"
-                   "                     [--test-limit N] [--quick]\n";
+                   "                     [--test-limit N] [--max-drop PP] [--quick]\n";
       return a == "--help" ? 0 : 2;
     }
   }
@@ -434,5 +436,12 @@ int main(int argc, char** argv) {
   write_svg(svg_path, results, std::string("squint on Fashion-MNIST MLP 784-512-256-10 (") + kernels.isa + ", 1 thread)");
   std::printf("wrote %s\n", svg_path.c_str());
   std::printf("done in %.1f s\n", seconds_since(start));
+  // The check CI runs: dynamic INT8 and min-max static INT8 stay within max_drop of FP32.
+  for (std::size_t i : {std::size_t{3}, std::size_t{5}})
+    if (opt.max_drop >= 0.0 && ref.accuracy - results[i].accuracy > opt.max_drop) {
+      std::printf("FAIL: %s %s loses %.2f points (limit %.2f)\n", results[i].name.c_str(), results[i].detail.c_str(),
+                  ref.accuracy - results[i].accuracy, opt.max_drop);
+      return 1;
+    }
   return 0;
 }

@@ -233,8 +233,12 @@ TEST(NnLinearTest, ThreadsDoNotChangeResultsAndBatchOneWorks) {
   const auto x = squint_test::normal(64 * 300, 0.0f, 1.0f, 15);
   for (precision mode : all_modes) {
     const auto model = build(layers, mode, x, squint::runtime::backend());
-    const auto one = run(model, x);
-    EXPECT_EQ(one, run(model, x, squint::parallelism{2, nullptr})) << squint::nn::to_string(mode);
+    const auto one = run(model, x), two = run(model, x, squint::parallelism{2, nullptr});
+    if (mode == precision::fp32) {  // Eigen blocks a column slice differently: same to rounding
+      EXPECT_GT(squint::nn::compare(one.data(), two.data(), one.size()).sqnr_db, 100.0);
+    } else {  // squint's kernels sum each column in the same order whatever the split
+      EXPECT_EQ(one, two) << squint::nn::to_string(mode);
+    }
     std::vector<float> row(10);
     model.forward(x.data(), 1, row.data());
     // Dynamic qparams depend on the batch; Eigen's GEMV sums in another order than its GEMM.

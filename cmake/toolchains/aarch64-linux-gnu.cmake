@@ -21,3 +21,7 @@ endif()
 if(EXISTS /usr/src/googletest/CMakeLists.txt)
   set(FETCHCONTENT_SOURCE_DIR_GTEST /usr/src/googletest)
 endif()
+# Eigen is header-only: the build machine's package serves any target.
+if(EXISTS /usr/share/eigen3/cmake/Eigen3Config.cmake)
+  set(Eigen3_DIR /usr/share/eigen3/cmake CACHE PATH "Eigen's package (header-only, any architecture)")
+endif()
