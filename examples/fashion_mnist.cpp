@@ -158,11 +158,10 @@ std::vector<squint::nn::float_layer> train(const dataset& train_set, int epochs)
       z = (h2 * w[2].transpose()).rowwise() + b[2];
       dz.resize(z.rows(), z.cols());
       for (Eigen::Index i = 0; i < z.rows(); ++i) {
-        const float top = z.row(i).maxCoeff();
+        Eigen::Index best;
+        const float top = z.row(i).maxCoeff(&best);
         Eigen::RowVectorXf e = (z.row(i).array() - top).exp().matrix();
         const float sum = e.sum();
-        Eigen::Index best;
-        z.row(i).maxCoeff(&best);
         correct += best == label[i];
         loss -= std::log(e[label[i]] / sum);
         dz.row(i) = e / sum;

@@ -283,14 +283,14 @@ void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const p
 /// squint::gemm_half on the dispatched kernels.
 inline void gemm_half(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b, const float* bias,
                       bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  squint::detail::check_half_gemm(a, m, lda, b, c, ldc);
+  squint::detail::check_panel_gemm("gemm_half", a, m, lda, b.k(), b.n(), c, ldc);
   squint::detail::run_panels(detail::active().gemm_half, a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc, par);
 }
 
 /// squint::gemm_weight_only on the dispatched kernels.
 inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  squint::detail::check_weight_only_gemm(a, m, lda, b, c, ldc);
+  squint::detail::check_panel_gemm("gemm_weight_only", a, m, lda, b.k(), b.n(), c, ldc);
   squint::detail::run_weight_only(detail::active().gemm_weight_only, a, m, lda, b, bias, relu, c, ldc, par);
 }
 

@@ -66,9 +66,15 @@ inline row_major<float> linear_dynamic(const const_ref<float>& x, const packed_w
                                        const parallelism& par = {}) {
   squint::detail::require(detail::size(x.cols()) == w.k(), "eigen::linear_dynamic: x has ", x.cols(),
                           " columns, the packed weights k = ", w.k());
-  const row_major<float> dense = x;  // dynamic_quantize reads one contiguous block
+  // dynamic_quantize reads one contiguous block: only a strided block is copied.
+  row_major<float> dense;
+  const float* data = x.data();
+  if (x.rows() > 1 && x.outerStride() != x.cols()) {
+    dense = x;
+    data = dense.data();
+  }
   row_major<std::uint8_t> codes(x.rows(), x.cols());
-  const qparams p = dynamic_quantize({dense.data(), detail::size(dense.size())}, {codes.data(), detail::size(codes.size())});
+  const qparams p = dynamic_quantize({data, detail::size(x.size())}, {codes.data(), detail::size(codes.size())});
   row_major<float> y(x.rows(), static_cast<Eigen::Index>(w.n()));
   squint::gemm(codes.data(), detail::size(codes.rows()), w.k(), p, w, bias, relu, y.data(), w.n(), par);
   return y;

@@ -269,6 +269,22 @@ void half_gemm_kernel<Arch>::run(const float* a, std::size_t m, std::size_t k, s
 
 SQUINT_NAMESPACE_BEGIN
 
+namespace detail {
+
+/// Float-panel order, shared by fp16 and weight-only packing: channel j, depth i of an n x k
+/// weight matrix sits at panel_index(j, i, k) of panel_elements(n, k) (channels padded to whole
+/// panels with zeros).
+constexpr std::size_t panel_index(std::size_t j, std::size_t i, std::size_t k) {
+  constexpr std::size_t width = kernels::detail_panel::width;
+  return ((j / width) * k + i) * width + j % width;
+}
+constexpr std::size_t panel_elements(std::size_t n, std::size_t k) {
+  constexpr std::size_t width = kernels::detail_panel::width;
+  return (n + width - 1) / width * width * k;
+}
+
+}  // namespace detail
+
 /// Float weights stored as fp16 for half_gemm: half the bytes of float, no calibration.
 class packed_half_weights {
  public:
@@ -280,13 +296,9 @@ class packed_half_weights {
     detail::require(w != nullptr || n * k == 0, "packed_half_weights::from_float: argument 'w' is null with ", n,
                     " x ", k, " elements");
     detail::require(ldw >= k, "packed_half_weights::from_float: ldw ", ldw, " is smaller than k ", k);
-    packed_half_weights p;
-    p.n_ = n;
-    p.k_ = k;
-    p.data_.assign((n + panel_width - 1) / panel_width * panel_width * k, 0);
+    packed_half_weights p(n, k);
     for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < k; ++i)
-        p.data_[p.offset(j, i)] = reference::float_to_half(w[j * ldw + i]);
+      for (std::size_t i = 0; i < k; ++i) p.data_[p.offset(j, i)] = reference::float_to_half(w[j * ldw + i]);
     return p;
   }
 
@@ -295,10 +307,7 @@ class packed_half_weights {
   static packed_half_weights from_bits(const std::uint16_t* h, std::size_t n, std::size_t k) {
     detail::require(h != nullptr || n * k == 0, "packed_half_weights::from_bits: argument 'h' is null with ", n,
                     " x ", k, " elements");
-    packed_half_weights p;
-    p.n_ = n;
-    p.k_ = k;
-    p.data_.assign((n + panel_width - 1) / panel_width * panel_width * k, 0);
+    packed_half_weights p(n, k);
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t i = 0; i < k; ++i) p.data_[p.offset(j, i)] = h[j * k + i];
     return p;
@@ -314,21 +323,21 @@ class packed_half_weights {
   std::uint16_t bits(std::size_t j, std::size_t i) const { return data_[offset(j, i)]; }
 
  private:
-  std::size_t offset(std::size_t j, std::size_t i) const {
-    return ((j / panel_width) * k_ + i) * panel_width + j % panel_width;
-  }
+  packed_half_weights(std::size_t n, std::size_t k) : data_(detail::panel_elements(n, k), 0), n_(n), k_(k) {}
+  std::size_t offset(std::size_t j, std::size_t i) const { return detail::panel_index(j, i, k_); }
   std::vector<std::uint16_t> data_;
   std::size_t n_ = 0, k_ = 0;
 };
 
 namespace detail {
 
-inline void check_half_gemm(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b,
-                            const float* c, std::size_t ldc) {
-  require(a != nullptr || m * b.k() == 0, "gemm_half: argument 'a' is null with ", m, " x ", b.k(), " elements");
-  require(c != nullptr || m * b.n() == 0, "gemm_half: argument 'c' is null with ", m, " x ", b.n(), " elements");
-  require(m <= 1 || lda >= b.k(), "gemm_half: lda ", lda, " is smaller than k ", b.k());
-  require(m <= 1 || ldc >= b.n(), "gemm_half: ldc ", ldc, " is smaller than n ", b.n());
+/// The argument checks of the float-panel GEMMs (gemm_half, gemm_weight_only).
+inline void check_panel_gemm(const char* function, const float* a, std::size_t m, std::size_t lda, std::size_t k,
+                             std::size_t n, const float* c, std::size_t ldc) {
+  require(a != nullptr || m * k == 0, function, ": argument 'a' is null with ", m, " x ", k, " elements");
+  require(c != nullptr || m * n == 0, function, ": argument 'c' is null with ", m, " x ", n, " elements");
+  require(m <= 1 || lda >= k, function, ": lda ", lda, " is smaller than k ", k);
+  require(m <= 1 || ldc >= n, function, ": ldc ", ldc, " is smaller than n ", n);
 }
 
 /// Runs a float-panel kernel `run(a, m, k, lda, panels, n, bias, relu, c, ldc)` over column
@@ -349,7 +358,7 @@ void run_panels(Run run, const float* a, std::size_t m, std::size_t k, std::size
 /// @throws squint::error on null pointers with elements, lda < k or ldc < n.
 inline void gemm_half(const float* a, std::size_t m, std::size_t lda, const packed_half_weights& b, const float* bias,
                       bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  detail::check_half_gemm(a, m, lda, b, c, ldc);
+  detail::check_panel_gemm("gemm_half", a, m, lda, b.k(), b.n(), c, ldc);
   detail::run_panels(&kernels::half_gemm_kernel<arch::native>::run, a, m, b.k(), lda, b.data(), b.n(), bias, relu, c,
                      ldc, par);
 }

@@ -96,22 +96,14 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
         c + i0 * ldc + j0, ldc);
     compensate(a, lda, a_zero_point, b, c, ldc, i0, i1, j0, j1);
   };
-  // A task per thread, but never more tasks than panel pairs (the micro-kernel's widest step,
-  // 32 channels) or rows to share out, nor one per less than 2^21 multiply-adds: starting a
-  // thread costs tens of microseconds, more than a small product takes.
+  // Never more tasks than panel pairs (the micro-kernel's widest step, 32 channels) or rows to
+  // share out.
   const std::size_t pairs = (b.panels() + 1) / 2;
-  const std::size_t work_tasks = std::max<std::size_t>(1, m * n * k >> 21);
-  const std::size_t tasks =
-      std::max<std::size_t>(1, std::min<std::size_t>({static_cast<std::size_t>(par.threads), std::max(pairs, m), work_tasks}));
+  const std::size_t tasks = task_count(par, std::max(pairs, m), m, n, k);
   if (tasks == 1) {
     block(0, m, 0, n);
-    return;
-  }
-  if (pairs >= tasks) {  // split the output channels, in whole panel pairs
-    run_tasks(par, tasks, [&](std::size_t t) {
-      const std::size_t j0 = std::min(n, pairs * t / tasks * 32), j1 = std::min(n, pairs * (t + 1) / tasks * 32);
-      if (j0 < j1) block(0, m, j0, j1);
-    });
+  } else if (pairs >= tasks) {  // split the output channels, in whole panel pairs
+    split_columns(par, m, n, k, 32, [&](std::size_t j0, std::size_t j1) { block(0, m, j0, j1); });
   } else {  // few channels, many rows: split the rows
     run_tasks(par, tasks, [&](std::size_t t) {
       const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;
@@ -120,9 +112,16 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
   }
 }
 
-}  // namespace detail
-
-namespace detail {
+/// The float output stage: c[i][j] = float(acc[i][j]) * multiplier[j] + bias[j] (bias may be
+/// null), then max(0, .) with relu, for `rows` rows of n accumulators (row stride ldacc).
+inline void accumulators_to_float(const std::int32_t* acc, std::size_t rows, std::size_t n, std::size_t ldacc,
+                                  const float* multiplier, const float* bias, bool relu, float* c, std::size_t ldc) {
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const float v = static_cast<float>(acc[i * ldacc + j]) * multiplier[j] + (bias ? bias[j] : 0.0f);
+      c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+}
 
 /// Float output stage over an int32 GEMM `s32(a, m, lda, zp, b, acc, ldacc, par)`.
 template <class TA, class S32>
@@ -136,11 +135,7 @@ void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
   std::vector<float> multiplier(n);
   for (std::size_t j = 0; j < n; ++j) multiplier[j] = a_params.scale * b.scales()[j];
   const nearest_rounding_scope rounding;
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      const float v = static_cast<float>(acc[i * n + j]) * multiplier[j] + (bias ? bias[j] : 0.0f);
-      c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
-    }
+  accumulators_to_float(acc.data(), m, n, n, multiplier.data(), bias, relu, c, ldc);
 }
 
 /// Requantized output stage over an int32 GEMM.

@@ -43,14 +43,20 @@ inline void run_tasks(const parallelism& par, std::size_t count, const std::func
   for (std::thread& w : workers) w.join();
 }
 
-/// Splits columns [0, n) into at most par.threads tasks of whole `step`-wide blocks, none with
-/// less than 2^21 multiply-adds (m * k per column), and runs fn(j0, j1) for each.
+/// How many tasks an m x n x k product shared over `units` independent pieces gets: at most
+/// par.threads and `units`, and none with less than 2^21 multiply-adds (starting a thread costs
+/// tens of microseconds, more than a small product takes).
+inline std::size_t task_count(const parallelism& par, std::size_t units, std::size_t m, std::size_t n, std::size_t k) {
+  const std::size_t work_tasks = std::max<std::size_t>(1, m * n * k >> 21);
+  return std::max<std::size_t>(1, std::min<std::size_t>({static_cast<std::size_t>(par.threads), units, work_tasks}));
+}
+
+/// Splits columns [0, n) of an m x n x k product into task_count() tasks of whole `step`-wide
+/// blocks and runs fn(j0, j1) for each.
 template <class F>
 void split_columns(const parallelism& par, std::size_t m, std::size_t n, std::size_t k, std::size_t step, F fn) {
   const std::size_t blocks = (n + step - 1) / step;
-  const std::size_t work_tasks = std::max<std::size_t>(1, m * n * k >> 21);
-  const std::size_t tasks = std::max<std::size_t>(
-      1, std::min<std::size_t>({static_cast<std::size_t>(par.threads), blocks, work_tasks}));
+  const std::size_t tasks = task_count(par, blocks, m, n, k);
   if (tasks == 1) {
     if (n > 0) fn(std::size_t{0}, n);
     return;

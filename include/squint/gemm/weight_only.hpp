@@ -51,8 +51,8 @@ class packed_weight_only {
     packed_weight_only p;
     p.n_ = n;
     p.k_ = k;
-    p.data_.assign((n + panel_width - 1) / panel_width * panel_width * k, 0);
-    p.scale_.assign((n + panel_width - 1) / panel_width * panel_width, 0.0f);
+    p.data_.assign(detail::panel_elements(n, k), 0);
+    p.scale_.assign(detail::panel_elements(n, 1), 0.0f);
     for (std::size_t j = 0; j < n; ++j) {
       p.scale_[j] = scale.size() == 1 ? scale[0] : scale[j];
       for (std::size_t i = 0; i < k; ++i) p.data_[p.offset(j, i)] = w[j * ldw + i];
@@ -84,25 +84,13 @@ class packed_weight_only {
   std::int8_t at(std::size_t j, std::size_t i) const { return data_[offset(j, i)]; }
 
  private:
-  std::size_t offset(std::size_t j, std::size_t i) const {
-    return ((j / panel_width) * k_ + i) * panel_width + j % panel_width;
-  }
+  std::size_t offset(std::size_t j, std::size_t i) const { return detail::panel_index(j, i, k_); }
   std::vector<std::int8_t> data_;
   std::vector<float> scale_;
   std::size_t n_ = 0, k_ = 0;
 };
 
 namespace detail {
-
-inline void check_weight_only_gemm(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
-                                   const float* c, std::size_t ldc) {
-  require(a != nullptr || m * b.k() == 0, "gemm_weight_only: argument 'a' is null with ", m, " x ", b.k(),
-          " elements");
-  require(c != nullptr || m * b.n() == 0, "gemm_weight_only: argument 'c' is null with ", m, " x ", b.n(),
-          " elements");
-  require(m <= 1 || lda >= b.k(), "gemm_weight_only: lda ", lda, " is smaller than k ", b.k());
-  require(m <= 1 || ldc >= b.n(), "gemm_weight_only: ldc ", ldc, " is smaller than n ", b.n());
-}
 
 template <class Run>
 void run_weight_only(Run run, const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
@@ -120,7 +108,7 @@ void run_weight_only(Run run, const float* a, std::size_t m, std::size_t lda, co
 /// @throws squint::error on null pointers with elements, lda < k or ldc < n.
 inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  detail::check_weight_only_gemm(a, m, lda, b, c, ldc);
+  detail::check_panel_gemm("gemm_weight_only", a, m, lda, b.k(), b.n(), c, ldc);
   detail::run_weight_only(&kernels::weight_only_gemm_kernel<arch::native>::run, a, m, lda, b, bias, relu, c, ldc, par);
 }
 

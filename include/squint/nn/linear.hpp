@@ -153,6 +153,7 @@ class linear {
         std::vector<std::uint8_t> codes(m * in_);
         std::vector<std::int32_t> acc(m * out_);
         std::vector<qparams> rows(row_groups(m));
+        const squint::detail::nearest_rounding_scope rounding;  // the float stage too, as squint::gemm
         accumulate(x, m, codes.data(), rows.data(), acc.data(), par);
         finish(acc.data(), m, rows.data(), y);
         break;
@@ -273,18 +274,17 @@ class linear {
     });
   }
 
-  /// y = float(acc) * (activation scale * weight scale[j]) + bias[j], then the activation.
+  /// y = float(acc) * (activation scale * weight scale[j]) + bias[j], then the activation: the
+  /// GEMM's float output stage, with a multiplier row per activation scale.
   void finish(const std::int32_t* acc, std::size_t m, const qparams* rows, float* y) const {
     const std::vector<float>& scale = int8_->scales();
-    const bool per_row = row_groups(m) == m;
+    const std::size_t groups = row_groups(m), rows_per_group = groups == m ? 1 : m;
     std::vector<float> multiplier(out_);
-    for (std::size_t i = 0; i < m; ++i) {
-      if (i == 0 || per_row)
-        for (std::size_t j = 0; j < out_; ++j) multiplier[j] = rows[per_row ? i : 0].scale * scale[j];
-      for (std::size_t j = 0; j < out_; ++j) {
-        const float v = static_cast<float>(acc[i * out_ + j]) * multiplier[j] + (bias_.empty() ? 0.0f : bias_[j]);
-        y[i * out_ + j] = act_ == activation::relu && !(v > 0.0f) ? 0.0f : v;
-      }
+    for (std::size_t g = 0; g < groups; ++g) {
+      for (std::size_t j = 0; j < out_; ++j) multiplier[j] = rows[g].scale * scale[j];
+      squint::detail::accumulators_to_float(acc + g * rows_per_group * out_, rows_per_group, out_, out_,
+                                            multiplier.data(), bias_.empty() ? nullptr : bias_.data(),
+                                            act_ == activation::relu, y + g * rows_per_group * out_, out_);
     }
   }
 

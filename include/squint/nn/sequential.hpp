@@ -52,9 +52,9 @@ class sequential {
   /// @throws squint::error on inconsistent shapes (a layer's in differs from the previous out,
   ///         or weights/bias of the wrong size) or an override for a layer that does not exist.
   sequential(const std::vector<float_layer>& layers, const build_options& options = {}) {
-    for (const auto& [index, p] : options.overrides) {
-      (void)p;
-      squint::detail::require(index < layers.size(), "sequential: override for layer ", index, " of ", layers.size());
+    if (!options.overrides.empty()) {
+      const std::size_t last = options.overrides.rbegin()->first;  // the map is ordered
+      squint::detail::require(last < layers.size(), "sequential: override for layer ", last, " of ", layers.size());
     }
     for (std::size_t l = 0; l < layers.size(); ++l) {
       const float_layer& f = layers[l];

@@ -135,17 +135,21 @@ struct linear_access {
           for (std::size_t i = 0; i < l.in_; ++i) w.uint(l.half_->bits(j, i));
         break;
       case precision::int8_weight_only:
-        for (std::size_t j = 0; j < l.out_; ++j) w.f32(l.weight_only_->scales()[j]);
-        for (std::size_t j = 0; j < l.out_; ++j)
-          for (std::size_t i = 0; i < l.in_; ++i) w.uint(static_cast<std::uint8_t>(l.weight_only_->at(j, i)));
+        save_codes(*l.weight_only_, l.weight_only_->scales(), w);
         break;
       default:
-        for (std::size_t j = 0; j < l.out_; ++j) w.f32(l.int8_->scales()[j]);
-        for (std::size_t j = 0; j < l.out_; ++j)
-          for (std::size_t i = 0; i < l.in_; ++i) w.uint(static_cast<std::uint8_t>(l.int8_->at(j, i)));
+        save_codes(*l.int8_, l.int8_->scales().data(), w);
         break;
     }
     for (float v : l.bias_) w.f32(v);
+  }
+
+  /// Scales, then codes row by row, of either int8 packing.
+  template <class Packed>
+  static void save_codes(const Packed& p, const float* scale, writer& w) {
+    for (std::size_t j = 0; j < p.n(); ++j) w.f32(scale[j]);
+    for (std::size_t j = 0; j < p.n(); ++j)
+      for (std::size_t i = 0; i < p.k(); ++i) w.uint(static_cast<std::uint8_t>(p.at(j, i)));
   }
 
   static linear load(reader& r, std::size_t index, const backend& kernels) {
