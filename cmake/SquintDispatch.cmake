@@ -33,7 +33,7 @@ function(squint_add_runtime_dispatch target)
   list(REMOVE_DUPLICATES families)
 
   # The GEMM has micro-kernels of its own for these archs (each in its arch's translation unit).
-  set(gemm_known avx512_vnni avx2 scalar)
+  set(gemm_known avx512_vnni avx512bw avx2_vnni avx2 neon64_i8mm neon64_dotprod neon64 scalar)
   set(gemm_archs "")
   foreach(arch IN LISTS archs)
     if(arch IN_LIST gemm_known)

@@ -16,6 +16,9 @@
 #include "squint/reference/gemm.hpp"
 #include "support/archs.hpp"
 #include "support/data.hpp"
+#if defined(SQUINT_TEST_SIMDE)
+#include "simde/x86_steps_emulated.hpp"
+#endif
 
 namespace {
 
@@ -55,7 +58,7 @@ void check(std::size_t m, std::size_t n, std::size_t k, std::int32_t za, const s
 TYPED_TEST(GemmTest, MatchesReferenceOnAwkwardShapes) {
   for (std::size_t m : {1u, 2u, 3u, 7u, 16u, 33u})
     for (std::size_t n : {1u, 15u, 16u, 17u, 40u, 64u, 70u, 130u})
-      for (std::size_t k : {1u, 3u, 4u, 5u, 63u, 64u, 65u, 257u}) {
+      for (std::size_t k : {1u, 3u, 4u, 5u, 11u, 28u, 63u, 64u, 65u, 257u}) {
         const auto a8 = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, static_cast<unsigned>(m * k));
         const auto s8 = squint_test::uniform_ints<std::int8_t>(m * k, -128, 127, static_cast<unsigned>(m + k));
         const auto narrow = squint_test::uniform_ints<std::int8_t>(n * k, -127, 127, static_cast<unsigned>(n * k));
@@ -107,6 +110,33 @@ TYPED_TEST(GemmTest, ThreadsAndCustomRunnersGiveIdenticalResults) {
     EXPECT_EQ(calls, expect > 1 ? expect : 0u);
   }
 }
+
+#if defined(SQUINT_TEST_SIMDE)
+// The x86 steps built on SIMDe (tests/simde): the AVX-512 kernels on CPUs without AVX-512, and
+// the AVX-VNNI kernel, which no CPU that runs this suite may have.
+TEST(GemmEmulatedTest, EveryX86StepMatchesTheScalarKernel) {
+  if (!squint::is_available<squint::arch::avx2>()) GTEST_SKIP() << "the emulation is built for AVX2";
+  using squint_test::emulated::step;
+  for (step s : {step::avx512_vnni, step::avx512bw, step::avx2_vnni, step::avx2})
+    for (std::size_t m : {1u, 5u, 9u, 13u})
+      for (std::size_t n : {1u, 16u, 17u, 40u})
+        for (std::size_t k : {1u, 5u, 64u, 131u})
+          for (bool a_signed : {false, true}) {
+            const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, static_cast<unsigned>(m * k + n));
+            const bool narrow = s == step::avx512bw || s == step::avx2;
+            const auto w = squint_test::uniform_ints<std::int8_t>(n * k, narrow ? -127 : -128, 127, static_cast<unsigned>(n + k));
+            const auto b = packed_weights::from_int8(w.data(), n, k, k, {1.0f}, {0});
+            const std::size_t ldc = n + 1;
+            std::vector<std::int32_t> expect(m * ldc, 7), got(m * ldc, 7);
+            squint::kernels::gemm_kernel<squint::arch::scalar>::run(a.data(), m, k, k, a_signed, b.panel(0),
+                                                                  b.column_sums(), n, b.k_groups(), expect.data(), ldc);
+            squint_test::emulated::gemm_kernel(s, a.data(), m, k, k, a_signed, b.panel(0), b.column_sums(), n,
+                                               b.k_groups(), got.data(), ldc);
+            ASSERT_EQ(got, expect) << "step " << static_cast<int>(s) << ", " << m << "x" << n << "x" << k
+                                   << (a_signed ? " s8" : " u8");
+          }
+}
+#endif
 
 TEST(GemmApiTest, OutputStagesFollowTheirFormulas) {
   const std::size_t m = 5, n = 19, k = 37;

@@ -52,18 +52,39 @@ constexpr bool gemm_compiled() {
   return compiled;
 }
 
-/// The GEMM a CPU with Arch runs: VNNI where it has it, AVX2's exact sign trick on any AVX2
-/// or AVX-512 CPU without it, the scalar kernel elsewhere.
+/// The arch whose GEMM kernel a CPU with Arch runs when Arch's own is not compiled in.
+template <class Arch>
+struct gemm_fallback {
+  using type = arch::scalar;
+};
+template <>
+struct gemm_fallback<arch::avx512_vnni> {
+  using type = arch::avx512bw;
+};
+template <>
+struct gemm_fallback<arch::avx512bw> {
+  using type = arch::avx2;
+};
+template <>
+struct gemm_fallback<arch::avx2_vnni> {
+  using type = arch::avx2;
+};
+template <>
+struct gemm_fallback<arch::neon64_i8mm> {
+  using type = arch::neon64_dotprod;
+};
+template <>
+struct gemm_fallback<arch::neon64_dotprod> {
+  using type = arch::neon64;
+};
+
+/// The GEMM a CPU with Arch runs: its own micro-kernel, else the best compiled one it can run.
 template <class Arch, class TA>
 gemm_fn<TA> gemm_for() {
-  constexpr bool x86_avx2 = std::is_same_v<Arch, arch::avx2> || std::is_same_v<Arch, arch::avx2_vnni> ||
-                            std::is_same_v<Arch, arch::avx512bw> || std::is_same_v<Arch, arch::avx512_vnni>;
-  if constexpr (std::is_same_v<Arch, arch::avx512_vnni> && gemm_compiled<arch::avx512_vnni>())
-    return &squint::detail::gemm_s32<arch::avx512_vnni, TA>;
-  else if constexpr (x86_avx2 && gemm_compiled<arch::avx2>())
-    return &squint::detail::gemm_s32<arch::avx2, TA>;
+  if constexpr (std::is_same_v<Arch, arch::scalar> || gemm_compiled<Arch>())
+    return &squint::detail::gemm_s32<Arch, TA>;
   else
-    return &squint::detail::gemm_s32<arch::scalar, TA>;
+    return gemm_for<typename gemm_fallback<Arch>::type, TA>();
 }
 
 /// The kernels of one family, as function pointers.

@@ -34,6 +34,7 @@
 #define SQUINT_INSTANTIATE_KERNELS(A) SQUINT_KERNEL_LIST(SQUINT_DETAIL_INSTANTIATE, A)
 #define SQUINT_DECLARE_KERNELS(A) SQUINT_KERNEL_LIST(SQUINT_DETAIL_DECLARE, A)
 
-// The GEMM micro-kernels exist for avx512_vnni, avx2 and scalar (its own translation unit each).
+// The GEMM micro-kernels are instantiated per arch, not per family (VNNI, dot product and i8mm
+// have kernels of their own).
 #define SQUINT_INSTANTIATE_GEMM_KERNELS(A) template struct ::squint::kernels::gemm_kernel<A>;
 #define SQUINT_DECLARE_GEMM_KERNELS(A) extern template struct ::squint::kernels::gemm_kernel<A>;

@@ -26,8 +26,18 @@ namespace detail {
 /// The GEMM micro-kernel static dispatch uses in this translation unit.
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 using gemm_native = arch::avx512_vnni;
+#elif defined(__AVX512BW__) && defined(__AVX512VL__)
+using gemm_native = arch::avx512bw;
+#elif defined(__AVXVNNI__) && defined(__AVX2__)
+using gemm_native = arch::avx2_vnni;
 #elif XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
 using gemm_native = arch::avx2;
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_MATMUL_INT8)
+using gemm_native = arch::neon64_i8mm;
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+using gemm_native = arch::neon64_dotprod;
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+using gemm_native = arch::neon64;
 #else
 using gemm_native = arch::scalar;
 #endif
@@ -73,8 +83,9 @@ void compensate(const TA* a, std::size_t lda, std::int32_t a_zero_point, const p
   }
 }
 
-/// Unchecked int32 GEMM on the kernel of `Arch` (narrow-range weights only on AVX2: others run
-/// the scalar kernel there), split into `par.threads` tasks over panel pairs or rows.
+/// Unchecked int32 GEMM on the kernel of `Arch` (weights holding -128 run the scalar kernel
+/// where Arch's is exact for narrow weights only), split into `par.threads` tasks over panel
+/// pairs or rows.
 template <class Arch, class TA>
 void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
               std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
@@ -87,7 +98,7 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
   }
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(a);
   constexpr bool a_signed = std::is_same_v<TA, std::int8_t>;
-  const bool fallback = std::is_same_v<Arch, arch::avx2> && !b.narrow();  // vpmaddubsw needs |b| <= 127
+  const bool fallback = kernels::gemm_kernel_needs_narrow<Arch>() && !b.narrow();
   auto block = [&](std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
     const std::size_t panel_bytes = b.k_groups() * packed_weights::panel_width * packed_weights::k_group;
     const std::int8_t* panels = b.panel(0) + (j0 / packed_weights::panel_width) * panel_bytes;
@@ -178,7 +189,7 @@ void gemm_s32_native(const TA* a, std::size_t m, std::size_t lda, std::int32_t a
 
 /// C (m x n, int32, row stride ldc) = (A - a_zero_point) . (B - b_zero_point)^T, exact.
 /// A is m x k uint8 or int8 with row stride lda; B holds k and n. Results are identical on
-/// every ISA (AVX-512 VNNI, AVX2, scalar). Static dispatch: the kernel this translation unit's
+/// every ISA. Static dispatch: the kernel this translation unit's
 /// flags allow (squint/dispatch.hpp's runtime::gemm picks per CPU).
 /// @throws squint::error on null pointers with elements, lda < k, ldc < n, k > gemm_max_k or a
 ///         zero point outside A's range. Nothing is written on error.

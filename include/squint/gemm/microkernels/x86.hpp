@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm/microkernels/x86.hpp: the x86 int8 GEMM micro-kernels (AVX-512 VNNI, AVX-512BW, AVX-VNNI,
+// AVX2), one register-blocked driver over a per-ISA 4-byte dot product step.
+//
+// Every step multiplies one broadcast A quadruple by a vector of 4-k weight groups (16 channels
+// per zmm, 8 per ymm) and adds the four products of each channel into its int32 lane:
+//   vpdpbusd (AVX-512 VNNI, AVX-VNNI): u8 x s8 with no intermediate saturation. int8 A is
+//     flipped to u8 (a ^ 0x80 = a + 128) and 128 * colsum subtracted at the end.
+//   sign trick (AVX2, AVX-512BW): vpmaddubsw saturates its int16 pair sums (2 * 255 * -128 does
+//     not fit), so A is made signed (u8 a ^ 0x80 = a - 128, 128 * colsum added back) and
+//     multiplied as |a| (<= 128, as u8) times b * sign(a) (|b| <= 127 for narrow weights): a pair
+//     is at most 2 * 128 * 127 = 32512, exact, then vpmaddwd adds pairs into int32. AVX-512 has
+//     no vpsignb: b is negated under the sign mask of a (vpmovb2m, masked vpsubb). Packed
+//     weights holding -128 run the scalar kernel on these ISAs instead (see gemm_s32).
+// Register blocking (FBGEMM/ruy style outer product): R rows x V vectors of C stay in registers
+// over all of K; each 4-k group loads V weight vectors once and broadcasts each row's A
+// quadruple once, straight from memory. zmm: 8 rows x 2 vectors (32 channels, 16 accumulators of
+// 32); ymm: 4 rows x 2 vectors (one 16-channel panel, 8 accumulators of 16).
+// Each ISA's step is defined only under its compile flags, and only the kernel of the arch a
+// translation unit instantiates is ever used there (no inline code shared across flag sets).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "squint/arch/tags.hpp"
+#include "squint/gemm/microkernels/common.hpp"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace squint::kernels::detail_gemm {
+
+// The steps, each templated on the arch tag it is compiled for (its symbols carry the tag) and
+// defined only where the compile flags allow. SQUINT_X86_STEPS_EMULATED defines them all for
+// tests/simde, which compiles them against SIMDe's emulated AVX-512 / VNNI intrinsics.
+template <class Arch>
+struct dpbusd_zmm;
+template <class Arch>
+struct sign_trick_zmm;
+template <class Arch>
+struct dpbusd_ymm;
+template <class Arch>
+struct sign_trick_ymm;
+
+#if (defined(__AVX512BW__) && defined(__AVX512VL__)) || defined(SQUINT_X86_STEPS_EMULATED)
+/// What the zmm steps share: 16 int32 lanes, loads and a masked store.
+template <class Arch>
+struct zmm_common {
+  using vec = __m512i;
+  static constexpr std::size_t lanes = 16, rows = 8, vectors = 2;
+  static vec zero() { return _mm512_setzero_si512(); }
+  static vec broadcast(std::int32_t quad) { return _mm512_set1_epi32(quad); }
+  static vec load(const void* p) { return _mm512_loadu_si512(p); }
+  static vec flip(vec a) { return _mm512_xor_si512(a, _mm512_set1_epi32(static_cast<int>(0x80808080u))); }
+  static vec add(vec x, vec y) { return _mm512_add_epi32(x, y); }
+  static void store(std::int32_t* c, vec v, std::size_t count) {
+    _mm512_mask_storeu_epi32(c, static_cast<__mmask16>(count >= 16 ? 0xffffu : (1u << count) - 1u), v);
+  }
+};
+
+/// AVX-512BW: the sign trick on 16 lanes.
+template <class Arch>
+struct sign_trick_zmm : zmm_common<Arch> {
+  using vec = __m512i;
+  struct operand {
+    __m512i magnitude;  // |a| as u8 (128 for -128)
+    __mmask64 negative;
+  };
+  static constexpr bool unsigned_a = false;
+  static operand prepare(vec a) { return {_mm512_abs_epi8(a), _mm512_movepi8_mask(a)}; }
+  static vec dot(vec acc, const operand& a, vec b) {
+    const __m512i signed_b = _mm512_mask_sub_epi8(b, a.negative, _mm512_setzero_si512(), b);
+    const __m512i pairs = _mm512_maddubs_epi16(a.magnitude, signed_b);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+  }
+};
+#endif
+
+#if (defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)) || defined(SQUINT_X86_STEPS_EMULATED)
+/// AVX-512 VNNI: vpdpbusd on 16 lanes.
+template <class Arch>
+struct dpbusd_zmm : zmm_common<Arch> {
+  using vec = __m512i;
+  using operand = __m512i;
+  static constexpr bool unsigned_a = true;
+  static operand prepare(vec a) { return a; }
+  static vec dot(vec acc, operand a, vec b) { return _mm512_dpbusd_epi32(acc, a, b); }
+};
+#endif
+
+#if defined(__AVX2__)
+/// What the ymm steps share: 8 int32 lanes, AVX2 loads and a masked store.
+template <class Arch>
+struct ymm_common {
+  using vec = __m256i;
+  static constexpr std::size_t lanes = 8, rows = 4, vectors = 2;
+  static vec zero() { return _mm256_setzero_si256(); }
+  static vec broadcast(std::int32_t quad) { return _mm256_set1_epi32(quad); }
+  static vec load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  static vec flip(vec a) { return _mm256_xor_si256(a, _mm256_set1_epi32(static_cast<int>(0x80808080u))); }
+  static vec add(vec x, vec y) { return _mm256_add_epi32(x, y); }
+  static void store(std::int32_t* c, vec v, std::size_t count) {
+    if (count >= 8) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), v);
+    } else if (count > 0) {
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      _mm256_maskstore_epi32(reinterpret_cast<int*>(c), mask, v);
+    }
+  }
+};
+
+/// AVX2: the sign trick on 8 lanes.
+template <class Arch>
+struct sign_trick_ymm : ymm_common<Arch> {
+  using vec = __m256i;
+  struct operand {
+    __m256i magnitude;  // |a| as u8 (128 for -128)
+    __m256i sign;       // a itself: vpsignb negates b where a < 0
+  };
+  static constexpr bool unsigned_a = false;
+  static operand prepare(vec a) { return {_mm256_abs_epi8(a), a}; }
+  static vec dot(vec acc, const operand& a, vec b) {
+    const __m256i pairs = _mm256_maddubs_epi16(a.magnitude, _mm256_sign_epi8(b, a.sign));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+};
+#endif
+
+#if (defined(__AVX2__) && defined(__AVXVNNI__)) || (defined(__AVX2__) && defined(SQUINT_X86_STEPS_EMULATED))
+/// AVX-VNNI: VEX vpdpbusd on 8 lanes.
+template <class Arch>
+struct dpbusd_ymm : ymm_common<Arch> {
+  using vec = __m256i;
+  using operand = __m256i;
+  static constexpr std::size_t rows = 6;  // 12 accumulators + 2 weights + 1 broadcast of 16 ymm
+  static constexpr bool unsigned_a = true;
+  static operand prepare(vec a) { return a; }
+  static vec dot(vec acc, operand a, vec b) { return _mm256_dpbusd_avx_epi32(acc, a, b); }
+};
+#endif
+
+/// The step of each x86 arch with a kernel of its own.
+template <class Arch>
+using x86_step = std::conditional_t<
+    std::is_same_v<Arch, arch::avx512_vnni>, dpbusd_zmm<Arch>,
+    std::conditional_t<std::is_same_v<Arch, arch::avx512bw>, sign_trick_zmm<Arch>,
+                       std::conditional_t<std::is_same_v<Arch, arch::avx2_vnni>, dpbusd_ymm<Arch>,
+                                          sign_trick_ymm<Arch>>>>;
+
+/// R rows x V vectors of C over all of K with the step D. `panel` holds the first vector's panel; a vector covers D::lanes
+/// channels of a 16-channel, 64-byte-per-group panel. `cols` columns of C are written.
+template <class Arch, class D, std::size_t R, std::size_t V, bool Flip>
+void dot_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std::int8_t* panel,
+               std::size_t panel_stride, const typename D::vec* compensation, std::int32_t* c, std::size_t ldc,
+               std::size_t cols) {
+  using vec = typename D::vec;
+  constexpr std::size_t per_panel = 16 / D::lanes, vector_bytes = 64 / per_panel;
+  vec acc[R][V];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    SQUINT_UNROLL
+    for (std::size_t v = 0; v < V; ++v) acc[r][v] = D::zero();
+  }
+  auto step = [&](std::size_t g, auto quad_of) {
+    vec b[V];
+    SQUINT_UNROLL
+    for (std::size_t v = 0; v < V; ++v)
+      b[v] = D::load(panel + (v / per_panel) * panel_stride + g * 64 + (v % per_panel) * vector_bytes);
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      vec av = D::broadcast(quad_of(r));
+      if (Flip) av = D::flip(av);
+      const auto operand = D::prepare(av);
+      SQUINT_UNROLL
+      for (std::size_t v = 0; v < V; ++v) acc[r][v] = D::dot(acc[r][v], operand, b[v]);
+    }
+  };
+  const std::size_t full = k / k_group;
+  for (std::size_t g = 0; g < full; ++g)
+    step(g, [&](std::size_t r) {
+      std::int32_t quad;
+      std::memcpy(&quad, a + r * lda + g * k_group, k_group);
+      return quad;
+    });
+  if (full * k_group < k)  // the partial last group: bytes past k read as zero
+    step(full, [&](std::size_t r) { return static_cast<std::int32_t>(load_quad<Arch>(a + r * lda, full * k_group, k)); });
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    SQUINT_UNROLL
+    for (std::size_t v = 0; v < V; ++v) {
+      const std::size_t first = v * D::lanes;
+      if (first < cols) D::store(c + r * ldc + first, D::add(acc[r][v], compensation[v]), cols - first);
+    }
+  }
+}
+
+template <class Arch, class D, std::size_t V, bool Flip>
+void dot_rows(const std::uint8_t* a, std::size_t m, std::size_t lda, std::size_t k, const std::int8_t* panel,
+              std::size_t panel_stride, const typename D::vec* compensation, std::int32_t* c, std::size_t ldc,
+              std::size_t cols) {
+  for_row_blocks<D::rows>(m, [&](auto rows, std::size_t i) {
+    dot_block<Arch, D, decltype(rows)::value, V, Flip>(a + i * lda, lda, k, panel, panel_stride, compensation,
+                                                       c + i * ldc, ldc, cols);
+  });
+}
+
+/// All of C, D::vectors vectors of channels at a time (fewer for the last panel of zmm).
+template <class Arch, class D, bool Flip>
+void dot_panels(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
+                const std::int32_t* column_sums, std::size_t n, std::size_t k_groups, std::int32_t* c,
+                std::size_t ldc) {
+  using vec = typename D::vec;
+  constexpr std::size_t V = D::vectors, step_channels = V * D::lanes, step_panels = step_channels / 16;
+  // Flipping A's bytes by 0x80 shifts every product by 128 * b: take it back per channel.
+  constexpr std::int32_t correction = D::unsigned_a ? -128 : 128;
+  const std::size_t panel_stride = k_groups * 64, panels = (n + 15) / 16;
+  for (std::size_t p0 = 0; p0 < panels; p0 += step_panels) {
+    const std::size_t first = p0 * 16, cols = n - first < step_channels ? n - first : step_channels;
+    alignas(64) std::int32_t terms[step_channels] = {};
+    const std::size_t padded = (panels - p0 < step_panels ? panels - p0 : step_panels) * 16;
+    if (Flip)
+      for (std::size_t j = 0; j < padded; ++j) terms[j] = correction * column_sums[first + j];
+    vec compensation[V];
+    SQUINT_UNROLL
+    for (std::size_t v = 0; v < V; ++v) compensation[v] = D::load(terms + v * D::lanes);
+    const std::int8_t* panel = packed + p0 * panel_stride;
+    if (padded == step_channels) {
+      dot_rows<Arch, D, V, Flip>(a, m, lda, k, panel, panel_stride, compensation, c + first, ldc, cols);
+    } else if constexpr (step_panels > 1) {  // zmm: one panel left
+      dot_rows<Arch, D, 16 / D::lanes, Flip>(a, m, lda, k, panel, panel_stride, compensation, c + first, ldc, cols);
+    }
+  }
+}
+
+/// The kernel of gemm_kernel<Arch> on x86: A's bytes are flipped where the step wants the other
+/// signedness.
+template <class Arch, class D = x86_step<Arch>>
+void run_x86(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
+             const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+             std::int32_t* c, std::size_t ldc) {
+  if (a_signed == D::unsigned_a) dot_panels<Arch, D, true>(a, m, k, lda, packed, column_sums, n, k_groups, c, ldc);
+  else dot_panels<Arch, D, false>(a, m, k, lda, packed, column_sums, n, k_groups, c, ldc);
+}
+
+}  // namespace squint::kernels::detail_gemm

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+// x86_steps_emulated.cpp: squint's x86 GEMM micro-kernels, every step (AVX-512 VNNI, AVX-512BW,
+// AVX-VNNI, AVX2), compiled with AVX2 flags only, the wider instructions emulated by SIMDe.
+// The kernel code is squint's own header, unchanged; this file only maps intrinsic names to
+// SIMDe and instantiates the driver under tags of its own (no symbol shared with the real
+// kernels). It lets an AVX2-only CPU check the AVX-512 kernels, and any CPU the AVX-VNNI one.
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+// SIMDe 0.7.4 gaps: _mm512_madd_epi16's alias takes four arguments, and it has neither the
+// masked 32-bit store nor AVX-VNNI's VEX spelling of vpdpbusd (same operation as AVX512VL's).
+#undef _mm512_madd_epi16
+#define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
+#define _mm256_dpbusd_avx_epi32(src, a, b) simde_mm256_dpbusd_epi32(src, a, b)
+#define _mm512_mask_storeu_epi32(p, mask, v) squint_test_mask_storeu_epi32(p, mask, v)
+static void squint_test_mask_storeu_epi32(void* p, simde__mmask16 mask, simde__m512i v) {
+  std::int32_t lanes[16];
+  simde_mm512_storeu_si512(lanes, v);
+  for (int j = 0; j < 16; ++j)
+    if ((mask >> j) & 1) std::memcpy(static_cast<char*>(p) + 4 * j, &lanes[j], 4);
+}
+
+#define SQUINT_X86_STEPS_EMULATED 1
+#include "squint/gemm/microkernels/x86.hpp"
+#include "simde/x86_steps_emulated.hpp"
+
+namespace squint_test::emulated {
+
+namespace {
+struct avx512_vnni_tag {};
+struct avx512bw_tag {};
+struct avx2_vnni_tag {};
+struct avx2_tag {};
+}  // namespace
+
+void gemm_kernel(step s, const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
+                 const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+                 std::int32_t* c, std::size_t ldc) {
+  using namespace squint::kernels::detail_gemm;
+  switch (s) {
+    case step::avx512_vnni:
+      run_x86<avx512_vnni_tag, dpbusd_zmm<avx512_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      break;
+    case step::avx512bw:
+      run_x86<avx512bw_tag, sign_trick_zmm<avx512bw_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      break;
+    case step::avx2_vnni:
+      run_x86<avx2_vnni_tag, dpbusd_ymm<avx2_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      break;
+    case step::avx2:
+      run_x86<avx2_tag, sign_trick_ymm<avx2_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      break;
+  }
+}
+
+}  // namespace squint_test::emulated
