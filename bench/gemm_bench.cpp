@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// gemm_bench.cpp: INT8 GEMM GOP/s (1 MAC = 2 ops) per micro-kernel arch, with baselines in the
-// same binary: OpenBLAS sgemm (float) and oneDNN's u8 x s8 -> s32 matmul, when installed.
+// gemm_bench.cpp: INT8 GEMM GOP/s (1 MAC = 2 ops) per micro-kernel arch (int32 output; float
+// output on the dispatched kernel), with baselines in the same binary: OpenBLAS sgemm (float) and oneDNN's u8 x s8 -> s32 matmul, when installed.
 // Shapes (M, N, K): C is M x N, weights N x K, as a linear layer with N outputs and K inputs.
 #include <benchmark/benchmark.h>
 
@@ -63,6 +63,26 @@ void BM_GemmU8S8(benchmark::State& state) {
   }
   set_ops(state);
 }
+
+/// The dispatched kernel with the float output stage (scale, bias, ReLU), as squint::nn's
+/// dynamic INT8 layers call it: the output stage's cost is the gap to BM_GemmU8S8.
+void BM_GemmU8S8ToFloat(benchmark::State& state) {
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  std::vector<std::uint8_t> a(m * k);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>(i * 7 % 256);
+  const auto w = squint_bench::normal(n * k);
+  const auto packed = squint::packed_weights::from_float(w.data(), n, k, k);
+  const auto bias = squint_bench::normal(n, 3);
+  std::vector<float> c(m * n);
+  const squint::parallelism par{static_cast<unsigned>(state.range(3))};
+  for (auto _ : state) {
+    squint::runtime::gemm(a.data(), m, k, squint::qparams{0.02f, 128}, packed, bias.data(), true, c.data(), n, par);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_ops(state);
+}
+BENCHMARK(BM_GemmU8S8ToFloat)->Apply(all_shapes_threads);
 
 /// FP16 weights, fp32 accumulation (the fallback where INT8 does not pay).
 template <class Arch>

@@ -127,43 +127,77 @@ TEST(GemmEmulatedTest, EveryX86StepMatchesTheScalarKernel) {
             const auto w = squint_test::uniform_ints<std::int8_t>(n * k, narrow ? -127 : -128, 127, static_cast<unsigned>(n + k));
             const auto b = packed_weights::from_int8(w.data(), n, k, k, {1.0f}, {0});
             const std::size_t ldc = n + 1;
+            // Column offsets (the folded zero-point terms) on every other shape, none on the rest.
+            const auto offsets = squint_test::uniform_ints<std::int32_t>(b.panels() * 16, -1000000, 1000000, 9);
+            const std::int32_t* offset = (m + k) % 2 ? offsets.data() : nullptr;
             std::vector<std::int32_t> expect(m * ldc, 7), got(m * ldc, 7);
             squint::kernels::gemm_kernel<squint::arch::scalar>::run(a.data(), m, k, k, a_signed, b.panel(0),
-                                                                  b.column_sums(), n, b.k_groups(), expect.data(), ldc);
-            squint_test::emulated::gemm_kernel(s, a.data(), m, k, k, a_signed, b.panel(0), b.column_sums(), n,
-                                               b.k_groups(), got.data(), ldc);
+                                                                  b.column_sums(), offset, n, b.k_groups(),
+                                                                  expect.data(), ldc);
+            squint_test::emulated::gemm_kernel(s, a.data(), m, k, k, a_signed, b.panel(0), b.column_sums(), offset,
+                                               n, b.k_groups(), got.data(), ldc);
             ASSERT_EQ(got, expect) << "step " << static_cast<int>(s) << ", " << m << "x" << n << "x" << k
                                    << (a_signed ? " s8" : " u8");
           }
 }
 #endif
 
+// The output stages run on each block as a task finishes it: shapes with several row and column
+// blocks (more than 256 rows, more than 8192 / rows channels), threads, asymmetric weights, and
+// the static and the dispatched GEMM must all give the formulas' values on every element.
 TEST(GemmApiTest, OutputStagesFollowTheirFormulas) {
-  const std::size_t m = 5, n = 19, k = 37;
-  const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, 1);
-  const auto w = squint_test::normal(n * k, 0.0f, 0.2f, 2);
-  const auto b = packed_weights::from_float(w.data(), n, k, k);
-  const squint::qparams ap{0.02f, 120};
-  std::vector<std::int32_t> acc(m * n);
-  squint::gemm(a.data(), m, k, ap.zero_point, b, acc.data(), n);
-  std::vector<float> bias(n), out(m * n);
-  for (std::size_t j = 0; j < n; ++j) bias[j] = 0.1f * static_cast<float>(j) - 1.0f;
-  squint::gemm(a.data(), m, k, ap, b, bias.data(), true, out.data(), n);
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      const float v = static_cast<float>(acc[i * n + j]) * (ap.scale * b.scales()[j]) + bias[j];
-      EXPECT_EQ(out[i * n + j], v > 0.0f ? v : 0.0f);
-    }
-  std::vector<std::uint8_t> q(m * n);
-  const squint::qparams cp{0.05f, 10};
-  std::vector<std::int32_t> ibias(n, 100);
-  squint::gemm(a.data(), m, k, ap, b, ibias.data(), cp, true, q.data(), n);
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      const float mult = ap.scale * b.scales()[j] / cp.scale;
-      const std::int32_t expect = squint::reference::requantize_value(acc[i * n + j] + 100, mult, 10, {0, 255});
-      EXPECT_EQ(q[i * n + j], std::max(expect, 10));
-    }
+  struct shape {
+    std::size_t m, n, k;
+  };
+  for (const shape& sh : {shape{5, 19, 37}, shape{300, 70, 33}, shape{1, 9000, 8}, shape{600, 40, 5}, shape{3, 1000, 100}})
+    for (bool asymmetric : {false, true})
+      for (unsigned threads : {1u, 3u})
+        for (bool runtime : {false, true}) {
+          const std::size_t m = sh.m, n = sh.n, k = sh.k;
+          const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, 1);
+          const auto w = squint_test::uniform_ints<std::int8_t>(n * k, -127, 127, 2);
+          std::vector<float> scales(n);
+          std::vector<std::int32_t> zb(n, 0);
+          for (std::size_t j = 0; j < n; ++j) {
+            scales[j] = 0.001f * static_cast<float>(j % 7 + 1);
+            if (asymmetric) zb[j] = static_cast<std::int32_t>(j % 9) - 4;
+          }
+          const auto b = packed_weights::from_int8(w.data(), n, k, k, scales, zb);
+          const squint::qparams ap{0.02f, 120};
+          const squint::parallelism par{threads};
+          std::vector<std::int32_t> acc(m * n);
+          squint::gemm(a.data(), m, k, ap.zero_point, b, acc.data(), n);
+          std::vector<float> bias(n), out(m * n);
+          for (std::size_t j = 0; j < n; ++j) bias[j] = 0.1f * static_cast<float>(j % 23) - 1.0f;
+          if (runtime) squint::runtime::gemm(a.data(), m, k, ap, b, bias.data(), true, out.data(), n, par);
+          else squint::gemm(a.data(), m, k, ap, b, bias.data(), true, out.data(), n, par);
+          std::vector<std::uint8_t> q(m * n);
+          std::vector<std::int8_t> qs(m * n);
+          const squint::qparams cp{0.05f, 10};
+          std::vector<std::int32_t> ibias(n);
+          for (std::size_t j = 0; j < n; ++j) ibias[j] = static_cast<std::int32_t>(j % 11) * 50 - 250;
+          if (runtime) {
+            squint::runtime::gemm(a.data(), m, k, ap, b, ibias.data(), cp, true, q.data(), n, par);
+            squint::runtime::gemm(a.data(), m, k, ap, b, ibias.data(), cp, false, qs.data(), n, par);
+          } else {
+            squint::gemm(a.data(), m, k, ap, b, ibias.data(), cp, true, q.data(), n, par);
+            squint::gemm(a.data(), m, k, ap, b, ibias.data(), cp, false, qs.data(), n, par);
+          }
+          for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+              const std::string where = std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                                        " at " + std::to_string(i) + "," + std::to_string(j);
+              const float v = static_cast<float>(acc[i * n + j]) * (ap.scale * b.scales()[j]) + bias[j];
+              ASSERT_EQ(out[i * n + j], v > 0.0f ? v : 0.0f) << where;
+              const float mult = ap.scale * b.scales()[j] / cp.scale;
+              const std::int32_t u8 =
+                  squint::reference::requantize_value(acc[i * n + j] + ibias[j], mult, 10, {0, 255});
+              ASSERT_EQ(q[i * n + j], std::max(u8, 10)) << where;
+              ASSERT_EQ(qs[i * n + j],
+                        squint::reference::requantize_value(acc[i * n + j] + ibias[j], mult, 10, {-128, 127}))
+                  << where;
+            }
+        }
 }
 
 TEST(GemmApiTest, RuntimeDispatchMatchesEveryForcedIsa) {

@@ -40,7 +40,7 @@ namespace detail {
 
 template <class TA>
 using gemm_fn = void (*)(const TA*, std::size_t, std::size_t, std::int32_t, const packed_weights&, std::int32_t*,
-                         std::size_t, const parallelism&);
+                         std::size_t, const parallelism&, const squint::detail::output_stage*);
 
 /// Whether the GEMM micro-kernels of G are compiled into this target.
 template <class G>
@@ -283,7 +283,7 @@ template <class TA>
 void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
           std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
   squint::detail::check_gemm("gemm", a, m, lda, a_zero_point, b, c, ldc);
-  active_gemm<TA>()(a, m, lda, a_zero_point, b, c, ldc, par);
+  active_gemm<TA>()(a, m, lda, a_zero_point, b, c, ldc, par, nullptr);
 }
 
 /// squint::gemm (float output) on the dispatched micro-kernel.

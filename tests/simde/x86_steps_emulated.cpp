@@ -38,21 +38,21 @@ struct avx2_tag {};
 }  // namespace
 
 void gemm_kernel(step s, const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                 const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+                 const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
                  std::int32_t* c, std::size_t ldc) {
   using namespace squint::kernels::detail_gemm;
   switch (s) {
     case step::avx512_vnni:
-      run_x86<avx512_vnni_tag, dpbusd_zmm<avx512_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      run_x86<avx512_vnni_tag, dpbusd_zmm<avx512_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
       break;
     case step::avx512bw:
-      run_x86<avx512bw_tag, sign_trick_zmm<avx512bw_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      run_x86<avx512bw_tag, sign_trick_zmm<avx512bw_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
       break;
     case step::avx2_vnni:
-      run_x86<avx2_vnni_tag, dpbusd_ymm<avx2_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      run_x86<avx2_vnni_tag, dpbusd_ymm<avx2_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
       break;
     case step::avx2:
-      run_x86<avx2_tag, sign_trick_ymm<avx2_tag>>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+      run_x86<avx2_tag, sign_trick_ymm<avx2_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
       break;
   }
 }

@@ -12,7 +12,7 @@ enum class step { avx512_vnni, avx512bw, avx2_vnni, avx2 };
 
 /// squint::kernels::gemm_kernel<Arch>::run for the arch of `s`, its wider instructions emulated.
 void gemm_kernel(step s, const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                 const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+                 const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
                  std::int32_t* c, std::size_t ldc);
 
 }  // namespace squint_test::emulated

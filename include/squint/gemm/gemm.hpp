@@ -57,55 +57,86 @@ void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t ld
           " is outside [", r.qmin, ", ", r.qmax, "]");
 }
 
-/// Zero-point terms for rows [i0, i1) and columns [j0, j1) of C:
-/// - b_zp[j] * rowsum_i(a) - a_zp * colsum_j(b) + k * a_zp * b_zp[j], in wrapping 32-bit
-/// arithmetic: the true result fits int32 (k is bounded), so overflows of the partial terms
-/// cancel modulo 2^32 and the loop vectorizes.
-template <class TA>
-void compensate(const TA* a, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b, std::int32_t* c,
-                std::size_t ldc, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
-  const bool symmetric = b.symmetric();
-  if (a_zero_point == 0 && symmetric) return;
-  const std::size_t k = b.k();
+/// What a GEMM does with each finished block of int32 accumulators: null `finish` writes them
+/// to C as they are; otherwise the task that computed a block (rows [i0, i0 + rows), columns
+/// [j0, j0 + cols), leading dimension ldacc, in a scratch tile it may overwrite) hands it to
+/// `finish` at once, while it is still in L1/L2, so the output stage runs on every thread and no
+/// m x n int32 buffer exists (FBGEMM's outProcess design). Called concurrently on disjoint blocks.
+struct output_stage {
+  void (*finish)(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
+                 std::size_t j0, std::size_t cols) = nullptr;
+  const void* context = nullptr;
+};
+
+/// The zero-point terms that depend on the channel only, for the kernels' column offsets:
+/// -a_zp * colsum_j(b) + k * a_zp * b_zp[j], modulo 2^32 (the true result fits int32 since k is
+/// bounded, so overflows of partial terms cancel). Empty when there are none.
+inline std::vector<std::int32_t> column_offsets(std::int32_t a_zero_point, const packed_weights& b) {
+  if (a_zero_point == 0) return {};
   const std::vector<std::int32_t>& b_zp = b.zero_points();
   const std::int32_t* colsum = b.column_sums();
-  std::vector<std::uint32_t> column_term(j1 - j0);
-  for (std::size_t j = j0; j < j1; ++j)
-    column_term[j - j0] = static_cast<std::uint32_t>(-static_cast<std::int64_t>(a_zero_point) * colsum[j] +
-                                                     static_cast<std::int64_t>(k) * a_zero_point * b_zp[j]);
-  for (std::size_t i = i0; i < i1; ++i) {
-    std::uint32_t rowsum = 0;
-    if (!symmetric)
-      for (std::size_t kk = 0; kk < k; ++kk) rowsum += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[i * lda + kk]));
+  std::vector<std::int32_t> offsets(b.panels() * packed_weights::panel_width, 0);
+  for (std::size_t j = 0; j < b.n(); ++j)
+    offsets[j] = static_cast<std::int32_t>(static_cast<std::uint32_t>(
+        -static_cast<std::int64_t>(a_zero_point) * colsum[j] + static_cast<std::int64_t>(b.k()) * a_zero_point * b_zp[j]));
+  return offsets;
+}
+
+/// The row terms of asymmetric weights: c[i][j] -= b_zp[j] * rowsum_i(a), modulo 2^32.
+inline void subtract_row_terms(const std::uint32_t* rowsum, std::size_t rows, const std::int32_t* b_zp, std::int32_t* c,
+                               std::size_t ldc, std::size_t cols) {
+  for (std::size_t i = 0; i < rows; ++i) {
     auto* row = reinterpret_cast<std::uint32_t*>(c + i * ldc);
-    for (std::size_t j = j0; j < j1; ++j)
-      row[j] += column_term[j - j0] - static_cast<std::uint32_t>(b_zp[j]) * rowsum;
+    for (std::size_t j = 0; j < cols; ++j) row[j] -= static_cast<std::uint32_t>(b_zp[j]) * rowsum[i];
   }
 }
 
-/// Unchecked int32 GEMM on the kernel of `Arch` (weights holding -128 run the scalar kernel
-/// where Arch's is exact for narrow weights only), split into `par.threads` tasks over panel
-/// pairs or rows.
+/// Unchecked GEMM on the kernel of `Arch` (weights holding -128 run the scalar kernel where
+/// Arch's is exact for narrow weights only), split into `par.threads` tasks over panel pairs or
+/// rows: int32 results into c (ldc), or each block through `stage` (then c is not used).
 template <class Arch, class TA>
 void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
-              std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
+              std::int32_t* c, std::size_t ldc, const parallelism& par = {}, const output_stage* stage = nullptr) {
   const std::size_t n = b.n(), k = b.k();
   if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) c[i * ldc + j] = 0;
-    return;
-  }
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(a);
   constexpr bool a_signed = std::is_same_v<TA, std::int8_t>;
   const bool fallback = kernels::gemm_kernel_needs_narrow<Arch>() && !b.narrow();
+  const auto kernel = fallback ? &kernels::gemm_kernel<arch::scalar>::run : &kernels::gemm_kernel<Arch>::run;
+  const std::vector<std::int32_t> offsets = column_offsets(a_zero_point, b);
+  const bool symmetric = b.symmetric();
+  const std::size_t panel_bytes = b.k_groups() * packed_weights::panel_width * packed_weights::k_group;
   auto block = [&](std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
-    const std::size_t panel_bytes = b.k_groups() * packed_weights::panel_width * packed_weights::k_group;
-    const std::int8_t* panels = b.panel(0) + (j0 / packed_weights::panel_width) * panel_bytes;
-    (fallback ? &kernels::gemm_kernel<arch::scalar>::run : &kernels::gemm_kernel<Arch>::run)(
-        bytes + i0 * lda, i1 - i0, k, lda, a_signed, panels, b.column_sums() + j0, j1 - j0, b.k_groups(),
-        c + i0 * ldc + j0, ldc);
-    compensate(a, lda, a_zero_point, b, c, ldc, i0, i1, j0, j1);
+    // Staged output: blocks of up to 256 rows x (8192 / rows, whole panel pairs) channels, whose
+    // int32 tile (<= 32 KiB) stays in cache for the stage.
+    const std::size_t row_step = stage ? std::min<std::size_t>(i1 - i0, 256) : i1 - i0;
+    const std::size_t col_step = stage ? std::max<std::size_t>(32, 8192 / row_step / 32 * 32) : j1 - j0;
+    thread_local std::vector<std::int32_t> tile;
+    thread_local std::vector<std::uint32_t> rowsum;
+    if (stage) tile.resize(row_step * std::min(col_step, j1 - j0));
+    for (std::size_t r0 = i0; r0 < i1; r0 += row_step) {
+      const std::size_t rows = std::min(row_step, i1 - r0);
+      if (!symmetric) {
+        rowsum.assign(rows, 0);
+        for (std::size_t i = 0; i < rows; ++i)
+          for (std::size_t kk = 0; kk < k; ++kk)
+            rowsum[i] += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[(r0 + i) * lda + kk]));
+      }
+      for (std::size_t c0 = j0; c0 < j1; c0 += col_step) {
+        const std::size_t cols = std::min(col_step, j1 - c0);
+        std::int32_t* out = stage ? tile.data() : c + r0 * ldc + c0;
+        const std::size_t ld = stage ? cols : ldc;
+        if (k == 0) {
+          for (std::size_t i = 0; i < rows; ++i)
+            for (std::size_t j = 0; j < cols; ++j) out[i * ld + j] = 0;
+        } else {
+          kernel(bytes + r0 * lda, rows, k, lda, a_signed, b.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
+                 b.column_sums() + c0, offsets.empty() ? nullptr : offsets.data() + c0, cols, b.k_groups(), out, ld);
+          if (!symmetric) subtract_row_terms(rowsum.data(), rows, b.zero_points().data() + c0, out, ld, cols);
+        }
+        if (stage) stage->finish(stage->context, out, ld, r0, rows, c0, cols);
+      }
+    }
   };
   // Never more tasks than panel pairs (the micro-kernel's widest step, 32 channels) or rows to
   // share out.
@@ -134,22 +165,89 @@ inline void accumulators_to_float(const std::int32_t* acc, std::size_t rows, std
     }
 }
 
-/// Float output stage over an int32 GEMM `s32(a, m, lda, zp, b, acc, ldacc, par)`.
+/// Float output: c[i][j] = float(acc) * (a_scale[i or 0] * b_scale[j]) + bias[j], then ReLU.
+/// `a_scales` holds one scale per row with `per_row`, else one for all. With per-row activation
+/// zero points (squint::nn's per-row dynamic INT8; the GEMM then ran with zero point 0),
+/// acc -= row_zero_points[i] * column_sums[j] first, modulo 2^32.
+struct float_output {
+  const float* a_scales;
+  bool per_row;
+  const float* b_scales;
+  const float* bias;
+  bool relu;
+  float* c;
+  std::size_t ldc;
+  const std::int32_t* row_zero_points = nullptr;
+  const std::int32_t* column_sums = nullptr;
+
+  static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
+                     std::size_t j0, std::size_t cols) {
+    const auto& o = *static_cast<const float_output*>(context);
+    const nearest_rounding_scope rounding;
+    if (o.row_zero_points) {
+      for (std::size_t i = 0; i < rows; ++i) {
+        const auto zp = static_cast<std::uint32_t>(o.row_zero_points[i0 + i]);
+        auto* row = reinterpret_cast<std::uint32_t*>(acc + i * ldacc);
+        for (std::size_t j = 0; j < cols; ++j) row[j] -= zp * static_cast<std::uint32_t>(o.column_sums[j0 + j]);
+      }
+    }
+    float multiplier[256];
+    for (std::size_t i = 0; i < rows;) {
+      // Rows sharing a scale go together (all of them per tensor, one at a time per row).
+      const std::size_t count = o.per_row ? 1 : rows;
+      const float a_scale = o.a_scales[o.per_row ? i0 + i : 0];
+      for (std::size_t c0 = 0; c0 < cols; c0 += 256) {
+        const std::size_t width = std::min<std::size_t>(256, cols - c0);
+        for (std::size_t j = 0; j < width; ++j) multiplier[j] = a_scale * o.b_scales[j0 + c0 + j];
+        accumulators_to_float(acc + i * ldacc + c0, count, width, ldacc, multiplier,
+                              o.bias ? o.bias + j0 + c0 : nullptr, o.relu, o.c + (i0 + i) * o.ldc + j0 + c0, o.ldc);
+      }
+      i += count;
+    }
+  }
+};
+
+/// Requantized output: c[i][j] = requantize(acc + bias[j], multiplier[j], zero point), then at
+/// least the zero point with relu.
+template <class TC>
+struct code_output {
+  const std::int32_t* bias;
+  const float* multiplier;
+  std::int32_t zero_point;
+  bool relu;
+  TC* c;
+  std::size_t ldc;
+
+  static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
+                     std::size_t j0, std::size_t cols) {
+    const auto& o = *static_cast<const code_output*>(context);
+    const nearest_rounding_scope rounding;
+    for (std::size_t i = 0; i < rows; ++i) {
+      std::int32_t* row = acc + i * ldacc;
+      if (o.bias)
+        for (std::size_t j = 0; j < cols; ++j)
+          row[j] = static_cast<std::int32_t>(static_cast<std::uint32_t>(row[j]) + static_cast<std::uint32_t>(o.bias[j0 + j]));
+      TC* out = o.c + (i0 + i) * o.ldc + j0;
+      kernels::requantize_kernel<arch::native, TC>::run(row, out, 1, cols, 1, o.multiplier + j0, o.zero_point);
+      if (o.relu)
+        for (std::size_t j = 0; j < cols; ++j)
+          if (out[j] < o.zero_point) out[j] = static_cast<TC>(o.zero_point);
+    }
+  }
+};
+
+/// Float output stage over a GEMM `s32(a, m, lda, zp, b, c, ldc, par, stage)`.
 template <class TA, class S32>
 void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
                    const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par) {
   check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
   validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
-  const std::size_t n = b.n();
-  std::vector<std::int32_t> acc(m * n);
-  s32(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
-  std::vector<float> multiplier(n);
-  for (std::size_t j = 0; j < n; ++j) multiplier[j] = a_params.scale * b.scales()[j];
-  const nearest_rounding_scope rounding;
-  accumulators_to_float(acc.data(), m, n, n, multiplier.data(), bias, relu, c, ldc);
+  const float_output out{&a_params.scale, false, b.scales().data(), bias, relu, c, ldc};
+  const output_stage stage{&float_output::finish, &out};
+  s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }
 
-/// Requantized output stage over an int32 GEMM.
+/// Requantized output stage over a GEMM.
 template <class TA, class TC, class S32>
 void gemm_to_codes(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
                    const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
@@ -164,25 +262,15 @@ void gemm_to_codes(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
     require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, "gemm: output multiplier of channel ", j, " is ",
             multiplier[j]);
   }
-  std::vector<std::int32_t> acc(m * n);
-  s32(a, m, lda, a_params.zero_point, b, acc.data(), n, par);
-  if (bias)
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) acc[i * n + j] += bias[j];
-  const nearest_rounding_scope rounding;
-  for (std::size_t i = 0; i < m; ++i) {
-    kernels::requantize_kernel<arch::native, TC>::run(acc.data() + i * n, c + i * ldc, 1, n, 1, multiplier.data(),
-                                                      c_params.zero_point);
-    if (relu)
-      for (std::size_t j = 0; j < n; ++j)
-        if (c[i * ldc + j] < c_params.zero_point) c[i * ldc + j] = static_cast<TC>(c_params.zero_point);
-  }
+  const code_output<TC> out{bias, multiplier.data(), c_params.zero_point, relu, c, ldc};
+  const output_stage stage{&code_output<TC>::finish, &out};
+  s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }
 
 template <class TA>
 void gemm_s32_native(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
-                     std::int32_t* c, std::size_t ldc, const parallelism& par) {
-  gemm_s32<gemm_native>(a, m, lda, a_zero_point, b, c, ldc, par);
+                     std::int32_t* c, std::size_t ldc, const parallelism& par, const output_stage* stage) {
+  gemm_s32<gemm_native>(a, m, lda, a_zero_point, b, c, ldc, par, stage);
 }
 
 }  // namespace detail
@@ -197,7 +285,7 @@ template <class TA>
 void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
           std::int32_t* c, std::size_t ldc, const parallelism& par = {}) {
   detail::check_gemm("gemm", a, m, lda, a_zero_point, b, c, ldc);
-  detail::gemm_s32_native(a, m, lda, a_zero_point, b, c, ldc, par);
+  detail::gemm_s32_native(a, m, lda, a_zero_point, b, c, ldc, par, nullptr);
 }
 
 /// Float output: C[i][j] = float(acc) * (a.scale * b.scale[j]) + bias[j], then max(0, .) with

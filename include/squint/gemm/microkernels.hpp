@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm/microkernels.hpp: exact int8 GEMM micro-kernels over packed weights, one per ISA.
 //
-// Each computes c[i][j] = sum_k a[i][k] * b[j][k] with a uint8 or int8 (bytes + `a_signed`) and
-// b the packed int8 weights, exactly in int32 (callers bound K: see squint::gemm_max_k), for
-// `n` channels starting at `packed` (a panel boundary) and their `column_sums`:
+// Each computes c[i][j] = sum_k a[i][k] * b[j][k] + column_offsets[j] with a uint8 or int8
+// (bytes + `a_signed`) and b the packed int8 weights, exactly in int32 (callers bound K: see
+// squint::gemm_max_k; the offsets, null for none, are added modulo 2^32), for `n` channels
+// starting at `packed` (a panel boundary) and their `column_sums`. The offsets carry the
+// zero-point terms that depend on the channel only, so they cost nothing in the epilogue:
 //   microkernels/x86.hpp   AVX-512 VNNI, AVX-512BW, AVX-VNNI, AVX2 (vpmaddubsw exact by the
 //                          sign trick: narrow weights only, see gemm_s32);
 //   microkernels/neon.hpp  NEON, NEON dot product (sdot), NEON i8mm (smmla/usmmla);
@@ -24,7 +26,7 @@ namespace squint::kernels {
 template <class Arch>
 struct gemm_kernel {
   static void run(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                  const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+                  const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
                   std::int32_t* c, std::size_t ldc) noexcept;
 };
 
@@ -45,15 +47,15 @@ constexpr bool gemm_kernel_needs_narrow() {
 
 template <class Arch>
 void gemm_kernel<Arch>::run(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                            const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n,
+                            const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n,
                             std::size_t k_groups, std::int32_t* c, std::size_t ldc) noexcept {
   if constexpr (std::is_same_v<Arch, arch::neon64> || std::is_same_v<Arch, arch::neon64_dotprod> ||
                 std::is_same_v<Arch, arch::neon64_i8mm>)
-    detail_gemm::run_neon<Arch>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+    detail_gemm::run_neon<Arch>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
   else if constexpr (has_gemm_kernel<Arch>())
-    detail_gemm::run_x86<Arch>(a, m, k, lda, a_signed, packed, column_sums, n, k_groups, c, ldc);
+    detail_gemm::run_x86<Arch>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
   else
-    detail_gemm::run_scalar<Arch>(a, m, k, lda, a_signed, packed, n, k_groups, c, ldc);
+    detail_gemm::run_scalar<Arch>(a, m, k, lda, a_signed, packed, column_offsets, n, k_groups, c, ldc);
 }
 
 }  // namespace squint::kernels

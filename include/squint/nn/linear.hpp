@@ -151,11 +151,23 @@ class linear {
         break;
       default: {
         std::vector<std::uint8_t> codes(m * in_);
-        std::vector<std::int32_t> acc(m * out_);
         std::vector<qparams> rows(row_groups(m));
-        const squint::detail::nearest_rounding_scope rounding;  // the float stage too, as squint::gemm
-        accumulate(x, m, codes.data(), rows.data(), acc.data(), par);
-        finish(acc.data(), m, rows.data(), y);
+        quantize_input(x, m, codes.data(), rows.data());
+        // The float output stage runs on each finished block of the GEMM (squint::gemm's).
+        squint::detail::float_output stage{&rows[0].scale, false, int8_->scales().data(), bias, relu, y, out_};
+        std::vector<float> scales;
+        std::vector<std::int32_t> zero_points;
+        std::int32_t zero_point = rows[0].zero_point;
+        if (rows.size() == m && m > 1) {  // per row: scales and zero points per row
+          for (const qparams& p : rows) scales.push_back(p.scale), zero_points.push_back(p.zero_point);
+          stage.a_scales = scales.data();
+          stage.per_row = true;
+          stage.row_zero_points = zero_points.data();
+          stage.column_sums = int8_->column_sums();
+          zero_point = 0;
+        }
+        const squint::detail::output_stage finish{&squint::detail::float_output::finish, &stage};
+        kernels_.gemm_u8(codes.data(), m, in_, zero_point, *int8_, nullptr, 0, par, &finish);
         break;
       }
     }
@@ -171,31 +183,15 @@ class linear {
                             "linear::accumulate: needs an int8_dynamic or frozen int8_static layer, this one is ",
                             to_string(mode_));
     check_io("linear::accumulate", x, m, acc);
-    const squint::detail::nearest_rounding_scope rounding;
-    const std::size_t groups = row_groups(m);
-    const std::size_t rows_per_group = groups == m ? 1 : m;
-    for (std::size_t g = 0; g < groups; ++g) {
-      const float* xg = x + g * rows_per_group * in_;
-      const std::size_t count = rows_per_group * in_;
-      qparams p;
-      if (input_qparams_) {
-        p = *input_qparams_;
-      } else {
-        float lo = HUGE_VALF, hi = -HUGE_VALF;
-        std::size_t nonfinite = 0;
-        kernels_.min_max(xg, count, &lo, &hi, &nonfinite);
-        if (lo > hi) lo = hi = 0.0f;
-        p = choose_qparams(lo, hi, quant_spec{});
-      }
-      row_params[g] = p;
-      kernels_.quantize_u8(xg, codes + g * rows_per_group * in_, count, p.scale, p.zero_point, false);
-    }
-    // Weights are symmetric, so the zero point only subtracts zp * colsum_j (wrapping 32-bit
+    quantize_input(x, m, codes, row_params);
+    const bool per_row = row_groups(m) == m && m > 1;
+    kernels_.gemm_u8(codes, m, in_, per_row ? 0 : row_params[0].zero_point, *int8_, acc, out_, par, nullptr);
+    if (!per_row) return;
+    // Weights are symmetric, so a row's zero point only subtracts zp * colsum_j (wrapping 32-bit
     // arithmetic: the exact result fits int32 because in <= gemm_max_k).
-    kernels_.gemm_u8(codes, m, in_, 0, *int8_, acc, out_, par);
     const std::int32_t* colsum = int8_->column_sums();
     for (std::size_t i = 0; i < m; ++i) {
-      const auto zp = static_cast<std::uint32_t>(row_params[groups == m ? i : 0].zero_point);
+      const auto zp = static_cast<std::uint32_t>(row_params[i].zero_point);
       auto* row = reinterpret_cast<std::uint32_t*>(acc + i * out_);
       for (std::size_t j = 0; j < out_; ++j) row[j] -= zp * static_cast<std::uint32_t>(colsum[j]);
     }
@@ -253,6 +249,30 @@ class linear {
     squint::detail::require(y != nullptr || m == 0, function, ": output is null with ", m, " rows");
   }
 
+  /// The uint8 codes of x and their qparams (one per row with per_row, else one): frozen
+  /// (int8_static) or from each group's own range (int8_dynamic).
+  void quantize_input(const float* x, std::size_t m, std::uint8_t* codes, qparams* row_params) const {
+    const squint::detail::nearest_rounding_scope rounding;
+    const std::size_t groups = row_groups(m);
+    const std::size_t rows_per_group = groups == m ? 1 : m;
+    for (std::size_t g = 0; g < groups; ++g) {
+      const float* xg = x + g * rows_per_group * in_;
+      const std::size_t count = rows_per_group * in_;
+      qparams p;
+      if (input_qparams_) {
+        p = *input_qparams_;
+      } else {
+        float lo = HUGE_VALF, hi = -HUGE_VALF;
+        std::size_t nonfinite = 0;
+        kernels_.min_max(xg, count, &lo, &hi, &nonfinite);
+        if (lo > hi) lo = hi = 0.0f;
+        p = choose_qparams(lo, hi, quant_spec{});
+      }
+      row_params[g] = p;
+      kernels_.quantize_u8(xg, codes + g * rows_per_group * in_, count, p.scale, p.zero_point, false);
+    }
+  }
+
   std::size_t row_groups(std::size_t m) const {
     return per_row_ && mode_ == precision::int8_dynamic ? m : std::size_t{1};
   }
@@ -272,20 +292,6 @@ class linear {
           y[i * out_ + j] = act_ == activation::relu && !(v > 0.0f) ? 0.0f : v;
         }
     });
-  }
-
-  /// y = float(acc) * (activation scale * weight scale[j]) + bias[j], then the activation: the
-  /// GEMM's float output stage, with a multiplier row per activation scale.
-  void finish(const std::int32_t* acc, std::size_t m, const qparams* rows, float* y) const {
-    const std::vector<float>& scale = int8_->scales();
-    const std::size_t groups = row_groups(m), rows_per_group = groups == m ? 1 : m;
-    std::vector<float> multiplier(out_);
-    for (std::size_t g = 0; g < groups; ++g) {
-      for (std::size_t j = 0; j < out_; ++j) multiplier[j] = rows[g].scale * scale[j];
-      squint::detail::accumulators_to_float(acc + g * rows_per_group * out_, rows_per_group, out_, out_,
-                                            multiplier.data(), bias_.empty() ? nullptr : bias_.data(),
-                                            act_ == activation::relu, y + g * rows_per_group * out_, out_);
-    }
   }
 
   std::size_t out_ = 0, in_ = 0;

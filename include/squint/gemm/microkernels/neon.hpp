@@ -30,7 +30,7 @@ namespace squint::kernels::detail_gemm {
 /// The kernel of gemm_kernel<Arch> on AArch64 (declared everywhere, defined where NEON is).
 template <class Arch>
 void run_neon(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-              const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+              const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
               std::int32_t* c, std::size_t ldc);
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
@@ -213,7 +213,7 @@ void mmla_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std
 /// One 16-channel panel at a time, R-row blocks.
 template <class Arch>
 void run_neon(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-              const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+              const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
               std::int32_t* c, std::size_t ldc) {
   constexpr bool i8mm = std::is_same_v<Arch, arch::neon64_i8mm>;
   constexpr bool dotprod = std::is_same_v<Arch, arch::neon64_dotprod>;
@@ -224,7 +224,8 @@ void run_neon(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t l
     const std::int8_t* panel = packed + p * k_groups * panel_width * k_group;
     int32x4_t terms[4];
     for (std::size_t v = 0; v < 4; ++v)
-      terms[v] = flip ? vshlq_n_s32(vld1q_s32(column_sums + first + v * 4), 7) : vdupq_n_s32(0);
+      terms[v] = vaddq_s32(flip ? vshlq_n_s32(vld1q_s32(column_sums + first + v * 4), 7) : vdupq_n_s32(0),
+                           column_offsets ? vld1q_s32(column_offsets + first + v * 4) : vdupq_n_s32(0));
     for_row_blocks<rows>(m, [&](auto r, std::size_t i) {
       constexpr std::size_t R = decltype(r)::value;
       const std::uint8_t* ar = a + i * lda;

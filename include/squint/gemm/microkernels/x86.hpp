@@ -212,7 +212,7 @@ void dot_rows(const std::uint8_t* a, std::size_t m, std::size_t lda, std::size_t
 /// All of C, D::vectors vectors of channels at a time (fewer for the last panel of zmm).
 template <class Arch, class D, bool Flip>
 void dot_panels(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
-                const std::int32_t* column_sums, std::size_t n, std::size_t k_groups, std::int32_t* c,
+                const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups, std::int32_t* c,
                 std::size_t ldc) {
   using vec = typename D::vec;
   constexpr std::size_t V = D::vectors, step_channels = V * D::lanes, step_panels = step_channels / 16;
@@ -223,8 +223,9 @@ void dot_panels(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t
     const std::size_t first = p0 * 16, cols = n - first < step_channels ? n - first : step_channels;
     alignas(64) std::int32_t terms[step_channels] = {};
     const std::size_t padded = (panels - p0 < step_panels ? panels - p0 : step_panels) * 16;
-    if (Flip)
-      for (std::size_t j = 0; j < padded; ++j) terms[j] = correction * column_sums[first + j];
+    for (std::size_t j = 0; j < padded; ++j)
+      terms[j] = static_cast<std::int32_t>((Flip ? static_cast<std::uint32_t>(correction * column_sums[first + j]) : 0u) +
+                                           (column_offsets ? static_cast<std::uint32_t>(column_offsets[first + j]) : 0u));
     vec compensation[V];
     SQUINT_UNROLL
     for (std::size_t v = 0; v < V; ++v) compensation[v] = D::load(terms + v * D::lanes);
@@ -241,10 +242,10 @@ void dot_panels(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t
 /// signedness.
 template <class Arch, class D = x86_step<Arch>>
 void run_x86(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-             const std::int8_t* packed, const std::int32_t* column_sums, std::size_t n, std::size_t k_groups,
+             const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
              std::int32_t* c, std::size_t ldc) {
-  if (a_signed == D::unsigned_a) dot_panels<Arch, D, true>(a, m, k, lda, packed, column_sums, n, k_groups, c, ldc);
-  else dot_panels<Arch, D, false>(a, m, k, lda, packed, column_sums, n, k_groups, c, ldc);
+  if (a_signed == D::unsigned_a) dot_panels<Arch, D, true>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+  else dot_panels<Arch, D, false>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
 }
 
 }  // namespace squint::kernels::detail_gemm
