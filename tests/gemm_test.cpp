@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <limits>
 #include <vector>
@@ -141,6 +142,29 @@ TEST(GemmEmulatedTest, EveryX86StepMatchesTheScalarKernel) {
           }
 }
 #endif
+
+// squint's thread pool serves one job at a time: concurrent callers and calls from inside a
+// pool task fall back to threads of their own, and every result stays exact.
+TEST(GemmApiTest, ThreadPoolServesConcurrentAndNestedCalls) {
+  const std::size_t m = 64, n = 256, k = 300;
+  const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, 21);
+  const auto w = squint_test::uniform_ints<std::int8_t>(n * k, -127, 127, 22);
+  const auto b = packed_weights::from_int8(w.data(), n, k, k, {1.0f}, {0});
+  std::vector<std::int32_t> expect(m * n);
+  squint::gemm(a.data(), m, k, 7, b, expect.data(), n);
+  std::vector<std::vector<std::int32_t>> got(6, std::vector<std::int32_t>(m * n));
+  std::vector<std::thread> callers;
+  for (std::size_t t = 0; t < 4; ++t)
+    callers.emplace_back([&, t] {
+      for (int repeat = 0; repeat < 20; ++repeat)
+        squint::gemm(a.data(), m, k, 7, b, got[t].data(), n, squint::parallelism{2});
+    });
+  for (std::thread& c : callers) c.join();
+  squint::detail::run_tasks(squint::parallelism{2}, 2, [&](std::size_t t) {
+    squint::gemm(a.data(), m, k, 7, b, got[4 + t].data(), n, squint::parallelism{2});
+  });
+  for (std::size_t t = 0; t < got.size(); ++t) EXPECT_EQ(got[t], expect) << "caller " << t;
+}
 
 // The output stages run on each block as a task finishes it: shapes with several row and column
 // blocks (more than 256 rows, more than 8192 / rows channels), threads, asymmetric weights, and
