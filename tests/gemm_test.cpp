@@ -86,6 +86,26 @@ TYPED_TEST(GemmTest, ExtremeCodesAndTheDepthBound) {
   check<TypeParam>(1, 2, k, 255, {-128}, std::vector<std::uint8_t>(k, 0), std::vector<std::int8_t>(2 * k, 127));
 }
 
+TYPED_TEST(GemmTest, Uint8WeightsMatchTheReference) {
+  // from_uint8 shifts codes and zero points by -128: every difference, so every result, stays.
+  for (std::int32_t zb : {0, 128, 255})
+    for (std::size_t k : {1u, 7u, 300u}) {
+      const std::size_t m = 5, n = 37;
+      const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, 31);
+      auto w = squint_test::uniform_ints<std::uint8_t>(n * k, 0, 255, 32);
+      w[0] = 0, w[1 % w.size()] = 255;
+      const auto b = packed_weights::from_uint8(w.data(), n, k, k, {0.5f}, {zb});
+      std::vector<std::int32_t> c(m * n);
+      squint::detail::gemm_s32<TypeParam>(a.data(), m, k, 77, b, c.data(), n);
+      std::vector<std::int64_t> expect(m * n);
+      const std::vector<std::int32_t> zbs(1, zb);
+      squint::reference::gemm(matrix_view<const std::uint8_t>::row_major(a.data(), m, k), 77,
+                              matrix_view<const std::uint8_t>::row_major(w.data(), n, k), zbs.data(), 1,
+                              matrix_view<std::int64_t>::row_major(expect.data(), m, n));
+      for (std::size_t i = 0; i < m * n; ++i) ASSERT_EQ(c[i], expect[i]) << "zb " << zb << ", k " << k << " at " << i;
+    }
+}
+
 TYPED_TEST(GemmTest, ThreadsAndCustomRunnersGiveIdenticalResults) {
   for (auto [m, n] : {std::pair<std::size_t, std::size_t>{3, 2000}, {4000, 17}, {1, 33}, {650, 64}}) {
     const std::size_t k = 777;
@@ -277,6 +297,10 @@ TEST(GemmApiTest, BadInputIsRejected) {
   EXPECT_THROW(packed_weights::from_int8(w.data(), 4, 8, 8, {0.0f}, {0}), squint::error);
   EXPECT_THROW(packed_weights::from_int8(w.data(), 4, 8, 8, {1.0f}, {128}), squint::error);
   EXPECT_THROW(packed_weights::from_int8(w.data(), 4, 8, 7, {1.0f}, {0}), squint::error);
+  const std::vector<std::uint8_t> wu(4 * 8, 200);
+  EXPECT_THROW(packed_weights::from_uint8(wu.data(), 4, 8, 8, {1.0f}, {256}), squint::error);
+  EXPECT_THROW(packed_weights::from_uint8(wu.data(), 4, 8, 8, {1.0f}, {-1}), squint::error);
+  EXPECT_THROW(packed_weights::from_uint8(wu.data(), 4, 8, 7, {1.0f}, {0}), squint::error);
   const std::size_t big = squint::gemm_max_k + 1;
   const std::vector<std::int8_t> deep(big, 1);
   const auto too_deep = packed_weights::from_int8(deep.data(), 1, big, big, {1.0f}, {0});

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "squint/dispatch.hpp"
 #include "squint/quantize.hpp"
 #include "squint/reference/gemm.hpp"
 #include "support/onnx_proto.hpp"
@@ -91,6 +92,29 @@ TEST_F(OnnxConformanceTest, DynamicQuantizeLinear) {
   }
 }
 
+/// ONNX's B (k x n, uint8) packed for squint's GEMM, which takes one row per output channel.
+squint::packed_weights pack_onnx_b(const std::uint8_t* b, std::size_t k, std::size_t n, float scale,
+                                   std::int32_t zero_point) {
+  std::vector<std::uint8_t> rows(n * k);
+  for (std::size_t i = 0; i < k; ++i)
+    for (std::size_t j = 0; j < n; ++j) rows[j * k + i] = b[i * n + j];
+  return squint::packed_weights::from_uint8(rows.data(), n, k, k, {scale}, {zero_point});
+}
+
+/// fn() once per ISA compiled in and supported here (runtime dispatch), then back to automatic.
+template <class F>
+void on_every_isa(F fn) {
+  for (const std::string& isa : squint::runtime::compiled_isas()) {
+    try {
+      squint::runtime::force_isa(isa.c_str());
+    } catch (const squint::error&) {
+      continue;
+    }
+    fn(isa);
+  }
+  squint::runtime::force_isa(nullptr);
+}
+
 TEST_F(OnnxConformanceTest, MatMulInteger) {
   const std::string name = "test_matmulinteger";
   const auto a = input(name, 0), b = input(name, 1), azp = input(name, 2), bzp = input(name, 3);
@@ -106,6 +130,13 @@ TEST_F(OnnxConformanceTest, MatMulInteger) {
   const auto expect = y.values<std::int32_t>();
   ASSERT_EQ(c.size(), expect.size());
   for (std::size_t i = 0; i < c.size(); ++i) EXPECT_EQ(c[i], expect[i]) << i;
+  // The GEMM itself, uint8 weights included, on every kernel.
+  const auto packed = pack_onnx_b(bv.data(), k, n, 1.0f, b_zero[0]);
+  on_every_isa([&](const std::string& isa) {
+    std::vector<std::int32_t> got(m * n);
+    squint::runtime::gemm(av.data(), m, k, azp.values<std::uint8_t>()[0], packed, got.data(), n);
+    EXPECT_EQ(got, expect) << isa;
+  });
 }
 
 TEST_F(OnnxConformanceTest, QLinearMatMul) {
@@ -133,7 +164,18 @@ TEST_F(OnnxConformanceTest, QLinearMatMul) {
     const float multiplier = a_scale * b_scale / y_scale;
     std::vector<std::uint8_t> q(acc.size());
     squint::requantize<std::uint8_t>({acc.data(), acc.size()}, {q.data(), q.size()}, {multiplier}, y_zp);
-    EXPECT_EQ(q, output(name, 0).values<std::uint8_t>()) << name;
+    const auto expect = output(name, 0).values<std::uint8_t>();
+    EXPECT_EQ(q, expect) << name;
+    // The GEMM's requantized output stage (uint8 weights), batch by batch, on every kernel.
+    on_every_isa([&](const std::string& isa) {
+      std::vector<std::uint8_t> got(batches * m * n);
+      for (std::size_t batch = 0; batch < batches; ++batch) {
+        const auto packed = pack_onnx_b(bv.data() + batch * k * n, k, n, b_scale, b_zp[0]);
+        squint::runtime::gemm<std::uint8_t, std::uint8_t>(av.data() + batch * m * k, m, k, {a_scale, a_zp}, packed,
+                                                          nullptr, {y_scale, y_zp}, false, got.data() + batch * m * n, n);
+      }
+      EXPECT_EQ(got, expect) << name << " on " << isa;
+    });
   }
 }
 

@@ -92,6 +92,29 @@ class packed_weights {
     return p;
   }
 
+  /// Packs uint8 weights (ONNX MatMulInteger / QLinearMatMul with a uint8 B) with zero points in
+  /// [0, 255]: codes and zero points are both shifted by -128, which leaves every difference
+  /// b - b_zp and so every result unchanged, and the int8 kernels run them as they are (at()
+  /// returns the shifted code). Codes 0 become -128, so on AVX2 / AVX-512BW without VNNI such
+  /// weights take the scalar kernel (see narrow()).
+  /// @throws squint::error as from_int8, or on zero points outside [0, 255].
+  static packed_weights from_uint8(const std::uint8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
+                                   const std::vector<float>& scale, const std::vector<std::int32_t>& zero_point) {
+    detail::require(w != nullptr || n * k == 0, "packed_weights::from_uint8: argument 'w' is null with ", n, " x ", k,
+                    " elements");
+    detail::require(ldw >= k, "packed_weights::from_uint8: ldw ", ldw, " is smaller than k ", k);
+    std::vector<std::int32_t> shifted(zero_point.size());
+    for (std::size_t j = 0; j < zero_point.size(); ++j) {
+      detail::require(zero_point[j] >= 0 && zero_point[j] <= 255, "packed_weights::from_uint8: zero_point ",
+                      zero_point[j], " is outside [0, 255]");
+      shifted[j] = zero_point[j] - 128;
+    }
+    std::vector<std::int8_t> codes(n * k);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < k; ++i) codes[j * k + i] = static_cast<std::int8_t>(w[j * ldw + i] - 128);
+    return from_int8(codes.data(), n, k, k, scale, shifted);
+  }
+
   /// Quantizes float weights per output channel (symmetric, zero point 0; narrow range
   /// [-127, 127] by default, which keeps AVX2's fast path exact) and packs them.
   /// @throws squint::error on null data, ldw < k, or a spec that is not symmetric int8.
