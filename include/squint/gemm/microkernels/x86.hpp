@@ -15,7 +15,9 @@
 // Register blocking (FBGEMM/ruy style outer product): R rows x V vectors of C stay in registers
 // over all of K; each 4-k group loads V weight vectors once and broadcasts each row's A
 // quadruple once, straight from memory. zmm: 8 rows x 2 vectors (32 channels, 16 accumulators of
-// 32); ymm: 4 rows x 2 vectors (one 16-channel panel, 8 accumulators of 16).
+// 32 registers); ymm: 2 rows x 4 vectors (32 channels, 8 accumulators of 16 registers, so the
+// sign trick's |a| and sign serve four weight vectors: 5-25% faster than 4 rows x 2 vectors on
+// this Zen 4), 3 rows for AVX-VNNI.
 // Each ISA's step is defined only under its compile flags, and only the kernel of the arch a
 // translation unit instantiates is ever used there (no inline code shared across flag sets).
 #pragma once
@@ -97,7 +99,7 @@ struct dpbusd_zmm : zmm_common<Arch> {
 template <class Arch>
 struct ymm_common {
   using vec = __m256i;
-  static constexpr std::size_t lanes = 8, rows = 4, vectors = 2;
+  static constexpr std::size_t lanes = 8, rows = 2, vectors = 4;
   static vec zero() { return _mm256_setzero_si256(); }
   static vec broadcast(std::int32_t quad) { return _mm256_set1_epi32(quad); }
   static vec load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -137,7 +139,7 @@ template <class Arch>
 struct dpbusd_ymm : ymm_common<Arch> {
   using vec = __m256i;
   using operand = __m256i;
-  static constexpr std::size_t rows = 6;  // 12 accumulators + 2 weights + 1 broadcast of 16 ymm
+  static constexpr std::size_t rows = 3;  // 12 accumulators; weights can be vpdpbusd's memory operand
   static constexpr bool unsigned_a = true;
   static operand prepare(vec a) { return a; }
   static vec dot(vec acc, operand a, vec b) { return _mm256_dpbusd_avx_epi32(acc, a, b); }
