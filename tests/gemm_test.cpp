@@ -124,10 +124,11 @@ TYPED_TEST(GemmTest, ThreadsAndCustomRunnersGiveIdenticalResults) {
     squint::detail::gemm_s32<TypeParam>(a.data(), m, k, 9, b, custom.data(), n, reversed);
     EXPECT_EQ(many, one) << m << "x" << n;
     EXPECT_EQ(custom, one) << m << "x" << n;
-    // One task per thread, but never more tasks than panel pairs or rows to share out, nor one
-    // per less than 2^21 multiply-adds (1 x 33 x 777 runs on the calling thread).
-    const std::size_t expect =
-        std::min<std::size_t>({4, std::max<std::size_t>((b.panels() + 1) / 2, m), std::max<std::size_t>(1, m * n * k >> 21)});
+    // One task per thread, but never more tasks than kernel blocks (32 or 64 channels) or rows to
+    // share out, nor one per less than 2^21 multiply-adds (1 x 33 x 777 runs on the calling thread).
+    const std::size_t width = squint::kernels::gemm_kernel_width<TypeParam>();
+    const std::size_t expect = std::min<std::size_t>(
+        {4, std::max<std::size_t>((n + width - 1) / width, m), std::max<std::size_t>(1, m * n * k >> 21)});
     EXPECT_EQ(calls, expect > 1 ? expect : 0u);
   }
 }
@@ -140,7 +141,7 @@ TEST(GemmEmulatedTest, EveryX86StepMatchesTheScalarKernel) {
   using squint_test::emulated::step;
   for (step s : {step::avx512_vnni, step::avx512bw, step::avx2_vnni, step::avx2})
     for (std::size_t m : {1u, 5u, 9u, 13u})
-      for (std::size_t n : {1u, 16u, 17u, 40u})
+      for (std::size_t n : {1u, 16u, 17u, 40u, 70u})
         for (std::size_t k : {1u, 5u, 64u, 131u})
           for (bool a_signed : {false, true}) {
             const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, static_cast<unsigned>(m * k + n));

@@ -92,8 +92,9 @@ inline void subtract_row_terms(const std::uint32_t* rowsum, std::size_t rows, co
 }
 
 /// Unchecked GEMM on the kernel of `Arch` (weights holding -128 run the scalar kernel where
-/// Arch's is exact for narrow weights only), split into `par.threads` tasks over panel pairs or
-/// rows: int32 results into c (ldc), or each block through `stage` (then c is not used).
+/// Arch's is exact for narrow weights only), split into `par.threads` tasks over the kernel's
+/// register blocks of channels or over rows: int32 results into c (ldc), or each block through
+/// `stage` (then c is not used).
 template <class Arch, class TA>
 void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point, const packed_weights& b,
               std::int32_t* c, std::size_t ldc, const parallelism& par = {}, const output_stage* stage = nullptr) {
@@ -106,11 +107,13 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
   const std::vector<std::int32_t> offsets = column_offsets(a_zero_point, b);
   const bool symmetric = b.symmetric();
   const std::size_t panel_bytes = b.k_groups() * packed_weights::panel_width * packed_weights::k_group;
+  // Work is split in whole register blocks of the kernel (32 or 64 channels).
+  const std::size_t width = kernels::gemm_kernel_width<Arch>();
   auto block = [&](std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
-    // Staged output: blocks of up to 256 rows x (8192 / rows, whole panel pairs) channels, whose
-    // int32 tile (<= 32 KiB) stays in cache for the stage.
+    // Staged output: blocks of up to 256 rows x (8192 / rows, whole kernel blocks) channels,
+    // whose int32 tile (<= 32 KiB, 64 KiB for 64-channel kernels) stays in cache for the stage.
     const std::size_t row_step = stage ? std::min<std::size_t>(i1 - i0, 256) : i1 - i0;
-    const std::size_t col_step = stage ? std::max<std::size_t>(32, 8192 / row_step / 32 * 32) : j1 - j0;
+    const std::size_t col_step = stage ? std::max(width, 8192 / row_step / width * width) : j1 - j0;
     thread_local std::vector<std::int32_t> tile;
     thread_local std::vector<std::uint32_t> rowsum;
     if (stage) tile.resize(row_step * std::min(col_step, j1 - j0));
@@ -138,14 +141,13 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
       }
     }
   };
-  // Never more tasks than panel pairs (the micro-kernel's widest step, 32 channels) or rows to
-  // share out.
-  const std::size_t pairs = (b.panels() + 1) / 2;
-  const std::size_t tasks = task_count(par, std::max(pairs, m), m, n, k);
+  // Never more tasks than kernel blocks or rows to share out.
+  const std::size_t blocks = (n + width - 1) / width;
+  const std::size_t tasks = task_count(par, std::max(blocks, m), m, n, k);
   if (tasks == 1) {
     block(0, m, 0, n);
-  } else if (pairs >= tasks) {  // split the output channels, in whole panel pairs
-    split_columns(par, m, n, k, 32, [&](std::size_t j0, std::size_t j1) { block(0, m, j0, j1); });
+  } else if (blocks >= tasks) {  // split the output channels, in whole kernel blocks
+    split_columns(par, m, n, k, width, [&](std::size_t j0, std::size_t j1) { block(0, m, j0, j1); });
   } else {  // few channels, many rows: split the rows
     run_tasks(par, tasks, [&](std::size_t t) {
       const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;

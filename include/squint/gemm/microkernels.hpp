@@ -39,6 +39,13 @@ constexpr bool has_gemm_kernel() {
          std::is_same_v<Arch, arch::neon64_i8mm>;
 }
 
+/// Output channels Arch's kernel covers per register block (the GEMM driver splits work in
+/// multiples of it; x86.hpp checks it against the step's shape).
+template <class Arch>
+constexpr std::size_t gemm_kernel_width() {
+  return std::is_same_v<Arch, arch::avx512bw> ? 64 : 32;
+}
+
 /// Whether Arch's kernel is exact only for narrow weights (no -128): the vpmaddubsw sign trick.
 template <class Arch>
 constexpr bool gemm_kernel_needs_narrow() {
@@ -52,9 +59,11 @@ void gemm_kernel<Arch>::run(const std::uint8_t* a, std::size_t m, std::size_t k,
   if constexpr (std::is_same_v<Arch, arch::neon64> || std::is_same_v<Arch, arch::neon64_dotprod> ||
                 std::is_same_v<Arch, arch::neon64_i8mm>)
     detail_gemm::run_neon<Arch>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
-  else if constexpr (has_gemm_kernel<Arch>())
+  else if constexpr (has_gemm_kernel<Arch>()) {
+    using step = detail_gemm::x86_step<Arch>;
+    static_assert(step::vectors * step::lanes == gemm_kernel_width<Arch>(), "gemm_kernel_width is out of date");
     detail_gemm::run_x86<Arch>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
-  else
+  } else
     detail_gemm::run_scalar<Arch>(a, m, k, lda, a_signed, packed, column_offsets, n, k_groups, c, ldc);
 }
 
