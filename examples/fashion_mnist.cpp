@@ -22,10 +22,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "squint/dispatch.hpp"
@@ -297,9 +300,7 @@ void write_svg(const std::string& path, const std::vector<result>& results, cons
       << "' fill='#555'>circle area: weight bytes</text>\n</svg>\n";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_demo(int argc, char** argv) {
   options opt;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -329,6 +330,12 @@ int main(int argc, char** argv) {
                    "                     [--test-limit N] [--max-drop PP] [--quick]\n";
       return a == "--help" ? 0 : 2;
     }
+  }
+  std::error_code created;
+  std::filesystem::create_directories(opt.out, created);
+  if (created) {
+    std::cerr << "fashion_mnist: cannot create the --out directory '" << opt.out << "': " << created.message() << "\n";
+    return 2;
   }
   const auto start = clock_type::now();
   const std::string weights_path = opt.out + "/fashion_mnist_fp32.squint", svg_path = opt.out + "/fashion_mnist.svg";
@@ -443,4 +450,15 @@ int main(int argc, char** argv) {
       return 1;
     }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run_demo(argc, argv);
+  } catch (const std::exception& e) {  // squint::error (a file that cannot be written, ...) and the like
+    std::cerr << "fashion_mnist: " << e.what() << "\n";
+    return 1;
+  }
 }
