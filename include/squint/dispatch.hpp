@@ -52,39 +52,17 @@ constexpr bool gemm_compiled() {
   return compiled;
 }
 
-/// The arch whose GEMM kernel a CPU with Arch runs when Arch's own is not compiled in.
-template <class Arch>
-struct gemm_fallback {
-  using type = arch::scalar;
-};
-template <>
-struct gemm_fallback<arch::avx512_vnni> {
-  using type = arch::avx512bw;
-};
-template <>
-struct gemm_fallback<arch::avx512bw> {
-  using type = arch::avx2;
-};
-template <>
-struct gemm_fallback<arch::avx2_vnni> {
-  using type = arch::avx2;
-};
-template <>
-struct gemm_fallback<arch::neon64_i8mm> {
-  using type = arch::neon64_dotprod;
-};
-template <>
-struct gemm_fallback<arch::neon64_dotprod> {
-  using type = arch::neon64;
-};
-
-/// The GEMM a CPU with Arch runs: its own micro-kernel, else the best compiled one it can run.
+/// The GEMM a CPU with Arch runs: its own micro-kernel, else (not compiled in) the next best
+/// one such a CPU can run, down to the scalar kernel.
 template <class Arch, class TA>
 gemm_fn<TA> gemm_for() {
-  if constexpr (std::is_same_v<Arch, arch::scalar> || gemm_compiled<Arch>())
-    return &squint::detail::gemm_s32<Arch, TA>;
-  else
-    return gemm_for<typename gemm_fallback<Arch>::type, TA>();
+  using namespace squint::arch;
+  if constexpr (std::is_same_v<Arch, scalar> || gemm_compiled<Arch>()) return &squint::detail::gemm_s32<Arch, TA>;
+  else if constexpr (std::is_same_v<Arch, avx512_vnni>) return gemm_for<avx512bw, TA>();
+  else if constexpr (std::is_same_v<Arch, avx512bw> || std::is_same_v<Arch, avx2_vnni>) return gemm_for<avx2, TA>();
+  else if constexpr (std::is_same_v<Arch, neon64_i8mm>) return gemm_for<neon64_dotprod, TA>();
+  else if constexpr (std::is_same_v<Arch, neon64_dotprod>) return gemm_for<neon64, TA>();
+  else return gemm_for<scalar, TA>();
 }
 
 /// The kernels of one family, as function pointers.
