@@ -56,7 +56,7 @@ inline precision precision_from_string(const std::string& name) {
 /// The kernels a layer calls, as plain function pointers.
 struct backend {
   const char* isa;  ///< name of the kernels' ISA
-  bool fast_int8;   ///< the int8 GEMM is a SIMD kernel (VNNI, AVX2), not the scalar one
+  bool fast_int8;   ///< the int8 GEMM is a SIMD micro-kernel (x86 or NEON), not the scalar one
   void (*gemm_u8)(const std::uint8_t*, std::size_t, std::size_t, std::int32_t, const packed_weights&, std::int32_t*,
                   std::size_t, const parallelism&, const squint::detail::output_stage*);
   void (*gemm_half)(const float*, std::size_t, std::size_t, std::size_t, const std::uint16_t*, std::size_t,
