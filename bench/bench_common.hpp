@@ -54,7 +54,12 @@ inline void read_bandwidth(benchmark::State& state) {
   set_bytes(state, n * sizeof(float));
 }
 
-inline void add_context();
+inline void add_context() {
+  std::string isas;
+  for (const auto& name : squint::runtime::compiled_isas()) isas += (isas.empty() ? "" : " ") + name;
+  benchmark::AddCustomContext("squint_compiled_isas", isas);
+  benchmark::AddCustomContext("squint_dispatched_isa", squint::runtime::isa());
+}
 
 /// The main() of every benchmark binary: Google Benchmark plus squint's dispatch context.
 inline int run(int argc, char** argv) {
@@ -63,13 +68,6 @@ inline int run(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
-}
-
-inline void add_context() {
-  std::string isas;
-  for (const auto& name : squint::runtime::compiled_isas()) isas += (isas.empty() ? "" : " ") + name;
-  benchmark::AddCustomContext("squint_compiled_isas", isas);
-  benchmark::AddCustomContext("squint_dispatched_isa", squint::runtime::isa());
 }
 
 }  // namespace squint_bench

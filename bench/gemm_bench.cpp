@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm_bench.cpp: INT8 GEMM GOP/s (1 MAC = 2 ops) per micro-kernel arch (int32 output; float
-// output on the dispatched kernel), with baselines in the same binary: OpenBLAS sgemm (float) and oneDNN's u8 x s8 -> s32 matmul, when installed.
+// output on the dispatched kernel), with baselines in the same binary: OpenBLAS sgemm (float)
+// and oneDNN's u8 x s8 -> s32 matmul, when installed.
 // Shapes (M, N, K): C is M x N, weights N x K, as a linear layer with N outputs and K inputs.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -42,6 +44,19 @@ void set_ops(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
+/// The INT8 benchmarks' operands: uint8 activations (m x k) and weights packed from float (n x k).
+struct u8_operands {
+  std::vector<std::uint8_t> a;
+  squint::packed_weights b;
+};
+
+u8_operands make_u8_operands(std::size_t m, std::size_t n, std::size_t k) {
+  std::vector<std::uint8_t> a(m * k);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>(i * 7 % 256);
+  const auto w = squint_bench::normal(n * k);
+  return {std::move(a), squint::packed_weights::from_float(w.data(), n, k, k)};
+}
+
 template <class Arch>
 void BM_GemmU8S8(benchmark::State& state) {
   if (squint_bench::skip_unavailable<Arch>(state)) return;
@@ -51,14 +66,11 @@ void BM_GemmU8S8(benchmark::State& state) {
     state.SkipWithError("scalar kernel: small shapes only");
     return;
   }
-  std::vector<std::uint8_t> a(m * k);
-  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>(i * 7 % 256);
-  const auto w = squint_bench::normal(n * k);
-  const auto packed = squint::packed_weights::from_float(w.data(), n, k, k);
+  const u8_operands x = make_u8_operands(m, n, k);
   std::vector<std::int32_t> c(m * n);
   const squint::parallelism par{static_cast<unsigned>(state.range(3))};
   for (auto _ : state) {
-    squint::detail::gemm_s32<Arch>(a.data(), m, k, 128, packed, c.data(), n, par);
+    squint::detail::gemm_s32<Arch>(x.a.data(), m, k, 128, x.b, c.data(), n, par);
     benchmark::DoNotOptimize(c.data());
   }
   set_ops(state);
@@ -69,15 +81,12 @@ void BM_GemmU8S8(benchmark::State& state) {
 void BM_GemmU8S8ToFloat(benchmark::State& state) {
   const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
              k = static_cast<std::size_t>(state.range(2));
-  std::vector<std::uint8_t> a(m * k);
-  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>(i * 7 % 256);
-  const auto w = squint_bench::normal(n * k);
-  const auto packed = squint::packed_weights::from_float(w.data(), n, k, k);
+  const u8_operands x = make_u8_operands(m, n, k);
   const auto bias = squint_bench::normal(n, 3);
   std::vector<float> c(m * n);
   const squint::parallelism par{static_cast<unsigned>(state.range(3))};
   for (auto _ : state) {
-    squint::runtime::gemm(a.data(), m, k, squint::qparams{0.02f, 128}, packed, bias.data(), true, c.data(), n, par);
+    squint::runtime::gemm(x.a.data(), m, k, squint::qparams{0.02f, 128}, x.b, bias.data(), true, c.data(), n, par);
     benchmark::DoNotOptimize(c.data());
   }
   set_ops(state);

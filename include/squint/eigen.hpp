@@ -32,6 +32,10 @@ std::size_t ld(const const_ref<T>& m) {
   return static_cast<std::size_t>(m.outerStride());
 }
 inline std::size_t size(Eigen::Index v) { return static_cast<std::size_t>(v); }
+/// @throws squint::error unless `x` (the input of `function`) has k columns.
+inline void require_depth(const char* function, const char* x, Eigen::Index cols, std::size_t k) {
+  squint::detail::require(size(cols) == k, function, ": ", x, " has ", cols, " columns, the packed weights k = ", k);
+}
 }  // namespace detail
 
 /// packed_weights::from_float on W (out x in): per-output-channel symmetric int8.
@@ -50,8 +54,7 @@ inline packed_half_weights pack_half(const const_ref<float>& w) {
 template <class TA>
 row_major<std::int32_t> gemm(const const_ref<TA>& a, std::int32_t a_zero_point, const packed_weights& b,
                              const parallelism& par = {}) {
-  squint::detail::require(detail::size(a.cols()) == b.k(), "eigen::gemm: a has ", a.cols(),
-                          " columns, the packed weights k = ", b.k());
+  detail::require_depth("eigen::gemm", "a", a.cols(), b.k());
   row_major<std::int32_t> c(a.rows(), static_cast<Eigen::Index>(b.n()));
   squint::gemm(a.data(), detail::size(a.rows()), detail::ld(a), a_zero_point, b, c.data(), b.n(), par);
   return c;
@@ -64,8 +67,7 @@ row_major<std::int32_t> gemm(const const_ref<TA>& a, std::int32_t a_zero_point, 
 inline row_major<float> linear_dynamic(const const_ref<float>& x, const packed_weights& w,
                                        const float* bias = nullptr, bool relu = false,
                                        const parallelism& par = {}) {
-  squint::detail::require(detail::size(x.cols()) == w.k(), "eigen::linear_dynamic: x has ", x.cols(),
-                          " columns, the packed weights k = ", w.k());
+  detail::require_depth("eigen::linear_dynamic", "x", x.cols(), w.k());
   // dynamic_quantize reads one contiguous block: only a strided block is copied.
   row_major<float> dense;
   const float* data = x.data();
@@ -84,8 +86,7 @@ inline row_major<float> linear_dynamic(const const_ref<float>& x, const packed_w
 /// @throws squint::error if x's columns differ from the weights' k.
 inline row_major<float> linear_half(const const_ref<float>& x, const packed_half_weights& w,
                                     const float* bias = nullptr, bool relu = false, const parallelism& par = {}) {
-  squint::detail::require(detail::size(x.cols()) == w.k(), "eigen::linear_half: x has ", x.cols(),
-                          " columns, the packed weights k = ", w.k());
+  detail::require_depth("eigen::linear_half", "x", x.cols(), w.k());
   row_major<float> y(x.rows(), static_cast<Eigen::Index>(w.n()));
   gemm_half(x.data(), detail::size(x.rows()), detail::ld(x), w, bias, relu, y.data(), w.n(), par);
   return y;

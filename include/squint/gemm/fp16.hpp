@@ -82,6 +82,25 @@ void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda,
   }
 }
 
+/// The blocking both SIMD drivers use over `count` (<= group) panels: R rows x 1 panel at a time,
+/// then each row left against all `group` panels at once (a GEMV keeps that many FMA chains in
+/// flight), or one panel at a time when the group is incomplete. Calls
+/// block(rows, panels, i, q) with rows and panels as integral constants.
+template <std::size_t R, std::size_t group, class Block>
+void for_panel_blocks(std::size_t m, std::size_t count, Block block) {
+  using one = std::integral_constant<std::size_t, 1>;
+  std::size_t i = 0;
+  for (; i + R <= m; i += R)
+    for (std::size_t q = 0; q < count; ++q) block(std::integral_constant<std::size_t, R>{}, one{}, i, q);
+  for (; i < m; ++i) {
+    if (count == group) {
+      block(one{}, std::integral_constant<std::size_t, group>{}, i, std::size_t{0});
+    } else {
+      for (std::size_t q = 0; q < count; ++q) block(one{}, one{}, i, q);
+    }
+  }
+}
+
 template <class Arch, class W>
 void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
                 const float* scale, const float* bias, bool relu, float* c, std::size_t ldc);
@@ -149,20 +168,11 @@ void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, c
     }
     const W* panel = packed + p0 * stride;
     float* out = c + p0 * width;
-    std::size_t i = 0;
-    for (; i + 8 <= m; i += 8)
-      for (std::size_t q = 0; q < count; ++q)
-        avx512_block<Arch, 8, 1>(a + i * lda, lda, k, panel + q * stride, stride, s + q, b + q, relu,
-                                 out + i * ldc + q * width, ldc, columns + q);
-    for (; i < m; ++i) {
-      if (count == group) {
-        avx512_block<Arch, 1, group>(a + i * lda, lda, k, panel, stride, s, b, relu, out + i * ldc, ldc, columns);
-      } else {
-        for (std::size_t q = 0; q < count; ++q)
-          avx512_block<Arch, 1, 1>(a + i * lda, lda, k, panel + q * stride, stride, s + q, b + q, relu,
-                                   out + i * ldc + q * width, ldc, columns + q);
-      }
-    }
+    for_panel_blocks<8, group>(m, count, [&](auto rows, auto panels, std::size_t i, std::size_t q) {
+      avx512_block<Arch, decltype(rows)::value, decltype(panels)::value>(
+          a + i * lda, lda, k, panel + q * stride, stride, s + q, b + q, relu, out + i * ldc + q * width, ldc,
+          columns + q);
+    });
   }
 }
 #endif
@@ -224,22 +234,11 @@ void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, con
     const float* b = bias ? bias + j0 : nullptr;
     const float* s = scale ? scale + j0 : nullptr;
     const W* panel = packed + p0 * stride;
-    std::size_t i = 0;
-    for (; i + 4 <= m; i += 4)
-      for (std::size_t q = 0; q < count; ++q)
-        avx2_block<Arch, 4, 1>(a + i * lda, lda, k, panel + q * stride, stride, s ? s + q * width : nullptr,
-                               b ? b + q * width : nullptr, relu, c + i * ldc + j0 + q * width, ldc,
-                               n - j0 - q * width);
-    for (; i < m; ++i) {
-      if (count == group) {
-        avx2_block<Arch, 1, group>(a + i * lda, lda, k, panel, stride, s, b, relu, c + i * ldc + j0, ldc, n - j0);
-      } else {
-        for (std::size_t q = 0; q < count; ++q)
-          avx2_block<Arch, 1, 1>(a + i * lda, lda, k, panel + q * stride, stride, s ? s + q * width : nullptr,
-                                 b ? b + q * width : nullptr, relu, c + i * ldc + j0 + q * width, ldc,
-                                 n - j0 - q * width);
-      }
-    }
+    for_panel_blocks<4, group>(m, count, [&](auto rows, auto panels, std::size_t i, std::size_t q) {
+      avx2_block<Arch, decltype(rows)::value, decltype(panels)::value>(
+          a + i * lda, lda, k, panel + q * stride, stride, s ? s + q * width : nullptr, b ? b + q * width : nullptr,
+          relu, c + i * ldc + j0 + q * width, ldc, n - j0 - q * width);
+    });
   }
 }
 #endif

@@ -62,32 +62,40 @@ void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t ld
 /// [j0, j0 + cols), leading dimension ldacc, in a scratch tile it may overwrite) hands it to
 /// `finish` at once, while it is still in L1/L2, so the output stage runs on every thread and no
 /// m x n int32 buffer exists (FBGEMM's outProcess design). Called concurrently on disjoint blocks.
+/// `column_terms` (n entries, or null) are int32 values added to every row of channel j in the
+/// micro-kernel's registers, with the zero-point terms (an int32 bias in accumulator units).
 struct output_stage {
   void (*finish)(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                  std::size_t j0, std::size_t cols) = nullptr;
   const void* context = nullptr;
+  const std::int32_t* column_terms = nullptr;
 };
 
-/// The zero-point terms that depend on the channel only, for the kernels' column offsets:
-/// -a_zp * colsum_j(b) + k * a_zp * b_zp[j], modulo 2^32 (the true result fits int32 since k is
-/// bounded, so overflows of partial terms cancel). Empty when there are none.
-inline std::vector<std::int32_t> column_offsets(std::int32_t a_zero_point, const packed_weights& b) {
-  if (a_zero_point == 0) return {};
+/// The terms that depend on the channel only, for the kernels' column offsets:
+/// -a_zp * colsum_j(b) + k * a_zp * b_zp[j] + extra[j] (extra may be null), modulo 2^32 (the
+/// true result fits int32 since k is bounded, so overflows of partial terms cancel). Empty when
+/// there are none.
+inline std::vector<std::int32_t> column_offsets(std::int32_t a_zero_point, const packed_weights& b,
+                                                const std::int32_t* extra) {
+  if (a_zero_point == 0 && extra == nullptr) return {};
   const std::vector<std::int32_t>& b_zp = b.zero_points();
   const std::int32_t* colsum = b.column_sums();
   std::vector<std::int32_t> offsets(b.panels() * packed_weights::panel_width, 0);
   for (std::size_t j = 0; j < b.n(); ++j)
     offsets[j] = static_cast<std::int32_t>(static_cast<std::uint32_t>(
-        -static_cast<std::int64_t>(a_zero_point) * colsum[j] + static_cast<std::int64_t>(b.k()) * a_zero_point * b_zp[j]));
+        -static_cast<std::int64_t>(a_zero_point) * colsum[j] + static_cast<std::int64_t>(b.k()) * a_zero_point * b_zp[j] +
+        (extra ? extra[j] : 0)));
   return offsets;
 }
 
-/// The row terms of asymmetric weights: c[i][j] -= b_zp[j] * rowsum_i(a), modulo 2^32.
-inline void subtract_row_terms(const std::uint32_t* rowsum, std::size_t rows, const std::int32_t* b_zp, std::int32_t* c,
-                               std::size_t ldc, std::size_t cols) {
+/// A rank-one correction: c[i][j] -= x[i] * y[j] for `rows` x `cols`, modulo 2^32 (the zero-point
+/// terms that depend on both the row and the channel).
+inline void subtract_outer(const std::int32_t* x, const std::int32_t* y, std::size_t rows, std::size_t cols,
+                           std::int32_t* c, std::size_t ldc) {
   for (std::size_t i = 0; i < rows; ++i) {
+    const auto xi = static_cast<std::uint32_t>(x[i]);
     auto* row = reinterpret_cast<std::uint32_t*>(c + i * ldc);
-    for (std::size_t j = 0; j < cols; ++j) row[j] -= static_cast<std::uint32_t>(b_zp[j]) * rowsum[i];
+    for (std::size_t j = 0; j < cols; ++j) row[j] -= xi * static_cast<std::uint32_t>(y[j]);
   }
 }
 
@@ -104,8 +112,17 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
   constexpr bool a_signed = std::is_same_v<TA, std::int8_t>;
   const bool fallback = kernels::gemm_kernel_needs_narrow<Arch>() && !b.narrow();
   const auto kernel = fallback ? &kernels::gemm_kernel<arch::scalar>::run : &kernels::gemm_kernel<Arch>::run;
-  const std::vector<std::int32_t> offsets = column_offsets(a_zero_point, b);
-  const bool symmetric = b.symmetric();
+  const std::vector<std::int32_t> offsets = column_offsets(a_zero_point, b, stage ? stage->column_terms : nullptr);
+  // Asymmetric weights: b_zp[j] * rowsum_i(a) comes off every element; the row sums once per call.
+  std::vector<std::int32_t> rowsum;
+  if (!b.symmetric()) {
+    rowsum.assign(m, 0);
+    for (std::size_t i = 0; i < m; ++i) {
+      std::uint32_t sum = 0;
+      for (std::size_t kk = 0; kk < k; ++kk) sum += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[i * lda + kk]));
+      rowsum[i] = static_cast<std::int32_t>(sum);
+    }
+  }
   const std::size_t panel_bytes = b.k_groups() * packed_weights::panel_width * packed_weights::k_group;
   // Work is split in whole register blocks of the kernel (32 or 64 channels).
   const std::size_t width = kernels::gemm_kernel_width<Arch>();
@@ -115,16 +132,9 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
     const std::size_t row_step = stage ? std::min<std::size_t>(i1 - i0, 256) : i1 - i0;
     const std::size_t col_step = stage ? std::max(width, 8192 / row_step / width * width) : j1 - j0;
     thread_local std::vector<std::int32_t> tile;
-    thread_local std::vector<std::uint32_t> rowsum;
     if (stage) tile.resize(row_step * std::min(col_step, j1 - j0));
     for (std::size_t r0 = i0; r0 < i1; r0 += row_step) {
       const std::size_t rows = std::min(row_step, i1 - r0);
-      if (!symmetric) {
-        rowsum.assign(rows, 0);
-        for (std::size_t i = 0; i < rows; ++i)
-          for (std::size_t kk = 0; kk < k; ++kk)
-            rowsum[i] += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[(r0 + i) * lda + kk]));
-      }
       for (std::size_t c0 = j0; c0 < j1; c0 += col_step) {
         const std::size_t cols = std::min(col_step, j1 - c0);
         std::int32_t* out = stage ? tile.data() : c + r0 * ldc + c0;
@@ -135,7 +145,7 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
         } else {
           kernel(bytes + r0 * lda, rows, k, lda, a_signed, b.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
                  b.column_sums() + c0, offsets.empty() ? nullptr : offsets.data() + c0, cols, b.k_groups(), out, ld);
-          if (!symmetric) subtract_row_terms(rowsum.data(), rows, b.zero_points().data() + c0, out, ld, cols);
+          if (!rowsum.empty()) subtract_outer(rowsum.data() + r0, b.zero_points().data() + c0, rows, cols, out, ld);
         }
         if (stage) stage->finish(stage->context, out, ld, r0, rows, c0, cols);
       }
@@ -186,13 +196,7 @@ struct float_output {
                      std::size_t j0, std::size_t cols) {
     const auto& o = *static_cast<const float_output*>(context);
     const nearest_rounding_scope rounding;
-    if (o.row_zero_points) {
-      for (std::size_t i = 0; i < rows; ++i) {
-        const auto zp = static_cast<std::uint32_t>(o.row_zero_points[i0 + i]);
-        auto* row = reinterpret_cast<std::uint32_t*>(acc + i * ldacc);
-        for (std::size_t j = 0; j < cols; ++j) row[j] -= zp * static_cast<std::uint32_t>(o.column_sums[j0 + j]);
-      }
-    }
+    if (o.row_zero_points) subtract_outer(o.row_zero_points + i0, o.column_sums + j0, rows, cols, acc, ldacc);
     float multiplier[256];
     for (std::size_t i = 0; i < rows;) {
       // Rows sharing a scale go together (all of them per tensor, one at a time per row).
@@ -209,11 +213,10 @@ struct float_output {
   }
 };
 
-/// Requantized output: c[i][j] = requantize(acc + bias[j], multiplier[j], zero point), then at
-/// least the zero point with relu.
+/// Requantized output: c[i][j] = requantize(acc, multiplier[j], zero point), then at least the
+/// zero point with relu (an int32 bias reaches acc through output_stage::column_terms).
 template <class TC>
 struct code_output {
-  const std::int32_t* bias;
   const float* multiplier;
   std::int32_t zero_point;
   bool relu;
@@ -225,12 +228,9 @@ struct code_output {
     const auto& o = *static_cast<const code_output*>(context);
     const nearest_rounding_scope rounding;
     for (std::size_t i = 0; i < rows; ++i) {
-      std::int32_t* row = acc + i * ldacc;
-      if (o.bias)
-        for (std::size_t j = 0; j < cols; ++j)
-          row[j] = static_cast<std::int32_t>(static_cast<std::uint32_t>(row[j]) + static_cast<std::uint32_t>(o.bias[j0 + j]));
       TC* out = o.c + (i0 + i) * o.ldc + j0;
-      kernels::requantize_kernel<arch::native, TC>::run(row, out, 1, cols, 1, o.multiplier + j0, o.zero_point);
+      kernels::requantize_kernel<arch::native, TC>::run(acc + i * ldacc, out, 1, cols, 1, o.multiplier + j0,
+                                                        o.zero_point);
       if (o.relu)
         for (std::size_t j = 0; j < cols; ++j)
           if (out[j] < o.zero_point) out[j] = static_cast<TC>(o.zero_point);
@@ -264,8 +264,8 @@ void gemm_to_codes(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
     require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, "gemm: output multiplier of channel ", j, " is ",
             multiplier[j]);
   }
-  const code_output<TC> out{bias, multiplier.data(), c_params.zero_point, relu, c, ldc};
-  const output_stage stage{&code_output<TC>::finish, &out};
+  const code_output<TC> out{multiplier.data(), c_params.zero_point, relu, c, ldc};
+  const output_stage stage{&code_output<TC>::finish, &out, bias};
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }
 

@@ -43,6 +43,12 @@ inline void quantize_rows_symmetric(const float* w, std::size_t n, std::size_t k
   }
 }
 
+/// Per-channel scales for n channels: n of them or one for all, each finite and > 0.
+inline void check_channel_scales(const char* function, const std::vector<float>& scale, std::size_t n) {
+  require(scale.size() == n || scale.size() == 1, function, ": ", scale.size(), " scales for ", n, " channels");
+  for (float s : scale) require(std::isfinite(s) && s > 0.0f, function, ": scale must be finite and > 0, got ", s);
+}
+
 }  // namespace detail
 
 /// Immutable packed weights for C = A . B^T: safe to share between threads.
@@ -60,12 +66,9 @@ class packed_weights {
     detail::require(w != nullptr || n * k == 0, "packed_weights::from_int8: argument 'w' is null with ", n, " x ", k,
                     " elements");
     detail::require(ldw >= k, "packed_weights::from_int8: ldw ", ldw, " is smaller than k ", k);
-    detail::require(scale.size() == n || scale.size() == 1, "packed_weights::from_int8: ", scale.size(),
-                    " scales for ", n, " channels");
+    detail::check_channel_scales("packed_weights::from_int8", scale, n);
     detail::require(zero_point.size() == n || zero_point.size() == 1, "packed_weights::from_int8: ",
                     zero_point.size(), " zero points for ", n, " channels");
-    for (float s : scale)
-      detail::require(std::isfinite(s) && s > 0.0f, "packed_weights::from_int8: scale must be finite and > 0, got ", s);
     for (std::int32_t z : zero_point)
       detail::require(z >= -128 && z <= 127, "packed_weights::from_int8: zero_point ", z, " is outside [-128, 127]");
     packed_weights p;

@@ -20,10 +20,18 @@ template <class Arch>
 struct weight_only_gemm_kernel {
   static void run(const float* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
                   std::size_t n, const float* scale, const float* bias, bool relu, float* c,
-                  std::size_t ldc) noexcept {
-    detail_panel::run<Arch>(a, m, k, lda, packed, n, scale, bias, relu, c, ldc);
-  }
+                  std::size_t ldc) noexcept;
 };
+
+// Defined out of the class, like every kernel: an in-class (inline) definition stays
+// instantiable, and inlinable, in translation units that only declare it (extern template),
+// which would then call per-ISA code their flags do not define.
+template <class Arch>
+void weight_only_gemm_kernel<Arch>::run(const float* a, std::size_t m, std::size_t k, std::size_t lda,
+                                        const std::int8_t* packed, std::size_t n, const float* scale,
+                                        const float* bias, bool relu, float* c, std::size_t ldc) noexcept {
+  detail_panel::run<Arch>(a, m, k, lda, packed, n, scale, bias, relu, c, ldc);
+}
 
 }  // namespace squint::kernels
 
@@ -43,11 +51,7 @@ class packed_weight_only {
     detail::require(w != nullptr || n * k == 0, "packed_weight_only::from_int8: argument 'w' is null with ", n,
                     " x ", k, " elements");
     detail::require(ldw >= k, "packed_weight_only::from_int8: ldw ", ldw, " is smaller than k ", k);
-    detail::require(scale.size() == n || scale.size() == 1, "packed_weight_only::from_int8: ", scale.size(),
-                    " scales for ", n, " channels");
-    for (float s : scale)
-      detail::require(std::isfinite(s) && s > 0.0f, "packed_weight_only::from_int8: scale must be finite and > 0, got ",
-                      s);
+    detail::check_channel_scales("packed_weight_only::from_int8", scale, n);
     packed_weight_only p;
     p.n_ = n;
     p.k_ = k;

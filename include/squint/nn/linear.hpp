@@ -158,7 +158,7 @@ class linear {
         std::vector<float> scales;
         std::vector<std::int32_t> zero_points;
         std::int32_t zero_point = rows[0].zero_point;
-        if (rows.size() == m && m > 1) {  // per row: scales and zero points per row
+        if (per_row_zero_points(m)) {
           for (const qparams& p : rows) scales.push_back(p.scale), zero_points.push_back(p.zero_point);
           stage.a_scales = scales.data();
           stage.per_row = true;
@@ -184,17 +184,14 @@ class linear {
                             to_string(mode_));
     check_io("linear::accumulate", x, m, acc);
     quantize_input(x, m, codes, row_params);
-    const bool per_row = row_groups(m) == m && m > 1;
+    const bool per_row = per_row_zero_points(m);
     kernels_.gemm_u8(codes, m, in_, per_row ? 0 : row_params[0].zero_point, *int8_, acc, out_, par, nullptr);
     if (!per_row) return;
     // Weights are symmetric, so a row's zero point only subtracts zp * colsum_j (wrapping 32-bit
     // arithmetic: the exact result fits int32 because in <= gemm_max_k).
-    const std::int32_t* colsum = int8_->column_sums();
-    for (std::size_t i = 0; i < m; ++i) {
-      const auto zp = static_cast<std::uint32_t>(row_params[i].zero_point);
-      auto* row = reinterpret_cast<std::uint32_t*>(acc + i * out_);
-      for (std::size_t j = 0; j < out_; ++j) row[j] -= zp * static_cast<std::uint32_t>(colsum[j]);
-    }
+    std::vector<std::int32_t> zero_points(m);
+    for (std::size_t i = 0; i < m; ++i) zero_points[i] = row_params[i].zero_point;
+    squint::detail::subtract_outer(zero_points.data(), int8_->column_sums(), m, out_, acc, out_);
   }
 
   /// Calibration step of an int8_static layer: shows x to the observer and writes the float
@@ -272,6 +269,10 @@ class linear {
       kernels_.quantize_u8(xg, codes + g * rows_per_group * in_, count, p.scale, p.zero_point, false);
     }
   }
+
+  /// Whether rows carry zero points of their own (per_row with several rows): the GEMM then runs
+  /// with zero point 0 and each row's term comes off afterwards.
+  bool per_row_zero_points(std::size_t m) const { return row_groups(m) == m && m > 1; }
 
   std::size_t row_groups(std::size_t m) const {
     return per_row_ && mode_ == precision::int8_dynamic ? m : std::size_t{1};
