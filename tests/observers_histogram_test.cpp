@@ -153,6 +153,21 @@ TEST(HistogramObserverTest, PostReluDataUsesTheWholeAffineRange) {
   }
 }
 
+// PyTorch's HistogramObserver searches onto 2^bits bins whatever the range: reduce_range changes
+// the qparams' code range but not the clipping range the L2 search picks.
+TEST(HistogramObserverTest, L2SearchUsesTwoToTheBitsBinsUnderReduceRange) {
+  auto x = squint_test::normal(20000, 0.3f, 1.0f, 9);
+  for (int i = 0; i < 20; ++i) x.push_back(8.0f + static_cast<float>(i));
+  quant_spec reduced;
+  reduced.reduce_range = true;
+  histogram_observer<> full(quant_spec{}, {calibration_method::l2}), half(reduced, {calibration_method::l2});
+  full.observe({x.data(), x.size()});
+  half.observe({x.data(), x.size()});
+  EXPECT_EQ(full.clip_range(), half.clip_range());
+  const auto [lo, hi] = half.clip_range();
+  EXPECT_EQ(half.qparams(), squint::choose_qparams(lo, hi, reduced));
+}
+
 TEST(HistogramObserverTest, NonFiniteSkippedEmptyDefaults) {
   histogram_observer<> o;
   EXPECT_EQ(o.qparams(), (squint::qparams{1.0f, 0}));

@@ -2,8 +2,10 @@
 // error.hpp: squint::error and the argument checks every public entry point uses.
 #pragma once
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -39,6 +41,26 @@ template <class... Parts>
 template <class... Parts>
 void require(bool condition, const Parts&... parts) {
   if (!condition) fail(parts...);
+}
+
+/// a * b, or squint::error naming `function` and `what` when the product does not fit size_t.
+/// Every size product a public entry point forms from its arguments goes through here, so that
+/// sizes that wrap around can never pass a check meant for their true value.
+inline std::size_t checked_mul(std::size_t a, std::size_t b, const char* function, const char* what) {
+  require(b == 0 || a <= std::numeric_limits<std::size_t>::max() / b, function, ": ", what, " ", a, " x ", b,
+          " overflows size_t");
+  return a * b;
+}
+
+/// Checks a row-major rows x cols matrix argument with leading dimension `ld` (0: cols): its
+/// element count and extent fit size_t, and `data` is not null when it has elements.
+template <class T>
+void require_matrix(const char* function, const char* argument, const T* data, std::size_t rows, std::size_t cols,
+                    std::size_t ld = 0) {
+  const std::size_t elements = checked_mul(rows, cols, function, argument);
+  if (rows > 1) (void)checked_mul(rows - 1, ld > cols ? ld : cols, function, argument);
+  require(data != nullptr || elements == 0, function, ": argument '", argument, "' is null with ", rows, " x ",
+          cols, " elements");
 }
 
 }  // namespace detail

@@ -133,7 +133,21 @@ inline double round_half_even(double v) {
 inline void validate_spec(const quant_spec& spec) {
   detail::require(spec.eps > 0.0f && std::isfinite(spec.eps), "quant_spec: eps must be finite and > 0, got ",
                   spec.eps);
-  (void)range_of(spec);
+  const quant_range r = range_of(spec);
+  detail::require(spec.scheme != qscheme::symmetric || spec.type != dtype::int8 || (r.qmin <= 0 && r.qmax >= 0),
+                  "quant_spec: symmetric int8 has zero point 0, outside its code range [", r.qmin, ", ", r.qmax,
+                  "]");
+}
+
+/// The scale of a finite range whose float32 formula overflowed in an intermediate (a width
+/// above FLT_MAX, as [-3e38, 3e38] has): the same quotient in float64, rounded once to float32,
+/// while that is finite. A range that needs a scale above FLT_MAX cannot be quantized.
+inline float wide_range_scale(double width, double codes, float min, float max, quant_range r) {
+  const double scale = width / codes;
+  detail::require(scale <= static_cast<double>(std::numeric_limits<float>::max()), "choose_qparams: the range [",
+                  min, ", ", max, "] needs scale ", scale, " on the ", r.qmax - r.qmin + 1,
+                  " codes, which overflows float32; narrow the input range or widen the code range");
+  return static_cast<float>(scale);
 }
 
 }  // namespace detail
@@ -155,8 +169,10 @@ inline void validate(const qparams& p, quant_range range, const char* what = "qp
 ///   affine:    scale = (max(max,0) - min(min,0)) / (qmax - qmin);  zp = qmin - round(min(min,0) / scale)
 ///   symmetric: scale = max(-min(min,0), max(max,0)) / ((qmax - qmin) / 2);  zp = symmetric_zero_point
 /// The real value 0 is always exactly representable; a degenerate range (all zeros, a constant)
-/// still gives a finite scale >= eps.
-/// @throws squint::error if min or max is not finite, min > max, or the spec is invalid.
+/// still gives a finite scale >= eps. A range wider than FLT_MAX (where float32 arithmetic would
+/// give an infinite scale) takes the float64 quotient rounded to float32.
+/// @throws squint::error if min or max is not finite, min > max, the spec is invalid (a symmetric
+///         int8 range must hold its zero point 0), or the scale itself exceeds FLT_MAX.
 inline qparams choose_qparams(float min, float max, const quant_spec& spec = {}) {
   detail::validate_spec(spec);
   detail::require(std::isfinite(min) && std::isfinite(max),
@@ -168,10 +184,15 @@ inline qparams choose_qparams(float min, float max, const quant_spec& spec = {})
   qparams p;
   if (spec.scheme == qscheme::symmetric) {
     const float amax = std::max(-min_neg, max_pos);
-    p.scale = std::max(amax / static_cast<float>(static_cast<double>(r.qmax - r.qmin) / 2.0), spec.eps);
+    const double half_codes = static_cast<double>(r.qmax - r.qmin) / 2.0;
+    p.scale = std::max(amax / static_cast<float>(half_codes), spec.eps);
+    if (std::isinf(p.scale)) p.scale = detail::wide_range_scale(amax, half_codes, min, max, r);
     p.zero_point = symmetric_zero_point(spec, r);
   } else {
-    p.scale = std::max((max_pos - min_neg) / static_cast<float>(r.qmax - r.qmin), spec.eps);
+    const auto codes = static_cast<float>(r.qmax - r.qmin);
+    p.scale = std::max((max_pos - min_neg) / codes, spec.eps);
+    if (std::isinf(p.scale))
+      p.scale = detail::wide_range_scale(static_cast<double>(max_pos) - min_neg, codes, min, max, r);
     const float shifted = min_neg / p.scale;  // float32 division, as torch computes it
     const double zp = static_cast<double>(r.qmin) - detail::round_half_even(shifted);
     p.zero_point = static_cast<std::int32_t>(

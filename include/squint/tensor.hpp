@@ -2,6 +2,7 @@
 // tensor.hpp: non-owning views of contiguous N-d tensors and the axis split for per-channel work.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -19,16 +20,18 @@ class shape {
   static constexpr std::size_t max_rank = 8;
 
   constexpr shape() = default;
-  shape(std::initializer_list<std::size_t> dims) {
-    detail::require(dims.size() <= max_rank, "shape: rank ", dims.size(), " exceeds ", max_rank);
-    for (std::size_t d : dims) dims_[rank_++] = d;
-  }
+  /// @throws squint::error if the rank exceeds max_rank or the element count overflows size_t.
+  shape(std::initializer_list<std::size_t> dims) : shape(dims.begin(), dims.end()) {}
   template <class It>
   shape(It first, It last) {
     for (; first != last; ++first) {
       detail::require(rank_ < max_rank, "shape: rank exceeds ", max_rank);
       dims_[rank_++] = static_cast<std::size_t>(*first);
     }
+    // A zero extent makes the count 0 whatever the others are; otherwise it must fit size_t.
+    if (std::find(dims_.begin(), dims_.begin() + rank_, std::size_t{0}) != dims_.begin() + rank_) return;
+    std::size_t n = 1;
+    for (std::size_t i = 0; i < rank_; ++i) n = detail::checked_mul(n, dims_[i], "shape", "element count");
   }
 
   constexpr std::size_t rank() const { return rank_; }

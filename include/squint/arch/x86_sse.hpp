@@ -64,8 +64,15 @@ template <>
 struct ops<arch::sse2> : sse_ops_base<arch::sse2> {
   /// SSE2 has no rounding instruction: truncate, then step away from zero when the dropped
   /// fraction is above one half, or exactly one half and the truncated value is odd. Every
-  /// step is exact, so no rounding mode is involved. |v| < 2^31 is required (kernels clamp).
+  /// step is exact, so no rounding mode is involved. |v| >= 2^23 is integral already and passes
+  /// through (the truncation would overflow int32 from 2^31, which wide fake-quantize ranges reach).
   static vf round_even(vf v) {
+    const __m128 magnitude = _mm_andnot_ps(_mm_castsi128_ps(_mm_set1_epi32(static_cast<int>(0x80000000u))), v);
+    const __m128 integral = _mm_cmpge_ps(magnitude, _mm_set1_ps(8388608.0f));
+    return _mm_or_ps(_mm_and_ps(integral, v), _mm_andnot_ps(integral, round_small(v)));
+  }
+  /// round_even for |v| < 2^31.
+  static vf round_small(vf v) {
     const __m128i t = _mm_cvttps_epi32(v);
     const __m128 tf = _mm_cvtepi32_ps(t);
     const __m128 frac = _mm_sub_ps(v, tf);  // exact: v and tf share the integer part

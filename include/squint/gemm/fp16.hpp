@@ -292,8 +292,7 @@ class packed_half_weights {
   /// Converts w (n x k, row stride ldw >= k; round to nearest even) and packs it.
   /// @throws squint::error on null data with elements or ldw < k.
   static packed_half_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw) {
-    detail::require(w != nullptr || n * k == 0, "packed_half_weights::from_float: argument 'w' is null with ", n,
-                    " x ", k, " elements");
+    detail::require_matrix("packed_half_weights::from_float", "w", w, n, k, ldw);
     detail::require(ldw >= k, "packed_half_weights::from_float: ldw ", ldw, " is smaller than k ", k);
     packed_half_weights p(n, k);
     for (std::size_t j = 0; j < n; ++j)
@@ -304,8 +303,7 @@ class packed_half_weights {
   /// Packs fp16 bit patterns h (n x k, dense), as bits() returns them.
   /// @throws squint::error on null data with elements.
   static packed_half_weights from_bits(const std::uint16_t* h, std::size_t n, std::size_t k) {
-    detail::require(h != nullptr || n * k == 0, "packed_half_weights::from_bits: argument 'h' is null with ", n,
-                    " x ", k, " elements");
+    detail::require_matrix("packed_half_weights::from_bits", "h", h, n, k, k);
     packed_half_weights p(n, k);
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t i = 0; i < k; ++i) p.data_[p.offset(j, i)] = h[j * k + i];
@@ -333,8 +331,8 @@ namespace detail {
 /// The argument checks of the float-panel GEMMs (gemm_half, gemm_weight_only).
 inline void check_panel_gemm(const char* function, const float* a, std::size_t m, std::size_t lda, std::size_t k,
                              std::size_t n, const float* c, std::size_t ldc) {
-  require(a != nullptr || m * k == 0, function, ": argument 'a' is null with ", m, " x ", k, " elements");
-  require(c != nullptr || m * n == 0, function, ": argument 'c' is null with ", m, " x ", n, " elements");
+  require_matrix(function, "a", a, m, k, lda);
+  require_matrix(function, "c", c, m, n, ldc);
   require(m <= 1 || lda >= k, function, ": lda ", lda, " is smaller than k ", k);
   require(m <= 1 || ldc >= n, function, ": ldc ", ldc, " is smaller than n ", n);
 }

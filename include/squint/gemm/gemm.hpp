@@ -4,8 +4,10 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -46,8 +48,8 @@ template <class TA>
 void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point,
                 const packed_weights& b, const void* c, std::size_t ldc) {
   const std::size_t k = b.k();
-  require(a != nullptr || m * k == 0, function, ": argument 'a' is null with ", m, " x ", k, " elements");
-  require(c != nullptr || m * b.n() == 0, function, ": argument 'c' is null with ", m, " x ", b.n(), " elements");
+  require_matrix(function, "a", a, m, k, lda);
+  require_matrix(function, "c", static_cast<const char*>(c), m, b.n(), ldc);
   require(m <= 1 || lda >= k, function, ": lda ", lda, " is smaller than k ", k);
   require(m <= 1 || ldc >= b.n(), function, ": ldc ", ldc, " is smaller than n ", b.n());
   require(k <= gemm_max_k, function, ": k = ", k, " exceeds ", gemm_max_k,
@@ -139,9 +141,9 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
         const std::size_t cols = std::min(col_step, j1 - c0);
         std::int32_t* out = stage ? tile.data() : c + r0 * ldc + c0;
         const std::size_t ld = stage ? cols : ldc;
-        if (k == 0) {
+        if (k == 0) {  // no products: only the column terms (an int32 bias) remain
           for (std::size_t i = 0; i < rows; ++i)
-            for (std::size_t j = 0; j < cols; ++j) out[i * ld + j] = 0;
+            for (std::size_t j = 0; j < cols; ++j) out[i * ld + j] = offsets.empty() ? 0 : offsets[c0 + j];
         } else {
           kernel(bytes + r0 * lda, rows, k, lda, a_signed, b.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
                  b.column_sums() + c0, offsets.empty() ? nullptr : offsets.data() + c0, cols, b.k_groups(), out, ld);
@@ -213,8 +215,18 @@ struct float_output {
   }
 };
 
+/// True when acc + bias[j] cannot leave int32 for any codes at depth k (|acc| <= k * 255 * 255),
+/// so the bias can ride in the kernels' wrapping column offsets.
+inline bool bias_fits_offsets(const std::int32_t* bias, std::size_t n, std::size_t k) {
+  const std::int64_t headroom = std::int64_t{2147483647} - static_cast<std::int64_t>(k) * 255 * 255;
+  for (std::size_t j = 0; j < n; ++j)
+    if (bias[j] > headroom || -static_cast<std::int64_t>(bias[j]) > headroom) return false;
+  return true;
+}
+
 /// Requantized output: c[i][j] = requantize(acc, multiplier[j], zero point), then at least the
-/// zero point with relu (an int32 bias reaches acc through output_stage::column_terms).
+/// zero point with relu. An int32 bias reaches acc through output_stage::column_terms when the
+/// sum cannot overflow; otherwise `saturating_bias` (n entries) is added here, saturated to int32.
 template <class TC>
 struct code_output {
   const float* multiplier;
@@ -222,11 +234,19 @@ struct code_output {
   bool relu;
   TC* c;
   std::size_t ldc;
+  const std::int32_t* saturating_bias = nullptr;
 
   static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                      std::size_t j0, std::size_t cols) {
     const auto& o = *static_cast<const code_output*>(context);
     const nearest_rounding_scope rounding;
+    if (o.saturating_bias)
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j) {
+          const std::int64_t v = static_cast<std::int64_t>(acc[i * ldacc + j]) + o.saturating_bias[j0 + j];
+          acc[i * ldacc + j] = static_cast<std::int32_t>(std::clamp<std::int64_t>(v, std::numeric_limits<std::int32_t>::min(),
+                                                                         std::numeric_limits<std::int32_t>::max()));
+        }
     for (std::size_t i = 0; i < rows; ++i) {
       TC* out = o.c + (i0 + i) * o.ldc + j0;
       kernels::requantize_kernel<arch::native, TC>::run(acc + i * ldacc, out, 1, cols, 1, o.multiplier + j0,
@@ -244,6 +264,9 @@ void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
                    const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par) {
   check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
   validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
+  for (std::size_t j = 0; j < b.n(); ++j)
+    require(std::isfinite(a_params.scale * b.scales()[j]), "gemm: a_params.scale ", a_params.scale,
+            " times the scale ", b.scales()[j], " of channel ", j, " overflows float32");
   const float_output out{&a_params.scale, false, b.scales().data(), bias, relu, c, ldc};
   const output_stage stage{&float_output::finish, &out};
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
@@ -264,8 +287,9 @@ void gemm_to_codes(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
     require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, "gemm: output multiplier of channel ", j, " is ",
             multiplier[j]);
   }
-  const code_output<TC> out{multiplier.data(), c_params.zero_point, relu, c, ldc};
-  const output_stage stage{&code_output<TC>::finish, &out, bias};
+  const bool fold = bias == nullptr || bias_fits_offsets(bias, n, b.k());
+  const code_output<TC> out{multiplier.data(), c_params.zero_point, relu, c, ldc, fold ? nullptr : bias};
+  const output_stage stage{&code_output<TC>::finish, &out, fold ? bias : nullptr};
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }
 
@@ -300,7 +324,7 @@ void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const p
 
 /// Requantized output: C[i][j] = clamp(round_half_even(float(acc + bias[j]) * a.scale * b.scale[j] /
 /// c.scale) + c.zero_point) in TC, then at least c.zero_point with `relu`. `bias` (int32, in
-/// accumulator units, n entries) may be null.
+/// accumulator units, n entries) may be null; acc + bias saturates to int32 (never wraps).
 template <class TA, class TC>
 void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
           const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,

@@ -63,8 +63,7 @@ class packed_weights {
   ///         scales not finite and > 0, or zero points outside [-128, 127].
   static packed_weights from_int8(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
                                   const std::vector<float>& scale, const std::vector<std::int32_t>& zero_point) {
-    detail::require(w != nullptr || n * k == 0, "packed_weights::from_int8: argument 'w' is null with ", n, " x ", k,
-                    " elements");
+    detail::require_matrix("packed_weights::from_int8", "w", w, n, k, ldw);
     detail::require(ldw >= k, "packed_weights::from_int8: ldw ", ldw, " is smaller than k ", k);
     detail::check_channel_scales("packed_weights::from_int8", scale, n);
     detail::require(zero_point.size() == n || zero_point.size() == 1, "packed_weights::from_int8: ",
@@ -103,8 +102,7 @@ class packed_weights {
   /// @throws squint::error as from_int8, or on zero points outside [0, 255].
   static packed_weights from_uint8(const std::uint8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
                                    const std::vector<float>& scale, const std::vector<std::int32_t>& zero_point) {
-    detail::require(w != nullptr || n * k == 0, "packed_weights::from_uint8: argument 'w' is null with ", n, " x ", k,
-                    " elements");
+    detail::require_matrix("packed_weights::from_uint8", "w", w, n, k, ldw);
     detail::require(ldw >= k, "packed_weights::from_uint8: ldw ", ldw, " is smaller than k ", k);
     std::vector<std::int32_t> shifted(zero_point.size());
     for (std::size_t j = 0; j < zero_point.size(); ++j) {
@@ -123,8 +121,7 @@ class packed_weights {
   /// @throws squint::error on null data, ldw < k, or a spec that is not symmetric int8.
   static packed_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
                                    quant_spec spec = {dtype::int8, qscheme::symmetric, false, true}) {
-    detail::require(w != nullptr || n * k == 0, "packed_weights::from_float: argument 'w' is null with ", n, " x ", k,
-                    " elements");
+    detail::require_matrix("packed_weights::from_float", "w", w, n, k, ldw);
     detail::require(ldw >= k, "packed_weights::from_float: ldw ", ldw, " is smaller than k ", k);
     detail::require(spec.type == dtype::int8 && spec.scheme == qscheme::symmetric,
                     "packed_weights::from_float: weights are quantized symmetric int8");

@@ -48,8 +48,7 @@ class packed_weight_only {
   ///         scale that is not finite and > 0.
   static packed_weight_only from_int8(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
                                       const std::vector<float>& scale) {
-    detail::require(w != nullptr || n * k == 0, "packed_weight_only::from_int8: argument 'w' is null with ", n,
-                    " x ", k, " elements");
+    detail::require_matrix("packed_weight_only::from_int8", "w", w, n, k, ldw);
     detail::require(ldw >= k, "packed_weight_only::from_int8: ldw ", ldw, " is smaller than k ", k);
     detail::check_channel_scales("packed_weight_only::from_int8", scale, n);
     packed_weight_only p;
@@ -68,8 +67,7 @@ class packed_weight_only {
   /// codes and scales as packed_weights::from_float), and packs them.
   /// @throws squint::error on null data with elements or ldw < k.
   static packed_weight_only from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw) {
-    detail::require(w != nullptr || n * k == 0, "packed_weight_only::from_float: argument 'w' is null with ", n,
-                    " x ", k, " elements");
+    detail::require_matrix("packed_weight_only::from_float", "w", w, n, k, ldw);
     detail::require(ldw >= k, "packed_weight_only::from_float: ldw ", ldw, " is smaller than k ", k);
     std::vector<std::int8_t> q(n * k);
     std::vector<float> scale(n);

@@ -215,14 +215,18 @@ void quantize_kernel<Arch, T>::fake(const float* x, float* y, std::size_t n, flo
   constexpr std::size_t L = O::lanes;
   const vf factor(reciprocal ? 1.0f / scale : scale);
   const vf s(scale);
-  const vf lo(static_cast<float>(qmin - zero_point)), hi(static_cast<float>(qmax - zero_point));
+  // The bounds in int64: a custom range may span all of int32, and qmin - zp would overflow.
+  const vf lo(static_cast<float>(static_cast<std::int64_t>(qmin) - zero_point));
+  const vf hi(static_cast<float>(static_cast<std::int64_t>(qmax) - zero_point));
   detail_quantize::blocks<Arch, float, float, L>(x, y, n, [&](const float* in, float* out) {
     const vf v0 = vf::load_unaligned(in);
     vf v = reciprocal ? v0 * factor : O::div(v0, factor);
     v = xsimd::select(v == v, v, vf(0.0f));
     v = xsimd::min(xsimd::max(v, lo), hi);
-    // Through int32 so that a rounded -0 comes back as +0, as float(q - zp) does.
-    (O::to_float(O::to_int(O::round_even(v))) * s).store_unaligned(out);
+    // + 0 turns a rounded -0 into +0, as float(q - zp) does; no int32 round trip, which the
+    // bounds of a wide custom range (up to 2^32 codes) would overflow. Float rounding is
+    // monotonic, so clamping to the rounded bounds equals rounding the clamped integer.
+    ((O::round_even(v) + vf(0.0f)) * s).store_unaligned(out);
   });
 }
 

@@ -225,8 +225,12 @@ class histogram_observer {
     const quant_range r = range_of(spec_);
     const auto levels = static_cast<std::size_t>(r.qmax - r.qmin + 1);
     if (!magnitude()) {
-      const auto [lo, hi] = calibration::l2_range(s.hist.counts(), s.hist.lo(), s.hist.width(), levels);
-      return {std::max(static_cast<float>(lo), s.min), std::min(static_cast<float>(hi), s.max)};
+      // PyTorch's HistogramObserver searches onto 2^bits destination bins whatever the range
+      // (reduce_range and custom ranges included).
+      const quant_range full = full_range(spec_.type);
+      const auto [lo, hi] = calibration::l2_range(s.hist.counts(), s.hist.lo(), s.hist.width(),
+                                                  static_cast<std::size_t>(full.qmax - full.qmin + 1));
+      return clip(s, static_cast<float>(lo), static_cast<float>(hi));
     }
     // Data without negatives can use every code of an affine range for [0, amax]; otherwise
     // half the codes cover each sign.
@@ -246,7 +250,7 @@ class histogram_observer {
         break;
     }
     const auto a = static_cast<float>(amax);
-    return {std::max(s.min, -a), std::min(s.max, a)};
+    return clip(s, -a, a);
   }
 
   /// choose_qparams on the clipping range; an empty channel gives scale 1, zero point 0.
@@ -282,6 +286,13 @@ class histogram_observer {
   }
 
   bool magnitude() const { return options_.method != calibration_method::l2; }
+
+  /// The data range [min, max] clipped to [lo, hi]: each end clamped into it, so data lying
+  /// wholly outside (a constant above the threshold, whose bin centre is below it) collapses to
+  /// the nearest end instead of giving an inverted range.
+  static std::pair<float, float> clip(const channel_state& s, float lo, float hi) {
+    return {std::clamp(s.min, lo, hi), std::clamp(s.max, lo, hi)};
+  }
 
   squint::qparams empty_qparams() const {
     const quant_range r = range_of(spec_);

@@ -18,11 +18,13 @@ namespace reference {
 
 /// q = clamp(round_half_even(x / scale) + zero_point, range); NaN -> zero_point, +-inf saturate.
 /// `mode` selects x / scale (ONNX) or x * (1 / scale) (PyTorch). The arithmetic after the
-/// float32 scaling is exact, so the result does not depend on the FP rounding mode.
+/// float32 scaling is exact, so the result does not depend on the FP rounding mode. A scaled
+/// value that is NaN (0 * inf when 1 / scale overflows for a subnormal scale) also gives the
+/// zero point, as the kernels do.
 inline std::int32_t quantize_value(float x, qparams p, quant_range range,
                                    quantize_mode mode = quantize_mode::divide) {
-  if (std::isnan(x)) return p.zero_point;
   const float scaled = mode == quantize_mode::divide ? x / p.scale : x * (1.0f / p.scale);
+  if (std::isnan(scaled)) return p.zero_point;
   if (std::isinf(scaled)) return scaled > 0 ? range.qmax : range.qmin;
   const double q = detail::round_half_even(scaled) + p.zero_point;
   if (q <= range.qmin) return range.qmin;
@@ -30,9 +32,10 @@ inline std::int32_t quantize_value(float x, qparams p, quant_range range,
   return static_cast<std::int32_t>(q);
 }
 
-/// real = (q - zero_point) * scale, the product in float32 (ONNX DequantizeLinear).
+/// real = (q - zero_point) * scale, the difference exact (int64), the product in float32 (ONNX
+/// DequantizeLinear).
 inline float dequantize_value(std::int32_t q, qparams p) {
-  return static_cast<float>(q - p.zero_point) * p.scale;
+  return static_cast<float>(static_cast<std::int64_t>(q) - p.zero_point) * p.scale;
 }
 
 /// Quantizes n floats into T with per-tensor parameters, clamping to T's full range.
