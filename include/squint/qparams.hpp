@@ -186,13 +186,14 @@ inline qparams choose_qparams(float min, float max, const quant_spec& spec = {})
     const float amax = std::max(-min_neg, max_pos);
     const double half_codes = static_cast<double>(r.qmax - r.qmin) / 2.0;
     p.scale = std::max(amax / static_cast<float>(half_codes), spec.eps);
-    if (std::isinf(p.scale)) p.scale = detail::wide_range_scale(amax, half_codes, min, max, r);
+    if (std::isinf(p.scale)) p.scale = std::max(detail::wide_range_scale(amax, half_codes, min, max, r), spec.eps);
     p.zero_point = symmetric_zero_point(spec, r);
   } else {
     const auto codes = static_cast<float>(r.qmax - r.qmin);
     p.scale = std::max((max_pos - min_neg) / codes, spec.eps);
     if (std::isinf(p.scale))
-      p.scale = detail::wide_range_scale(static_cast<double>(max_pos) - min_neg, codes, min, max, r);
+      p.scale = std::max(detail::wide_range_scale(static_cast<double>(max_pos) - min_neg, codes, min, max, r),
+                         spec.eps);
     const float shifted = min_neg / p.scale;  // float32 division, as torch computes it
     const double zp = static_cast<double>(r.qmin) - detail::round_half_even(shifted);
     p.zero_point = static_cast<std::int32_t>(

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// fuzz_qparams.cpp: choose_qparams on any range and spec: either squint::error, or parameters
+// that validate, represent the real 0 exactly and map the range's ends inside the code range.
+#include "fuzz_support.hpp"
+#include "squint/qparams.hpp"
+#include "squint/reference/quantize.hpp"
+
+using namespace squint;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  squint_fuzz::input in(data, size);
+  quant_spec spec;
+  spec.type = in.flag() ? dtype::int8 : dtype::uint8;
+  spec.scheme = in.flag() ? qscheme::symmetric : qscheme::affine;
+  spec.reduce_range = in.flag();
+  spec.narrow_range = in.flag();
+  if (in.flag()) spec.custom_range = quant_range{in.take<std::int16_t>() % 300, in.take<std::int16_t>() % 300};
+  if (in.flag()) spec.eps = in.any_float();
+  float lo = in.any_float(), hi = in.any_float();
+  if (in.flag() && lo > hi) std::swap(lo, hi);
+
+  qparams p;
+  if (squint_fuzz::rejected([&] { p = choose_qparams(lo, hi, spec); })) return 0;
+  const quant_range r = range_of(spec);
+  SQUINT_FUZZ_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi);
+  SQUINT_FUZZ_CHECK(std::isfinite(p.scale) && p.scale >= spec.eps);
+  SQUINT_FUZZ_CHECK(p.zero_point >= r.qmin && p.zero_point <= r.qmax);
+  validate(p, r);
+  // The real value 0 is exactly representable.
+  SQUINT_FUZZ_CHECK(reference::quantize_value(0.0f, p, r) == p.zero_point);
+  SQUINT_FUZZ_CHECK(reference::dequantize_value(p.zero_point, p) == 0.0f);
+  // The per-channel form agrees with the per-tensor one.
+  const per_channel_qparams pc = choose_qparams(std::vector<float>{lo, 0.0f}, std::vector<float>{hi, 0.0f}, 1, spec);
+  SQUINT_FUZZ_CHECK(pc[0] == p && pc.axis == 1);
+  return 0;
+}
