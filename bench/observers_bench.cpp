@@ -8,6 +8,7 @@
 #include "bench_common.hpp"
 #include "squint/observers/histogram.hpp"
 #include "squint/observers/minmax.hpp"
+#include "squint/reference/calibration.hpp"
 
 namespace {
 
@@ -73,6 +74,34 @@ void BM_HistogramQparams(benchmark::State& state) {
                                                                     : "l2");
 }
 
+/// Per-channel weight calibration: the threshold searches of a 4096-input weight matrix's
+/// channels (2048 bins each), reported per channel; the plain searches of
+/// squint/reference/calibration.hpp (the same thresholds) are the baseline.
+template <bool Reference>
+void BM_PerChannelSearch(benchmark::State& state) {
+  const auto method = static_cast<squint::calibration_method>(state.range(0));
+  const std::size_t channels = Reference ? 4 : 64, k = 4096;
+  squint::histogram_observer<squint::granularity::per_channel> observer(
+      {squint::dtype::int8, squint::qscheme::symmetric}, 0, {method});
+  const auto w = squint_bench::normal(channels * k);
+  observer.observe({w.data(), squint::shape{channels, k}});
+  for (auto _ : state) {
+    for (std::size_t c = 0; c < channels; ++c) {
+      const auto& h = observer.histogram(c);
+      const bool entropy = method == squint::calibration_method::entropy;
+      const double amax = Reference ? (entropy ? squint::reference::entropy_threshold(h.counts(), h.width(), 128)
+                                               : squint::reference::mse_threshold(h.counts(), h.width(), 128, false))
+                                    : (entropy ? squint::calibration::entropy_threshold(h.counts(), h.width(), 128)
+                                               : squint::calibration::mse_threshold(h.counts(), h.width(), 128, false));
+      benchmark::DoNotOptimize(amax);
+    }
+  }
+  // Seconds per iteration / (channels / 10^6) = milliseconds per 1000 channels.
+  state.counters["ms_per_1000_channels"] = benchmark::Counter(
+      static_cast<double>(channels) / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(method == squint::calibration_method::entropy ? "entropy" : "mse");
+}
+
 BENCHMARK(BM_ReadBandwidth)->Apply(squint_bench::sizes);
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_MinMaxKernel, A)->Apply(squint_bench::sizes);
 SQUINT_DISPATCH_FAMILIES
@@ -82,6 +111,8 @@ BENCHMARK(BM_MinMaxPerChannel)->Apply(squint_bench::sizes);
 BENCHMARK(BM_MovingAverage)->Apply(squint_bench::sizes);
 BENCHMARK(BM_HistogramObserve)->Apply(squint_bench::sizes);
 BENCHMARK(BM_HistogramQparams)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_PerChannelSearch, false)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_PerChannelSearch, true)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // observers_histogram_test.cpp: the growing histogram, the four threshold searches, the observer.
 #include "squint/observers/histogram.hpp"
+#include "squint/reference/calibration.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "support/data.hpp"
@@ -107,6 +109,39 @@ TEST(CalibrationTest, MseBalancesClippingAgainstResolution) {
   EXPECT_LT(amax, 1000.0);
   counts[2047] = 1000000000;  // a heavy tail must be kept
   EXPECT_GT(cal::mse_threshold(counts, 1.0, 128, false), 2000.0);
+}
+
+// The prefix-sum searches pick exactly the plain searches' thresholds (reference/calibration.hpp)
+// on histograms of every shape: smooth, heavy-tailed, uniform, a few spikes, one full bin, sparse
+// weights, tiny and huge counts, ties.
+TEST(CalibrationTest, FastSearchesEqualThePlainSearches) {
+  std::mt19937_64 rng(11);
+  for (int t = 0; t < 48; ++t) {
+    const std::size_t nbins = t % 4 == 0 ? 512 : 256 + 2 * (rng() % 200);
+    std::vector<std::uint64_t> counts(nbins, 0);
+    const std::size_t samples = t % 3 == 0 ? 1 + rng() % 300 : 1 + rng() % 200000;
+    std::normal_distribution<double> normal(0.0, static_cast<double>(nbins) / (2.0 + static_cast<double>(rng() % 8)));
+    std::cauchy_distribution<double> cauchy(0.0, static_cast<double>(nbins) / 50.0);
+    for (std::size_t s = 0; s < samples; ++s) {
+      const int kind = t % 6;
+      const double v = kind == 0   ? std::fabs(normal(rng))
+                       : kind == 1 ? std::fabs(cauchy(rng))
+                       : kind == 2 ? static_cast<double>(rng() % nbins)
+                       : kind == 3 ? static_cast<double>(rng() % 5) * 100.0
+                       : kind == 4 ? static_cast<double>(nbins - 1)
+                                   : std::fabs(normal(rng)) * 0.2;
+      ++counts[std::min(nbins - 1, static_cast<std::size_t>(v))];
+    }
+    const double width = 0.001 * static_cast<double>(1 + rng() % 100);
+    for (std::size_t levels : {64u, 100u, 128u, 256u}) {
+      EXPECT_EQ(cal::entropy_threshold(counts, width, levels), squint::reference::entropy_threshold(counts, width, levels))
+          << "case " << t << " levels " << levels;
+      for (bool unsigned_data : {false, true})
+        EXPECT_EQ(cal::mse_threshold(counts, width, levels, unsigned_data),
+                  squint::reference::mse_threshold(counts, width, levels, unsigned_data))
+            << "case " << t << " levels " << levels;
+    }
+  }
 }
 
 TEST(CalibrationTest, L2KeepsUniformAndDropsSparseTails) {

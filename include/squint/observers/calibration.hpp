@@ -17,66 +17,129 @@
 #include <vector>
 
 #include "squint/qparams.hpp"
+#include "squint/reference/calibration.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 namespace calibration {
 
+namespace detail {
+
+/// log(v) for integers v, from a table up to `limit` (counts of a per-channel weight histogram
+/// stay small, and the searches below take a few logs per candidate and group), std::log beyond.
+class integer_log {
+ public:
+  explicit integer_log(double limit) : table_(static_cast<std::size_t>(std::min(limit, 65536.0)) + 1, 0.0) {
+    for (std::size_t v = 1; v < table_.size(); ++v) table_[v] = std::log(static_cast<double>(v));
+  }
+  /// log v, and 0 for v = 0.
+  double operator()(std::uint64_t v) const {
+    return v < table_.size() ? table_[v] : std::log(static_cast<double>(v));
+  }
+
+ private:
+  std::vector<double> table_;
+};
+
+/// ceil(v) for 0 <= v < 2^63 without a libm call (baseline x86-64 has no rounding instruction).
+inline std::size_t ceil_index(double v) {
+  const auto t = static_cast<std::int64_t>(v);  // signed: one instruction, unsigned is not
+  return static_cast<std::size_t>(t + (static_cast<double>(t) < v ? 1 : 0));
+}
+
+/// The candidate the exact rule picks, evaluating exactly only the candidates whose fast value
+/// is within `tolerance` of the fast minimum. The fast values are the exact ones up to rounding
+/// (their difference is below tolerance / 2), so the exact minimum and every candidate tied
+/// with it are among those, and the choice (first or last of the ties) is the exact search's.
+template <class Exact>
+std::size_t confirm_best(const std::vector<double>& fast, std::size_t first, double tolerance, bool last_of_ties,
+                         Exact exact) {
+  double least = std::numeric_limits<double>::infinity();
+  for (double v : fast) least = std::min(least, v);
+  if (!(least < std::numeric_limits<double>::infinity())) return last_of_ties ? first + fast.size() - 1 : first;
+  double best = std::numeric_limits<double>::infinity();
+  std::size_t best_i = first;
+  for (std::size_t c = 0; c < fast.size(); ++c) {
+    if (!(fast[c] <= least + tolerance)) continue;
+    const double v = exact(first + c);
+    if (last_of_ties ? v <= best : v < best) {
+      best = v;
+      best_i = first + c;
+    }
+  }
+  return best_i;
+}
+
+}  // namespace detail
+
 /// Threshold whose KL divergence between the clipped reference distribution and its quantized
 /// version over `levels` bins is smallest (TensorRT's entropy calibration, in the form of
-/// pytorch-quantization's _compute_amax_entropy: bin 0 is replaced by bin 1 so a spike of zeros
-/// does not dominate, candidates are every bin edge from `levels` to the end, ties go to the
-/// largest threshold). Returns amax = i * width for the best edge i.
+/// pytorch-quantization's _compute_amax_entropy; reference::entropy_threshold is the plain
+/// search, and this one returns the same threshold). Returns amax = i * width for the best edge i.
+///
+/// Per candidate edge i the divergence is, with T the total count, S(i) the count below i and
+/// G_g, s_g, n_g a group's mass (the tail folded into the last group), count and nonzero bins:
+///   KL(i) = (sum_{j<i-1} b_j log b_j + b'_{i-1} log b'_{i-1} - sum_g G_g log(s_g / n_g)) / T
+///           - log T + log S(i)
+/// so prefix sums make each candidate O(levels) instead of O(i) logs. Candidates within rounding
+/// of the least are then evaluated exactly.
 inline double entropy_threshold(const std::vector<std::uint64_t>& counts, double width, std::size_t levels) {
   const std::size_t nbins = counts.size();
   if (nbins == 0 || levels == 0) return 0.0;
-  std::vector<double> bins(counts.begin(), counts.end());
-  if (nbins > 1) bins[0] = bins[1];
-  std::vector<double> tail(nbins + 1, 0.0);  // tail[i] = sum of bins[i:]
-  for (std::size_t i = nbins; i-- > 0;) tail[i] = tail[i + 1] + bins[i];
-
-  std::vector<double> group_sum(levels), q(nbins);
-  std::vector<std::size_t> group_nonzero(levels), group_of(nbins);
-  double best = std::numeric_limits<double>::infinity();
-  std::size_t best_i = std::min(levels, nbins);
-  for (std::size_t i = std::min(levels, nbins); i <= nbins; ++i) {
-    // Bin j < i joins group g when edge g of linspace(0, i, levels + 1) is the last one <= j.
-    const double step = static_cast<double>(i) / static_cast<double>(levels);
-    std::fill(group_sum.begin(), group_sum.end(), 0.0);
-    std::fill(group_nonzero.begin(), group_nonzero.end(), 0);
-    for (std::size_t j = 0; j < i; ++j) {
-      auto g = static_cast<std::size_t>(static_cast<double>(j) / step);
-      while (g + 1 < levels && static_cast<double>(g + 1) * step <= static_cast<double>(j)) ++g;
-      while (g > 0 && static_cast<double>(g) * step > static_cast<double>(j)) --g;
-      if (g >= levels) g = levels - 1;
-      group_of[j] = g;
-      if (bins[j] != 0.0) {
-        group_sum[g] += bins[j];
-        ++group_nonzero[g];
-      }
-    }
-    double sum_p = 0.0, sum_q = 0.0;
-    for (std::size_t j = 0; j < i; ++j) {
-      q[j] = bins[j] != 0.0 ? group_sum[group_of[j]] / static_cast<double>(group_nonzero[group_of[j]]) : 0.0;
-      sum_q += q[j];
-      sum_p += bins[j];
-    }
-    sum_p += tail[i];
-    double kl = 0.0;
-    for (std::size_t j = 0; j < i && sum_p > 0.0 && sum_q > 0.0; ++j) {
-      const double p = (bins[j] + (j + 1 == i ? tail[i] : 0.0)) / sum_p;
-      if (p == 0.0) continue;
-      if (q[j] == 0.0) {
-        kl = std::numeric_limits<double>::infinity();
-        break;
-      }
-      kl += p * std::log(p / (q[j] / sum_q));
-    }
-    if (kl <= best) {
-      best = kl;
-      best_i = i;
-    }
+  const std::vector<double> bins = reference::entropy_bins(counts);
+  // Counts are integers: their prefix sums are exact, and index the log table directly.
+  std::vector<std::uint64_t> below(nbins + 1, 0), nonzero(nbins + 1, 0);
+  std::vector<double> xlogx(nbins + 1, 0.0);
+  for (std::size_t j = 0; j < nbins; ++j) {
+    const auto b = static_cast<std::uint64_t>(bins[j]);
+    below[j + 1] = below[j] + b;
+    nonzero[j + 1] = nonzero[j] + (b != 0 ? 1 : 0);
+    xlogx[j + 1] = xlogx[j] + (b != 0 ? bins[j] * std::log(bins[j]) : 0.0);
   }
-  return static_cast<double>(best_i) * width;
+  const std::uint64_t total = below[nbins];
+  const detail::integer_log log(static_cast<double>(total));
+  const std::size_t first = std::min(levels, nbins);
+  std::vector<double> fast(nbins + 1 - first);
+  std::vector<std::size_t> start(levels + 1);
+  const bool power_of_two = (levels & (levels - 1)) == 0 && nbins < (std::size_t{1} << 40);
+  std::size_t shift = 0;
+  while ((std::size_t{1} << shift) < levels) ++shift;
+  for (std::size_t i = first; i <= nbins; ++i) {
+    double& kl = fast[i - first];
+    const std::uint64_t tail = total - below[i];
+    if (total == 0 || below[i] == 0) {
+      kl = 0.0;  // nothing to compare (the plain search's loop does not run)
+      continue;
+    }
+    if (bins[i - 1] == 0.0 && tail > 0) {
+      kl = std::numeric_limits<double>::infinity();  // the folded tail lands on a bin quantized to 0
+      continue;
+    }
+    if (power_of_two) {
+      // i / levels and g * (i / levels) are exact dyadic doubles then: the same edges in integers.
+      for (std::size_t g = 0; g < levels; ++g) start[g] = (g * i + levels - 1) >> shift;
+    } else {
+      const double step = static_cast<double>(i) / static_cast<double>(levels);
+      for (std::size_t g = 0; g < levels; ++g) start[g] = detail::ceil_index(static_cast<double>(g) * step);
+    }
+    start[levels] = i;
+    // An empty group adds mass * (log 0 - log 0) = 0 (the table's log 0 is 0): no branch. Four
+    // partial sums, so the additions do not wait on each other.
+    double grouped[4] = {0.0, 0.0, 0.0, 0.0};
+    for (std::size_t g = 0; g < levels; ++g) {
+      const std::uint64_t sum = below[start[g + 1]] - below[start[g]];
+      const auto mass = static_cast<double>(sum + (g + 1 == levels ? tail : 0));
+      grouped[g % 4] += mass * (log(sum) - log(nonzero[start[g + 1]] - nonzero[start[g]]));
+    }
+    const std::uint64_t last = static_cast<std::uint64_t>(bins[i - 1]) + tail;  // may be 0
+    kl = (xlogx[i - 1] + static_cast<double>(last) * log(last) - ((grouped[0] + grouped[1]) + (grouped[2] + grouped[3]))) /
+             static_cast<double>(total) -
+         log(total) + log(below[i]);
+  }
+  const double tolerance = 1e-9 * (1.0 + log(total));
+  const std::size_t best = detail::confirm_best(fast, first, tolerance, true, [&](std::size_t i) {
+    return reference::entropy_divergence(bins, levels, i);
+  });
+  return static_cast<double>(best) * width;
 }
 
 /// Smallest bin upper edge below which `percentile` percent of the counts lie.
@@ -94,32 +157,64 @@ inline double percentile_threshold(const std::vector<std::uint64_t>& counts, dou
 
 /// Bin centre amax (from bin `levels` on) whose fake-quantization of the bin centres onto
 /// [-(levels-1), levels-1] (or [0, levels-1] when `unsigned_data`) has the least count-weighted
-/// squared error (pytorch-quantization's _compute_amax_mse).
+/// squared error (pytorch-quantization's _compute_amax_mse; reference::mse_threshold is the
+/// plain search, and this one returns the same threshold).
+///
+/// For candidate bin i the centres scale to x_j = (2j + 1) beta, beta = M / (2i + 1) with
+/// M = levels - 1, and the bins that round to code k are one run of j: those below the edge
+/// h_k = ceil((k + 0.5) (2i + 1) / 2M - 1/2) and not below h_(k-1). Summing c_j (k - x_j)^2
+/// over the runs and telescoping, with prefix sums C0, C1, C2 of c_j, c_j (2j + 1), c_j (2j + 1)^2:
+///   sum_j c_j (q_j - x_j)^2 = beta^2 C2(n) - 2 beta (M C1(n) - sum_{k<M} C1(h_k))
+///                             + M^2 C0(n) - sum_{k<M} (2k + 1) C0(h_k)
+/// so each candidate costs M independent lookups instead of a pass over the bins (codes below 0
+/// never occur: centres are magnitudes). Candidates within rounding of the least are then
+/// evaluated exactly.
 inline double mse_threshold(const std::vector<std::uint64_t>& counts, double width, std::size_t levels,
                             bool unsigned_data) {
   const std::size_t nbins = counts.size();
   if (nbins == 0 || levels < 2) return 0.0;
-  const double max_bound = static_cast<double>(levels - 1);
-  const double min_bound = unsigned_data ? 0.0 : -max_bound;
-  double best = std::numeric_limits<double>::infinity();
-  double best_amax = (static_cast<double>(nbins) - 0.5) * width;
-  for (std::size_t i = std::min(levels, nbins - 1); i < nbins; ++i) {
-    const double amax = (static_cast<double>(i) + 0.5) * width;
-    const double scale = max_bound / amax;
-    double err = 0.0;
-    for (std::size_t j = 0; j < nbins; ++j) {
-      if (counts[j] == 0) continue;
-      const double centre = (static_cast<double>(j) + 0.5) * width;
-      const double q = squint::detail::round_half_even(centre * scale);
-      const double back = std::min(std::max(q, min_bound), max_bound) / scale;
-      err += (back - centre) * (back - centre) * static_cast<double>(counts[j]);
-    }
-    if (err < best) {
-      best = err;
-      best_amax = amax;
-    }
+  std::vector<double> c0(nbins + 1, 0.0), c1(nbins + 1, 0.0), c2(nbins + 1, 0.0);
+  for (std::size_t j = 0; j < nbins; ++j) {
+    const auto c = static_cast<double>(counts[j]);
+    const auto odd = static_cast<double>(2 * j + 1);
+    c0[j + 1] = c0[j] + c;
+    c1[j + 1] = c1[j] + c * odd;
+    c2[j + 1] = c2[j] + c * odd * odd;
   }
-  return best_amax;
+  const auto max_bound = static_cast<double>(levels - 1);
+  const std::size_t first = std::min(levels, nbins - 1);
+  std::vector<double> fast(nbins - first), slack(nbins - first);
+  for (std::size_t i = first; i < nbins; ++i) {
+    const auto odd_i = static_cast<double>(2 * i + 1);
+    const double beta = max_bound / odd_i, per_code = odd_i / (2.0 * max_bound);
+    // Two partial sums each, so the additions do not wait on each other. The edges advance by
+    // addition: an edge an ulp off moves only a bin within an ulp of a tie, whose error is the
+    // same on either side of it.
+    double s1[2] = {0.0, 0.0}, s0[2] = {0.0, 0.0};
+    double edge = 0.5 * per_code - 0.5, weight = 1.0;
+    for (std::size_t k = 0; k + 1 < levels; ++k, edge += per_code, weight += 2.0) {
+      const std::size_t h = std::min(nbins, detail::ceil_index(edge));
+      s1[k % 2] += c1[h];
+      s0[k % 2] += weight * c0[h];
+    }
+    const double sum = beta * beta * c2[nbins] - 2.0 * beta * (max_bound * c1[nbins] - (s1[0] + s1[1])) +
+                       (max_bound * max_bound * c0[nbins] - (s0[0] + s0[1]));
+    const double step = (static_cast<double>(i) + 0.5) * width / max_bound;  // one code, in data units
+    fast[i - first] = sum * step * step;
+    // The terms cancel down to sum; its rounding error is below ~levels ulps of their magnitude.
+    const double magnitude = beta * beta * c2[nbins] + 2.0 * beta * max_bound * c1[nbins] + 2.0 * max_bound * max_bound * c0[nbins];
+    slack[i - first] = 1e-12 * magnitude * step * step;
+  }
+  // Widen the window by each candidate's own bound (confirm_best takes one tolerance).
+  double widest = 0.0;
+  for (std::size_t c = 0; c < fast.size(); ++c) {
+    fast[c] -= slack[c];
+    widest = std::max(widest, 2.0 * slack[c]);
+  }
+  const std::size_t best = detail::confirm_best(fast, first, widest, false, [&](std::size_t i) {
+    return reference::mse_error(counts, width, levels, unsigned_data, i);
+  });
+  return (static_cast<double>(best) + 0.5) * width;
 }
 
 namespace detail {
