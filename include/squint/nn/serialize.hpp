@@ -33,130 +33,38 @@
 #include <string>
 #include <vector>
 
+#include "squint/nn/format.hpp"
 #include "squint/nn/sequential.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 namespace nn {
 
-inline constexpr std::uint32_t format_version = 1;
-
 namespace detail {
 
-constexpr char format_magic[8] = {'S', 'Q', 'U', 'I', 'N', 'T', 'N', 'N'};
-
-inline std::uint64_t fnv1a(const std::uint8_t* data, std::size_t n) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 1099511628211ull;
-  return h;
-}
-
-class writer {
- public:
-  void bytes(const void* p, std::size_t n) {
-    const auto* b = static_cast<const std::uint8_t*>(p);
-    out.insert(out.end(), b, b + n);
-  }
-  template <class U>
-  void uint(U v) {
-    for (std::size_t i = 0; i < sizeof(U); ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  void f32(float v) {
-    std::uint32_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    uint(bits);
-  }
-  std::vector<std::uint8_t> out;
-};
-
-class reader {
- public:
-  explicit reader(const std::vector<std::uint8_t>& data) : data_(data) {}
-  std::size_t remaining() const { return data_.size() - pos_; }
-  void need(std::size_t n, const char* what) const {
-    squint::detail::require(n <= remaining(), "nn::load: file is truncated (", what, " needs ", n, " bytes, ",
-                            remaining(), " left)");
-  }
-  const std::uint8_t* take(std::size_t n, const char* what) {
-    need(n, what);
-    const std::uint8_t* p = data_.data() + pos_;
-    pos_ += n;
-    return p;
-  }
-  template <class U>
-  U uint(const char* what) {
-    const std::uint8_t* p = take(sizeof(U), what);
-    U v = 0;
-    for (std::size_t i = 0; i < sizeof(U); ++i) v = static_cast<U>(v | static_cast<U>(U{p[i]} << (8 * i)));
-    return v;
-  }
-  float f32(const char* what) {
-    const std::uint32_t bits = uint<std::uint32_t>(what);
-    float v;
-    std::memcpy(&v, &bits, sizeof v);
-    return v;
-  }
-  std::size_t position() const { return pos_; }
-
- private:
-  const std::vector<std::uint8_t>& data_;
-  std::size_t pos_ = 0;
-};
-
-inline std::uint8_t precision_code(precision p) {
-  switch (p) {
-    case precision::fp32: return 0;
-    case precision::fp16: return 1;
-    case precision::int8_dynamic: return 2;
-    case precision::int8_static: return 3;
-    default: return 4;
-  }
-}
-
-/// Reads and writes linear's private state.
+/// Reads and writes linear's private state: the layer's header and bias here, the weights by
+/// the layer's stored form, which the precision's recipe names.
 struct linear_access {
   static void save(const linear& l, writer& w) {
     squint::detail::require(l.ready(), "nn::save: an int8_static layer must be frozen before it is saved");
-    w.uint(precision_code(l.mode_));
+    const recipe& r = recipe_for(l.mode_);
+    w.uint(r.code);
     w.uint(static_cast<std::uint8_t>(l.act_ == activation::relu ? 1 : 0));
     w.uint(static_cast<std::uint8_t>((l.per_row_ ? 1u : 0u) | (l.bias_.empty() ? 0u : 2u)));
     w.uint(std::uint8_t{0});
     w.uint(static_cast<std::uint64_t>(l.out_));
     w.uint(static_cast<std::uint64_t>(l.in_));
-    if (l.mode_ == precision::int8_static) {
+    if (r.input == input_policy::calibrated) {
       w.f32(l.input_qparams_->scale);
       w.uint(static_cast<std::uint32_t>(l.input_qparams_->zero_point));
     }
-    switch (l.mode_) {
-      case precision::fp32:
-        for (float v : l.weights_) w.f32(v);
-        break;
-      case precision::fp16:
-        for (std::size_t j = 0; j < l.out_; ++j)
-          for (std::size_t i = 0; i < l.in_; ++i) w.uint(l.half_->bits(j, i));
-        break;
-      case precision::int8_weight_only:
-        save_codes(*l.weight_only_, l.weight_only_->scales(), w);
-        break;
-      default:
-        save_codes(*l.int8_, l.int8_->scales().data(), w);
-        break;
-    }
+    l.weights_->save(w);
     for (float v : l.bias_) w.f32(v);
   }
 
-  /// Scales, then codes row by row, of either int8 packing.
-  template <class Packed>
-  static void save_codes(const Packed& p, const float* scale, writer& w) {
-    for (std::size_t j = 0; j < p.n(); ++j) w.f32(scale[j]);
-    for (std::size_t j = 0; j < p.n(); ++j)
-      for (std::size_t i = 0; i < p.k(); ++i) w.uint(static_cast<std::uint8_t>(p.at(j, i)));
-  }
-
   static linear load(reader& r, std::size_t index, const backend& kernels) {
-    const precision modes[] = {precision::fp32, precision::fp16, precision::int8_dynamic, precision::int8_static,
-                               precision::int8_weight_only};
     const auto mode_code = r.uint<std::uint8_t>("precision");
-    squint::detail::require(mode_code < 5, "nn::load: layer ", index, " has unknown precision code ", +mode_code);
+    const recipe* form = recipe_for_code(mode_code);
+    squint::detail::require(form != nullptr, "nn::load: layer ", index, " has unknown precision code ", +mode_code);
     const auto act_code = r.uint<std::uint8_t>("activation");
     squint::detail::require(act_code < 2, "nn::load: layer ", index, " has unknown activation code ", +act_code);
     const auto flags = r.uint<std::uint8_t>("flags");
@@ -166,47 +74,24 @@ struct linear_access {
     const auto out = r.uint<std::uint64_t>("out"), in = r.uint<std::uint64_t>("in");
     squint::detail::require(out > 0 && in > 0, "nn::load: layer ", index, " has size ", out, " x ", in);
     // Sizes are checked against the bytes left before anything of that size is allocated.
-    const std::uint64_t element = mode_code == 0 ? 4 : mode_code == 1 ? 2 : 1;
-    squint::detail::require(out <= r.remaining() && in <= r.remaining() && out * in <= r.remaining() / element,
+    squint::detail::require(out <= r.remaining() && in <= r.remaining() && out * in <= r.remaining() / form->element_bytes,
                             "nn::load: file is truncated (layer ", index, " declares ", out, " x ", in,
                             " weights, ", r.remaining(), " bytes left)");
     linear l;
     l.out_ = static_cast<std::size_t>(out);
     l.in_ = static_cast<std::size_t>(in);
-    l.mode_ = modes[mode_code];
+    l.mode_ = form->mode;
     l.act_ = act_code == 1 ? activation::relu : activation::none;
     l.per_row_ = (flags & 1u) != 0;
     l.kernels_ = kernels;
-    if (l.mode_ == precision::int8_static) {
+    if (form->input == input_policy::calibrated) {
       qparams p;
       p.scale = r.f32("input scale");
       p.zero_point = static_cast<std::int32_t>(r.uint<std::uint32_t>("input zero point"));
       validate(p, full_range(dtype::uint8), "nn::load: input qparams");
       l.input_qparams_ = p;
     }
-    const std::size_t n = l.out_ * l.in_;
-    switch (l.mode_) {
-      case precision::fp32:
-        l.weights_.resize(n);
-        for (float& v : l.weights_) v = r.f32("weights");
-        break;
-      case precision::fp16: {
-        std::vector<std::uint16_t> bits(n);
-        for (std::uint16_t& v : bits) v = r.uint<std::uint16_t>("weights");
-        l.half_ = packed_half_weights::from_bits(bits.data(), l.out_, l.in_);
-        break;
-      }
-      default: {
-        std::vector<float> scale(l.out_);
-        for (float& v : scale) v = r.f32("scales");
-        const auto* codes = reinterpret_cast<const std::int8_t*>(r.take(n, "weights"));
-        if (l.mode_ == precision::int8_weight_only)
-          l.weight_only_ = packed_weight_only::from_int8(codes, l.out_, l.in_, l.in_, scale);
-        else
-          l.int8_ = packed_weights::from_int8(codes, l.out_, l.in_, l.in_, scale, {0});
-        break;
-      }
-    }
+    l.weights_ = form->load(r, l.out_, l.in_, kernels);
     if (flags & 2u) {
       l.bias_.resize(l.out_);
       for (float& v : l.bias_) v = r.f32("bias");

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn/weights/form.hpp: how a layer stores its weights, behind one small interface.
+//
+// Each stored form (float, fp16, int8 per channel for the integer GEMM, int8 weight-only, and
+// the low-bit and fp8 forms to come) is one type in this folder: it packs the weights once,
+// runs the product in its own kernels, reports its bytes, and writes and reads its payload of a
+// model file. The op (nn::linear) holds a form and never asks which one it is; the activation
+// policy decides whether the form sees float activations or uint8 codes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "squint/gemm/parallel.hpp"
+#include "squint/nn/backend.hpp"
+#include "squint/nn/format.hpp"
+#include "squint/qparams.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace nn {
+
+/// What follows the product: a bias (one per output, or null) and an optional ReLU.
+struct epilogue {
+  const float* bias = nullptr;
+  bool relu = false;
+};
+
+/// Activations quantized for an integer form: uint8 codes (m x in, dense) and their qparams,
+/// one for all rows or, with `per_row`, one per row.
+struct quantized_input {
+  const std::uint8_t* codes = nullptr;
+  const qparams* params = nullptr;
+  bool per_row = false;
+};
+
+/// A layer's weights, out x in, in one stored form. Immutable once packed: forms are shared
+/// between copies of a layer and used from several threads at once.
+class weight_form {
+ public:
+  weight_form(std::size_t out, std::size_t in) : out_(out), in_(in) {}
+  virtual ~weight_form() = default;
+  weight_form(const weight_form&) = delete;
+  weight_form& operator=(const weight_form&) = delete;
+
+  std::size_t out() const { return out_; }
+  std::size_t in() const { return in_; }
+  /// Bytes held: the weights in their stored form and their per-channel terms.
+  virtual std::size_t bytes() const = 0;
+  /// W (out x in, row-major) as the product uses it.
+  virtual std::vector<float> values() const = 0;
+  /// Appends the form's payload (the "weights" field of a model file).
+  virtual void save(detail::writer& w) const = 0;
+
+  /// Whether the form multiplies float activations (run) or uint8 codes (run_quantized).
+  virtual bool takes_codes() const { return false; }
+  /// y (m x out, dense) = epilogue(x . W^T) for float x (m x in, dense).
+  virtual void run(const float*, std::size_t, const epilogue&, float*, const parallelism&) const {
+    squint::detail::fail("weight_form::run: this form multiplies quantized activations only");
+  }
+  /// y = epilogue(the product of the dequantized codes and W), the integer part exact.
+  virtual void run_quantized(const quantized_input&, std::size_t, const epilogue&, float*, const parallelism&) const {
+    squint::detail::fail("weight_form::run_quantized: this form multiplies float activations only");
+  }
+  /// The exact int32 accumulators of run_quantized (m x out), for verification.
+  virtual void accumulate(const quantized_input&, std::size_t, std::int32_t*, const parallelism&) const {
+    squint::detail::fail("weight_form::accumulate: this form multiplies float activations only");
+  }
+
+ private:
+  std::size_t out_, in_;
+};
+
+using weights_ptr = std::shared_ptr<const weight_form>;
+
+}  // namespace nn
+SQUINT_NAMESPACE_END

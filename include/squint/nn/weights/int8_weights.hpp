@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn/weights/int8_weights.hpp: int8 codes per output channel (symmetric, narrow range) packed
+// for the exact integer GEMM; the activations arrive as uint8 codes (dynamic or static).
+#pragma once
+
+#include "squint/gemm/gemm.hpp"
+#include "squint/nn/weights/form.hpp"
+#include "squint/nn/weights/int8_codes.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace nn {
+
+class int8_weights final : public weight_form {
+ public:
+  static constexpr std::uint64_t element_bytes = 1;
+
+  int8_weights(packed_weights packed, const backend& kernels)
+      : weight_form(packed.n(), packed.k()), packed_(std::move(packed)), kernels_(kernels) {}
+  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const backend& kernels) {
+    return std::make_shared<int8_weights>(packed_weights::from_float(w, out, in, ldw), kernels);
+  }
+  static weights_ptr load(detail::reader& r, std::size_t out, std::size_t in, const backend& kernels) {
+    const detail::int8_codes c = detail::read_int8_codes(r, out, in);
+    return std::make_shared<int8_weights>(packed_weights::from_int8(c.codes, out, in, in, c.scale, {0}), kernels);
+  }
+
+  const packed_weights& packed() const { return packed_; }
+  std::size_t bytes() const override { return packed_.bytes(); }
+  std::vector<float> values() const override {
+    std::vector<float> w(out() * in());
+    for (std::size_t j = 0; j < out(); ++j)
+      for (std::size_t i = 0; i < in(); ++i)
+        w[j * in() + i] = static_cast<float>(packed_.at(j, i)) * packed_.scales()[j];
+    return w;
+  }
+  void save(detail::writer& w) const override { detail::save_int8_codes(packed_, packed_.scales().data(), w); }
+
+  bool takes_codes() const override { return true; }
+  void run_quantized(const quantized_input& x, std::size_t m, const epilogue& e, float* y,
+                     const parallelism& par) const override {
+    // The float output stage runs on each finished block of the GEMM (squint::gemm's).
+    squint::detail::float_output stage{&x.params[0].scale, false, packed_.scales().data(), e.bias, e.relu, y, out()};
+    std::vector<float> scales;
+    std::vector<std::int32_t> zero_points;
+    std::int32_t zero_point = x.params[0].zero_point;
+    if (x.per_row) {
+      for (std::size_t i = 0; i < m; ++i) scales.push_back(x.params[i].scale), zero_points.push_back(x.params[i].zero_point);
+      stage.a_scales = scales.data();
+      stage.per_row = true;
+      stage.row_zero_points = zero_points.data();
+      stage.column_sums = packed_.column_sums();
+      zero_point = 0;
+    }
+    const squint::detail::output_stage finish{&squint::detail::float_output::finish, &stage};
+    kernels_.gemm_u8(x.codes, m, in(), zero_point, packed_, nullptr, 0, par, &finish);
+  }
+  void accumulate(const quantized_input& x, std::size_t m, std::int32_t* acc, const parallelism& par) const override {
+    kernels_.gemm_u8(x.codes, m, in(), x.per_row ? 0 : x.params[0].zero_point, packed_, acc, out(), par, nullptr);
+    if (!x.per_row) return;
+    // Weights are symmetric, so a row's zero point only subtracts zp * colsum_j (wrapping 32-bit
+    // arithmetic: the exact result fits int32 because in <= gemm_max_k).
+    std::vector<std::int32_t> zero_points(m);
+    for (std::size_t i = 0; i < m; ++i) zero_points[i] = x.params[i].zero_point;
+    squint::detail::subtract_outer(zero_points.data(), packed_.column_sums(), m, out(), acc, out());
+  }
+
+ private:
+  packed_weights packed_;
+  backend kernels_;
+};
+
+}  // namespace nn
+SQUINT_NAMESPACE_END
