@@ -92,11 +92,13 @@ TEST(CalibrationTest, EntropyClipsAFarTail) {
   EXPECT_LE(amax, 600.0);
 }
 
-TEST(CalibrationTest, PercentileUsesTheUpperEdge) {
+// pytorch-quantization and ONNX Runtime return edges[idx], the left edge of the bin where the
+// cumulative share reaches p: 100 % stays below the top edge.
+TEST(CalibrationTest, PercentileUsesTheLeftEdge) {
   const std::vector<std::uint64_t> counts(100, 1);
-  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 50.0), 100.0);
-  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 100.0), 200.0);
-  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 0.5), 2.0);
+  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 50.0), 98.0);
+  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 100.0), 198.0);
+  EXPECT_EQ(cal::percentile_threshold(counts, 2.0, 0.5), 0.0);
   EXPECT_EQ(cal::percentile_threshold(std::vector<std::uint64_t>(8, 0), 1.0, 50.0), 0.0);
 }
 

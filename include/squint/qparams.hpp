@@ -50,6 +50,21 @@ constexpr quant_range full_range(dtype type) {
 /// and a fixed zero point (0 for int8, the range's midpoint for uint8).
 enum class qscheme : std::uint8_t { affine, symmetric };
 
+/// Whose conventions turn a range into quantization parameters: the stack a model will be
+/// deployed on, so that what is measured with squint is what ships.
+///   pytorch      torch.ao.quantization's _calculate_qparams (float32, eps floor, zero point
+///                clamped; symmetric divisor (qmax - qmin) / 2)
+///   tensorrt     NVIDIA pytorch-quantization / TensorRT: symmetric, zero point 0,
+///                scale = amax / qmax in float32 (int8 [-127, 127], unsigned [0, 255]), amax 0 -> 1
+///   onnxruntime  ONNX Runtime's compute_scale_zp: its integer ranges (symmetric int8 [-127, 127],
+///                uint8 [0, 254] with zero point 127; reduce_range int8 [-64, 64], uint8 [0, 127]),
+///                the scale in float64 rounded once, no eps (a scale below FLT_MIN gives 1, 0)
+enum class calibration_profile : std::uint8_t { pytorch, tensorrt, onnxruntime };
+
+constexpr const char* name(calibration_profile p) {
+  return p == calibration_profile::pytorch ? "pytorch" : p == calibration_profile::tensorrt ? "tensorrt" : "onnxruntime";
+}
+
 /// How quantization parameters are chosen: the target type, the scheme and range options.
 /// The defaults are PyTorch's MinMaxObserver defaults (quint8, per-tensor affine).
 struct quant_spec {
@@ -62,8 +77,16 @@ struct quant_spec {
   bool narrow_range = false;
   /// PyTorch's custom quant_min / quant_max; reduce_range still halves it (rounding down).
   std::optional<quant_range> custom_range = std::nullopt;
-  /// Smallest scale ever returned (PyTorch's eps, float32 machine epsilon).
+  /// Smallest scale ever returned (PyTorch's eps, float32 machine epsilon; the pytorch profile).
   float eps = std::numeric_limits<float>::epsilon();
+  /// The conventions of the deployment stack (see calibration_profile).
+  calibration_profile profile = calibration_profile::pytorch;
+  /// Make the observed range symmetric, [-m, m] with m = max(|min|, |max|), before anything else
+  /// (ONNX Runtime's calibrators with symmetric=True, which may feed uint8 affine qparams).
+  bool symmetric_range = false;
+  /// Widen max to at least min + min_real_range (ONNX Runtime's min_real_range), after the range
+  /// was widened to include 0.
+  std::optional<float> min_real_range = std::nullopt;
 };
 
 /// How x / scale is computed before rounding. `divide` is ONNX QuantizeLinear's float32
@@ -94,6 +117,12 @@ struct per_channel_qparams {
 inline quant_range range_of(const quant_spec& spec) {
   const quant_range full = full_range(spec.type);
   quant_range r = spec.custom_range.value_or(full);
+  if (!spec.custom_range && spec.profile == calibration_profile::onnxruntime) {
+    // get_qmin_qmax_for_qType: reduce_range first, then symmetric ranges, else the full type.
+    if (spec.reduce_range) return spec.type == dtype::int8 ? quant_range{-64, 64} : quant_range{0, 127};
+    if (spec.scheme == qscheme::symmetric)  // already narrow: narrow_range changes nothing here
+      return spec.type == dtype::int8 ? quant_range{-127, 127} : quant_range{0, 254};
+  }
   if (spec.custom_range) {
     detail::require(r.qmin < r.qmax && r.qmin >= full.qmin && r.qmax <= full.qmax,
                     "quant_spec: custom_range [", r.qmin, ", ", r.qmax,
@@ -105,7 +134,9 @@ inline quant_range range_of(const quant_spec& spec) {
     auto floor_half = [](std::int32_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); };
     r = {floor_half(r.qmin), floor_half(r.qmax)};
   }
-  if (spec.narrow_range) r.qmin += 1;
+  // tensor_quant's int8 range is always narrow (its CUDA path ignores narrow_range=False).
+  const bool tensorrt_int8 = spec.profile == calibration_profile::tensorrt && spec.type == dtype::int8;
+  if (spec.narrow_range || tensorrt_int8) r.qmin += 1;
   detail::require(r.qmin < r.qmax, "quant_spec: reduce_range/narrow_range leave an empty range [",
                   r.qmin, ", ", r.qmax, "]");
   return r;
@@ -114,6 +145,12 @@ inline quant_range range_of(const quant_spec& spec) {
 /// Zero point of the symmetric scheme: 0 for int8; for uint8, 128 on the full range (PyTorch)
 /// and the rounded-down midpoint of any other range.
 inline std::int32_t symmetric_zero_point(const quant_spec& spec, quant_range r) {
+  if (spec.profile == calibration_profile::tensorrt) return 0;
+  if (spec.profile == calibration_profile::onnxruntime) {  // rne((qmin + qmax) / 2): 0, 127, 64
+    const double half = (static_cast<double>(r.qmin) + r.qmax) / 2.0, below = std::floor(half);
+    const bool tie = half - below == 0.5;
+    return static_cast<std::int32_t>(tie && std::fmod(below, 2.0) != 0.0 ? below + 1.0 : tie ? below : half);
+  }
   if (spec.type == dtype::int8) return 0;
   if (r == full_range(dtype::uint8)) return 128;
   return (r.qmin + r.qmax) / 2;
@@ -133,10 +170,16 @@ inline double round_half_even(double v) {
 inline void validate_spec(const quant_spec& spec) {
   detail::require(spec.eps > 0.0f && std::isfinite(spec.eps), "quant_spec: eps must be finite and > 0, got ",
                   spec.eps);
+  detail::require(!spec.min_real_range || (std::isfinite(*spec.min_real_range) && *spec.min_real_range >= 0.0f),
+                  "quant_spec: min_real_range must be finite and >= 0, got ", spec.min_real_range.value_or(0.0f));
+  detail::require(spec.profile != calibration_profile::tensorrt || spec.scheme == qscheme::symmetric,
+                  "quant_spec: the tensorrt profile quantizes symmetrically (zero point 0); set "
+                  "scheme = qscheme::symmetric");
   const quant_range r = range_of(spec);
-  detail::require(spec.scheme != qscheme::symmetric || spec.type != dtype::int8 || (r.qmin <= 0 && r.qmax >= 0),
-                  "quant_spec: symmetric int8 has zero point 0, outside its code range [", r.qmin, ", ", r.qmax,
-                  "]");
+  const bool zero_point_0 = spec.profile == calibration_profile::tensorrt || spec.type == dtype::int8;
+  detail::require(spec.scheme != qscheme::symmetric || !zero_point_0 || (r.qmin <= 0 && r.qmax >= 0),
+                  "quant_spec: symmetric ", name(spec.type), " has zero point 0, outside its code range [", r.qmin,
+                  ", ", r.qmax, "]");
 }
 
 /// The scale of a finite range whose float32 formula overflowed in an intermediate (a width
@@ -148,6 +191,38 @@ inline float wide_range_scale(double width, double codes, float min, float max, 
                   min, ", ", max, "] needs scale ", scale, " on the ", r.qmax - r.qmin + 1,
                   " codes, which overflows float32; narrow the input range or widen the code range");
   return static_cast<float>(scale);
+}
+
+/// ONNX Runtime's compute_scale_zp on a range that already holds 0: float32 range, float64 scale
+/// rounded once, no eps; a scale below FLT_MIN (an all-zero range) gives scale 1, zero point 0.
+inline qparams onnxruntime_qparams(float min_neg, float max_pos, const quant_spec& spec, quant_range r) {
+  if (spec.scheme == qscheme::symmetric) {
+    const float m = std::max(-min_neg, max_pos);
+    min_neg = -m;
+    max_pos = m;
+  }
+  const auto codes = static_cast<double>(r.qmax - r.qmin);
+  const float width = max_pos - min_neg;
+  const double scale = std::isinf(width) ? (static_cast<double>(max_pos) - min_neg) / codes : width / codes;
+  if (scale < static_cast<double>(std::numeric_limits<float>::min())) return {1.0f, 0};
+  require(scale <= static_cast<double>(std::numeric_limits<float>::max()), "choose_qparams: the range [", min_neg,
+          ", ", max_pos, "] needs scale ", scale, ", which overflows float32");
+  qparams p;
+  p.scale = static_cast<float>(scale);
+  p.zero_point = spec.scheme == qscheme::symmetric
+                     ? symmetric_zero_point(spec, r)
+                     : static_cast<std::int32_t>(round_half_even(static_cast<double>(r.qmin) - min_neg / scale));
+  return p;
+}
+
+/// pytorch-quantization's export of a calibrated amax: scale = amax / qmax in float32 (amax 0
+/// gives 1), zero point 0.
+inline qparams tensorrt_qparams(float min_neg, float max_pos, const quant_spec&, quant_range r) {
+  const float amax = std::max(-min_neg, max_pos);
+  if (amax == 0.0f) return {1.0f, 0};
+  const float scale = amax / static_cast<float>(r.qmax);
+  require(std::isfinite(scale), "choose_qparams: amax ", amax, " over ", r.qmax, " codes overflows float32");
+  return {scale, 0};
 }
 
 }  // namespace detail
@@ -179,8 +254,15 @@ inline qparams choose_qparams(float min, float max, const quant_spec& spec = {})
                   "choose_qparams: min and max must be finite, got min=", min, " max=", max);
   detail::require(min <= max, "choose_qparams: min must be <= max, got min=", min, " max=", max);
   const quant_range r = range_of(spec);
+  if (spec.symmetric_range) {  // ONNX Runtime's calibrators symmetrize before compute_scale_zp
+    max = std::max(std::fabs(min), std::fabs(max));
+    min = -max;
+  }
   const float min_neg = std::min(min, 0.0f);
-  const float max_pos = std::max(max, 0.0f);
+  float max_pos = std::max(max, 0.0f);
+  if (spec.min_real_range) max_pos = std::max(max_pos, min_neg + *spec.min_real_range);
+  if (spec.profile == calibration_profile::onnxruntime) return detail::onnxruntime_qparams(min_neg, max_pos, spec, r);
+  if (spec.profile == calibration_profile::tensorrt) return detail::tensorrt_qparams(min_neg, max_pos, spec, r);
   qparams p;
   if (spec.scheme == qscheme::symmetric) {
     const float amax = std::max(-min_neg, max_pos);

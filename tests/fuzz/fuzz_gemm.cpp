@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // fuzz_gemm.cpp: packing (int8 and uint8 weights) and the GEMM with int32, float and requantized
 // outputs, on every compiled micro-kernel and through the checked and runtime entry points,
-// against the int64 reference GEMM and the output stages' formulas.
+// against the int64 reference GEMM and the output stages' formulas; the FP16-weight and
+// weight-only INT8 GEMMs against float64 within the fp32 accumulation bound.
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "fuzz_support.hpp"
+#include "squint/dispatch.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/reference/gemm.hpp"
 #include "squint/reference/requantize.hpp"
@@ -105,11 +108,83 @@ void gemm_case(squint_fuzz::input& in) {
     }
 }
 
+/// FP16-weight and weight-only INT8 GEMMs: every arch within the fp32 accumulation bound of the
+/// float64 product on the stored weights, or squint::error with C untouched.
+void float_gemm_case(squint_fuzz::input& in) {
+  const std::size_t m = in.below(9), n = in.below(40), k = in.below(100);
+  const bool weight_only = in.flag(), relu = in.flag();
+  std::vector<float> a(m * k), w(n * k), bias(n);
+  for (float& v : a) v = static_cast<float>(in.take<std::int16_t>()) / 256.0f;
+  for (float& v : w) v = static_cast<float>(in.take<std::int16_t>()) / 4096.0f;
+  for (float& v : bias) v = static_cast<float>(in.take<std::int8_t>()) / 16.0f;
+  const std::size_t ldc = n + in.below(3);
+  std::vector<float> c(m * ldc, 77.0f);
+  const std::vector<float> sentinel = c;
+  // The weights as the product sees them, and the stored form's kernel per arch.
+  std::vector<double> stored(n * k), scale(n, 1.0);
+  std::optional<packed_half_weights> half;
+  std::optional<packed_weight_only> quantized;
+  if (weight_only) {
+    quantized = packed_weight_only::from_float(w.data(), n, k, k);
+    for (std::size_t j = 0; j < n; ++j) {
+      scale[j] = quantized->scales()[j];
+      for (std::size_t i = 0; i < k; ++i) stored[j * k + i] = quantized->at(j, i);
+    }
+  } else {
+    half = packed_half_weights::from_float(w.data(), n, k, k);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < k; ++i) stored[j * k + i] = half->at(j, i);
+  }
+  const std::size_t lda = k + in.below(2);
+  std::vector<float> a_ld(m * lda, 0.0f);
+  for (std::size_t i = 0; i < m; ++i) std::copy(a.begin() + static_cast<std::ptrdiff_t>(i * k), a.begin() + static_cast<std::ptrdiff_t>((i + 1) * k), a_ld.begin() + static_cast<std::ptrdiff_t>(i * lda));
+  if (squint_fuzz::rejected([&] {
+        if (weight_only) runtime::gemm_weight_only(a_ld.data(), m, lda, *quantized, bias.data(), relu, c.data(), ldc);
+        else runtime::gemm_half(a_ld.data(), m, lda, *half, bias.data(), relu, c.data(), ldc);
+      })) {
+    SQUINT_FUZZ_CHECK(squint_fuzz::same_bits(c, sentinel));
+    return;
+  }
+  auto check = [&](const std::vector<float>& got) {
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < ldc; ++j) {
+        if (j >= n) {
+          SQUINT_FUZZ_CHECK(got[i * ldc + j] == 77.0f);  // nothing past n
+          continue;
+        }
+        double sum = 0.0, magnitude = 0.0;
+        for (std::size_t kk = 0; kk < k; ++kk) {
+          sum += static_cast<double>(a[i * k + kk]) * stored[j * k + kk];
+          magnitude += std::fabs(static_cast<double>(a[i * k + kk]) * stored[j * k + kk]);
+        }
+        double exact = sum * scale[j] + bias[j];
+        if (relu) exact = exact > 0.0 ? exact : 0.0;
+        const double bound = (static_cast<double>(k + 3) * magnitude * scale[j] + std::fabs(bias[j])) * std::ldexp(1.0, -24) + 1e-30;
+        SQUINT_FUZZ_CHECK(std::fabs(got[i * ldc + j] - exact) <= bound);
+      }
+  };
+  check(c);
+  squint_fuzz::for_each_arch([&](auto arch) {
+    std::vector<float> got(m * ldc, 77.0f);
+    if (m == 0 || n == 0) return;
+    if (weight_only)
+      kernels::weight_only_gemm_kernel<decltype(arch)>::run(a_ld.data(), m, k, lda, quantized->data(), n,
+                                                            quantized->scales(), bias.data(), relu, got.data(), ldc);
+    else
+      kernels::half_gemm_kernel<decltype(arch)>::run(a_ld.data(), m, k, lda, half->data(), n, bias.data(), relu,
+                                                     got.data(), ldc);
+    check(got);
+  });
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   squint_fuzz::input in(data, size);
-  if (in.flag()) gemm_case<std::uint8_t>(in);
-  else gemm_case<std::int8_t>(in);
+  switch (in.take<std::uint8_t>() % 3) {
+    case 0: gemm_case<std::uint8_t>(in); break;
+    case 1: gemm_case<std::int8_t>(in); break;
+    default: float_gemm_case(in); break;
+  }
   return 0;
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // fuzz_quantize.cpp: quantize, dequantize, fake-quantize and requantize (per tensor and per
-// channel) through the checked entry points and every compiled arch's kernels, against the
-// scalar reference.
+// channel, float and fixed-point multipliers), dynamic quantization, finite_min_max and the
+// fp16 / bfloat16 conversions, through the checked entry points and every compiled arch's
+// kernels, against the scalar reference.
 #include <algorithm>
 
 #include "fuzz_support.hpp"
 #include "squint/quantize.hpp"
 #include "squint/reference/quantize.hpp"
+#include "squint/reference/convert.hpp"
 #include "squint/reference/requantize.hpp"
 
 namespace {
@@ -124,11 +126,99 @@ void requantize_case(squint_fuzz::input& in) {
   });
 }
 
+/// fp16 and bfloat16 conversions both ways on every arch: the reference's bits, and a NaN for a
+/// NaN (the hardware quiets signalling NaNs; the contract promises NaN, not its payload).
+void convert_case(squint_fuzz::input& in) {
+  const std::size_t n = in.below(200);
+  const std::vector<float> x = in.floats(n);
+  const std::vector<std::uint16_t> h = in.codes<std::uint16_t>(n);
+  auto same_half = [](std::uint16_t a, std::uint16_t b, bool bf16) {
+    const float fa = bf16 ? reference::bfloat16_to_float(a) : reference::half_to_float(a);
+    const float fb = bf16 ? reference::bfloat16_to_float(b) : reference::half_to_float(b);
+    return a == b || (std::isnan(fa) && std::isnan(fb));
+  };
+  squint_fuzz::for_each_arch([&](auto arch) {
+    using K = kernels::convert_kernel<decltype(arch)>;
+    std::vector<std::uint16_t> half(n), bf(n);
+    std::vector<float> from_half(n), from_bf(n);
+    K::float_to_half(x.data(), half.data(), n);
+    K::float_to_bfloat16(x.data(), bf.data(), n);
+    K::half_to_float(h.data(), from_half.data(), n);
+    K::bfloat16_to_float(h.data(), from_bf.data(), n);
+    for (std::size_t i = 0; i < n; ++i) {
+      SQUINT_FUZZ_CHECK(same_half(half[i], reference::float_to_half(x[i]), false));
+      SQUINT_FUZZ_CHECK(same_half(bf[i], reference::float_to_bfloat16(x[i]), true));
+      const float half_ref = reference::half_to_float(h[i]), bf_ref = reference::bfloat16_to_float(h[i]);
+      SQUINT_FUZZ_CHECK(std::isnan(half_ref) ? std::isnan(from_half[i]) : squint_fuzz::same_bits({from_half[i]}, {half_ref}));
+      SQUINT_FUZZ_CHECK(std::isnan(bf_ref) ? std::isnan(from_bf[i]) : squint_fuzz::same_bits({from_bf[i]}, {bf_ref}));
+    }
+  });
+}
+
+/// ONNX DynamicQuantizeLinear and the finite range it starts from, static and dispatched.
+void dynamic_case(squint_fuzz::input& in) {
+  const std::size_t n = in.below(300);
+  const std::vector<float> x = in.floats(n);
+  float lo = HUGE_VALF, hi = -HUGE_VALF;
+  for (float v : x)
+    if (std::isfinite(v)) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  const auto range = finite_min_max({x.data(), n});
+  SQUINT_FUZZ_CHECK(range.first == lo && range.second == hi);
+  SQUINT_FUZZ_CHECK(runtime::finite_min_max({x.data(), n}) == range);
+  std::vector<std::uint8_t> q(n, 0x11);
+  qparams p;
+  if (squint_fuzz::rejected([&] { p = dynamic_quantize({x.data(), n}, {q.data(), n}); })) {
+    SQUINT_FUZZ_CHECK(std::vector<std::uint8_t>(n, 0x11) == q);
+    return;
+  }
+  const qparams expect_p = lo > hi ? choose_qparams(0.0f, 0.0f) : choose_qparams(lo, hi);
+  SQUINT_FUZZ_CHECK(p == expect_p);
+  std::vector<std::uint8_t> expect(n);
+  reference::quantize(x.data(), expect.data(), n, p);
+  SQUINT_FUZZ_CHECK(q == expect);
+}
+
+/// Integer-only requantization with multipliers from quantize_multiplier.
+template <class T>
+void fixed_point_case(squint_fuzz::input& in) {
+  const std::size_t rows = in.below(4), cols = in.below(40);
+  const shape s{rows, cols};
+  const std::vector<std::int32_t> acc = in.codes<std::int32_t>(s.numel());
+  std::vector<fixed_point_multiplier> m(in.flag() ? cols : 1);
+  for (fixed_point_multiplier& f : m) {
+    const double real = static_cast<double>(in.scale());
+    if (squint_fuzz::rejected([&] { f = quantize_multiplier(real); })) {
+      SQUINT_FUZZ_CHECK(!(std::isfinite(real) && real >= 0.0 && real < 2147483648.0));
+      f = {in.take<std::int32_t>(), in.take<std::int8_t>()};  // maybe not a valid multiplier at all
+    }
+  }
+  const std::int32_t zp = in.zero_point(full_range(dtype_of<T>()).qmin, full_range(dtype_of<T>()).qmax);
+  std::vector<T> q(acc.size(), T(0x22));
+  const std::vector<T> sentinel = q;
+  if (rejected([&] {
+        requantize_fixed_point(tensor_view<const std::int32_t>(acc.data(), s), tensor_view<T>(q.data(), s), m, zp);
+      })) {
+    SQUINT_FUZZ_CHECK(q == sentinel);
+    return;
+  }
+  std::vector<T> expect(acc.size());
+  const axis_split split = m.size() == 1 ? axis_split{1, 1, acc.size()} : axis_split{rows, cols, 1};
+  reference::requantize(acc.data(), expect.data(), split, m.data(), zp);
+  SQUINT_FUZZ_CHECK(q == expect);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   squint_fuzz::input in(data, size);
-  switch (in.take<std::uint8_t>() % 6) {
+  switch (in.take<std::uint8_t>() % 10) {
+    case 6: convert_case(in); break;
+    case 7: dynamic_case(in); break;
+    case 8: fixed_point_case<std::int8_t>(in); break;
+    case 9: fixed_point_case<std::uint8_t>(in); break;
     case 0: quantize_case<std::int8_t>(in); break;
     case 1: quantize_case<std::uint8_t>(in); break;
     case 2: fake_quantize_case(in); break;

@@ -60,6 +60,8 @@ inline observer min_max(const quant_spec& spec = {}) { return {min_max_observer<
 inline observer moving_average(float averaging_constant = 0.01f, const quant_spec& spec = {}) {
   return {moving_average_observer<>(spec, averaging_constant), "moving_average"};
 }
+/// ONNX Runtime's moving_average=True calibration: the mean of the batches' ranges.
+inline observer batch_mean(const quant_spec& spec = {}) { return {batch_mean_observer<>(spec), "batch_mean"}; }
 inline observer histogram(calibration_method method, const quant_spec& spec = {}, histogram_options options = {}) {
   options.method = method;
   const char* names[] = {"entropy", "percentile", "mse", "l2"};

@@ -142,7 +142,9 @@ inline double entropy_threshold(const std::vector<std::uint64_t>& counts, double
   return static_cast<double>(best) * width;
 }
 
-/// Smallest bin upper edge below which `percentile` percent of the counts lie.
+/// The left edge of the first bin whose cumulative share of the counts reaches `percentile`
+/// percent (pytorch-quantization's and ONNX Runtime's edges[idx], idx = searchsorted(cdf, p);
+/// so even 100 % gives the left edge of the last occupied bin, below the maximum).
 inline double percentile_threshold(const std::vector<std::uint64_t>& counts, double width, double percentile) {
   double total = 0.0;
   for (std::uint64_t c : counts) total += static_cast<double>(c);
@@ -150,9 +152,9 @@ inline double percentile_threshold(const std::vector<std::uint64_t>& counts, dou
   double cumulative = 0.0;
   for (std::size_t i = 0; i < counts.size(); ++i) {
     cumulative += static_cast<double>(counts[i]);
-    if (cumulative / total >= percentile / 100.0) return static_cast<double>(i + 1) * width;
+    if (cumulative / total >= percentile / 100.0) return static_cast<double>(i) * width;
   }
-  return static_cast<double>(counts.size()) * width;
+  return static_cast<double>(counts.size() - 1) * width;
 }
 
 /// Bin centre amax (from bin `levels` on) whose fake-quantization of the bin centres onto

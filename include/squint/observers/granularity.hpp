@@ -129,8 +129,9 @@ class range_tracker {
   }
 
   void require_compatible(const char* function, const range_tracker& other) const {
-    require(spec_.type == other.spec_.type && spec_.scheme == other.spec_.scheme && axis_ == other.axis_,
-            function, ": observers differ in dtype, scheme or axis");
+    require(spec_.type == other.spec_.type && spec_.scheme == other.spec_.scheme &&
+                spec_.profile == other.spec_.profile && axis_ == other.axis_,
+            function, ": observers differ in dtype, scheme, profile or axis");
     require(min_.empty() || other.min_.empty() || min_.size() == other.min_.size(), function,
             ": observers have ", min_.size(), " and ", other.min_.size(), " channels");
   }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// observers/minmax.hpp: min-max and moving-average min-max observers (PyTorch semantics).
+// observers/minmax.hpp: min-max and moving-average min-max observers (PyTorch semantics), and
+// ONNX Runtime's mean of per-batch ranges.
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <vector>
 
 #include "squint/observers/granularity.hpp"
@@ -137,6 +139,108 @@ class moving_average_observer : public detail::range_tracker<G> {
   }
 
   float c_;
+};
+
+namespace detail {
+
+/// numpy's float32 sum (pairwise: 8 interleaved partial sums per block of up to 128 values,
+/// halves above that), so that a mean taken here equals numpy's to the bit.
+inline float numpy_pairwise_sum(const float* a, std::size_t n) {
+  if (n < 8) {
+    float sum = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) sum = rounded(sum + a[i]);
+    return sum;
+  }
+  if (n <= 128) {
+    float r[8];
+    for (std::size_t j = 0; j < 8; ++j) r[j] = a[j];
+    std::size_t i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (std::size_t j = 0; j < 8; ++j) r[j] = rounded(r[j] + a[i + j]);
+    float sum = rounded(rounded(rounded(r[0] + r[1]) + rounded(r[2] + r[3])) +
+                        rounded(rounded(r[4] + r[5]) + rounded(r[6] + r[7])));
+    for (; i < n; ++i) sum = rounded(sum + a[i]);
+    return sum;
+  }
+  std::size_t half = n / 2;
+  half -= half % 8;
+  return rounded(numpy_pairwise_sum(a, half) + numpy_pairwise_sum(a + half, n - half));
+}
+
+/// numpy.nanmean of float32 values: the pairwise sum divided by the count in float64, rounded.
+inline float numpy_mean(const std::vector<float>& v) {
+  return static_cast<float>(static_cast<double>(numpy_pairwise_sum(v.data(), v.size())) / static_cast<double>(v.size()));
+}
+
+}  // namespace detail
+
+/// The mean of each batch's min and the mean of each batch's max: ONNX Runtime's
+/// MinMaxCalibrater with moving_average=True over the batches of one collect_data() call (its
+/// averaging constant applies only between calls), with numpy's float32 mean. Use it with
+/// quant_spec::profile = calibration_profile::onnxruntime to get ORT's numbers. A batch (or a
+/// channel of it) without finite values is left out, as nanmean leaves out NaN.
+template <granularity G = granularity::per_tensor>
+class batch_mean_observer : public detail::range_tracker<G> {
+  using base = detail::range_tracker<G>;
+
+ public:
+  explicit batch_mean_observer(const quant_spec& spec = {}) : base(spec, 0) {}
+  template <granularity g = G, std::enable_if_t<g == granularity::per_channel, int> = 0>
+  batch_mean_observer(const quant_spec& spec, int axis) : base(spec, axis) {}
+
+  /// Records x's finite range as one more batch.
+  /// @throws squint::error as min_max_observer::observe; the observer is then unchanged.
+  void observe(tensor_view<const float> x) {
+    const auto batch = this->measure("batch_mean_observer::observe", x);
+    if (!batch) return;
+    if (mins_.empty()) {
+      mins_.resize(batch->min.size());
+      maxs_.resize(batch->max.size());
+    }
+    for (std::size_t c = 0; c < mins_.size(); ++c) {
+      if (!(batch->min[c] <= batch->max[c])) continue;
+      mins_[c].push_back(batch->min[c]);
+      maxs_[c].push_back(batch->max[c]);
+    }
+    update();
+    this->end_batch(*batch);
+  }
+
+  /// Takes another observer's batches as if this one had seen them too (after its own).
+  /// @throws squint::error if spec, axis or channel count differ.
+  void merge(const batch_mean_observer& other) {
+    this->require_compatible("batch_mean_observer::merge", other);
+    if (mins_.empty()) {
+      mins_ = other.mins_;
+      maxs_ = other.maxs_;
+    } else {
+      for (std::size_t c = 0; c < other.mins_.size(); ++c) {
+        mins_[c].insert(mins_[c].end(), other.mins_[c].begin(), other.mins_[c].end());
+        maxs_[c].insert(maxs_[c].end(), other.maxs_[c].begin(), other.maxs_[c].end());
+      }
+    }
+    update();
+    this->add_counts(other);
+  }
+
+  void reset() {
+    base::reset();
+    mins_.clear();
+    maxs_.clear();
+  }
+
+ private:
+  void update() {
+    this->min_.assign(mins_.size(), std::numeric_limits<float>::infinity());
+    this->max_.assign(maxs_.size(), -std::numeric_limits<float>::infinity());
+    for (std::size_t c = 0; c < mins_.size(); ++c) {
+      if (mins_[c].empty()) continue;
+      this->min_[c] = detail::numpy_mean(mins_[c]);
+      this->max_[c] = detail::numpy_mean(maxs_[c]);
+    }
+  }
+
+  std::vector<std::vector<float>> mins_, maxs_;
 };
 
 SQUINT_NAMESPACE_END
