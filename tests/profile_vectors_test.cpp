@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "squint/observers/minmax.hpp"
+#include "squint/observers/onnxruntime_histogram.hpp"
 #include "support/tokens.hpp"
 
 namespace {
@@ -62,6 +63,7 @@ TEST(ProfileVectorsTest, OnnxRuntimeAndTensorRtMinMaxCalibrationBitExact) {
   ASSERT_GE(records.size(), 400u);
   std::size_t checked = 0;
   for (std::size_t r = 0; r < records.size(); ++r) {
+    if (records[r].rfind("ort_histogram", 0) == 0) continue;
     tokens t(records[r]);
     const profile_case c = parse(t);
     const qparams got = calibrate(c);
@@ -69,7 +71,46 @@ TEST(ProfileVectorsTest, OnnxRuntimeAndTensorRtMinMaxCalibrationBitExact) {
     EXPECT_EQ(got.zero_point, c.expect.zero_point) << "case " << r << ": " << records[r].substr(0, 80);
     ++checked;
   }
-  EXPECT_EQ(checked, records.size());
+  EXPECT_GE(checked, 400u);
+}
+
+// ONNX Runtime's entropy and percentile calibrators (numpy histogram, ORT's searches, scipy's
+// entropy): the same clipping range and the same scale and zero point on every case.
+TEST(ProfileVectorsTest, OnnxRuntimeHistogramCalibrationBitExact) {
+  const auto records = squint_test::records("profile_vectors.txt");
+  std::size_t checked = 0;
+  for (std::size_t r = 0; r < records.size(); ++r) {
+    if (records[r].rfind("ort_histogram", 0) != 0) continue;
+    tokens t(records[r]);
+    t.word();
+    squint::onnxruntime_histogram_options options;
+    options.search = t.word() == "entropy" ? squint::onnxruntime_histogram_options::method::entropy
+                                           : squint::onnxruntime_histogram_options::method::percentile;
+    options.bins = t.count();
+    options.quantized_bins = t.count();
+    options.percentile = std::strtod(t.word().c_str(), nullptr);
+    options.symmetric = t.integer() != 0;
+    quant_spec spec;
+    spec.profile = calibration_profile::onnxruntime;
+    spec.type = t.word() == "int8" ? squint::dtype::int8 : squint::dtype::uint8;
+    spec.scheme = t.word() == "symmetric" ? squint::qscheme::symmetric : squint::qscheme::affine;
+    squint::onnxruntime_histogram_observer o(spec, options);
+    const std::size_t batches = t.count();
+    for (std::size_t b = 0; b < batches; ++b) {
+      const auto x = t.reals(t.count());
+      o.observe({x.data(), x.size()});
+    }
+    if (t.word() != "range") throw std::runtime_error("profile vectors: expected 'range'");
+    const float lo = t.real(), hi = t.real();
+    if (t.word() != "expect") throw std::runtime_error("profile vectors: expected 'expect'");
+    const qparams expect{t.real(), static_cast<std::int32_t>(t.integer())};
+    const auto range = o.clip_range();
+    EXPECT_EQ(range.first, lo) << "case " << r << ": " << records[r].substr(0, 60);
+    EXPECT_EQ(range.second, hi) << "case " << r << ": " << records[r].substr(0, 60);
+    EXPECT_EQ(o.qparams(), expect) << "case " << r << ": " << records[r].substr(0, 60);
+    ++checked;
+  }
+  EXPECT_GE(checked, 150u);
 }
 
 // Each channel of a per-channel observer gets what a per-tensor one computes on its data, in

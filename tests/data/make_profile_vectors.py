@@ -12,13 +12,21 @@ Neither library is in Debian, so their algorithms are ported here with numpy, fo
   pytorch_quantization/calib/max.py                     MaxCalibrator (running max of |x|)
   pytorch_quantization/tensor_quant.py                  the exported scale amax / max_bound
                                                         (float32; amax 0 -> 1), zero point 0
-Run with Debian's numpy: `/usr/bin/python3 tests/data/make_profile_vectors.py > tests/data/profile_vectors.txt`.
+  onnxruntime/python/tools/quantization/calibrate.py    HistogramCollector.collect_value and
+      collect_absolute_value (one collect_data call: the batches stacked), get_entropy_threshold,
+      compute_percentile; quant_utils.py smooth_distribution. numpy's np.histogram and scipy's
+      scipy.stats.entropy are called as ORT calls them.
+Run with Debian's numpy and scipy:
+  `/usr/bin/python3 tests/data/make_profile_vectors.py > tests/data/profile_vectors.txt`.
 
 Format, one case per line, floats as exact hex:
   <profile> <observer> <dtype> <scheme> <reduce_range> <symmetric_range> <min_real_range|none>
   <batches> (<n> <values...>){batches} expect <scale> <zero_point>
+  ort_histogram <entropy|percentile> <bins> <quantized_bins> <percentile> <symmetric> <dtype> <scheme>
+  <batches> (<n> <values...>){batches} range <lo> <hi> expect <scale> <zero_point>
 """
 import numpy as np
+from scipy.stats import entropy
 
 rng = np.random.default_rng(20261202)
 F32 = np.float32
@@ -78,6 +86,106 @@ def trt_case(dtype, reduce_range, batches):
     return F32(amax / max_bound), 0
 
 
+def ort_smooth_distribution(p, eps=0.0001):
+    is_zeros = (p == 0).astype(np.float32)
+    is_nonzeros = (p != 0).astype(np.float32)
+    n_zeros = is_zeros.sum()
+    n_nonzeros = p.size - n_zeros
+    if not n_nonzeros:
+        return None
+    eps1 = eps * float(n_zeros) / float(n_nonzeros)
+    if not eps1 < 1.0:  # ORT asserts here; squint scores the candidate as infinite
+        return None
+    hist = p.astype(np.float32)
+    hist += eps * is_zeros + (-eps1) * is_nonzeros
+    return hist
+
+
+def ort_entropy_threshold(histogram, num_quantized_bins):
+    hist, hist_edges, min_value, max_value = histogram
+    num_bins = hist.size
+    zero_bin_index = num_bins // 2
+    num_half_quantized_bin = num_quantized_bins // 2
+    dtype = hist_edges.dtype
+    kl_divergence = np.zeros(zero_bin_index - num_half_quantized_bin + 1)
+    thresholds = [(np.array(0, dtype=dtype), np.array(0, dtype=dtype)) for _ in range(kl_divergence.size)]
+    for i in range(num_half_quantized_bin, zero_bin_index + 1, 1):
+        start_index = zero_bin_index - i
+        end_index = zero_bin_index + i + 1 if (zero_bin_index + i + 1) <= num_bins else num_bins
+        thresholds[i - num_half_quantized_bin] = (np.array(hist_edges[start_index], dtype=dtype),
+                                                  np.array(hist_edges[end_index], dtype=dtype))
+        sliced_distribution = hist[start_index:end_index].copy()
+        p = sliced_distribution.copy()
+        p[0] += sum(hist[:start_index])
+        p[-1] += sum(hist[end_index:])
+        nonzeros = (p != 0).astype(np.int64)
+        quantized_bins = np.zeros(num_quantized_bins, dtype=np.int64)
+        num_merged_bins = sliced_distribution.size // num_quantized_bins
+        for index in range(num_quantized_bins):
+            start = index * num_merged_bins
+            end = start + num_merged_bins
+            quantized_bins[index] = sum(sliced_distribution[start:end])
+        quantized_bins[-1] += sum(sliced_distribution[num_quantized_bins * num_merged_bins:])
+        q = np.zeros(p.size, dtype=np.int64)
+        for index in range(num_quantized_bins):
+            start = index * num_merged_bins
+            end = start + num_merged_bins
+            norm = sum(nonzeros[start:end])
+            if norm != 0:
+                q[start:end] = quantized_bins[index] / norm
+        p = ort_smooth_distribution(p)
+        q = ort_smooth_distribution(q)
+        if p is None or q is None:
+            kl_divergence[i - num_half_quantized_bin] = float("inf")
+        else:
+            kl_divergence[i - num_half_quantized_bin] = entropy(p, q)
+    optimal = thresholds[int(np.argmin(kl_divergence))]
+    if optimal[0] < min_value:
+        optimal = (min_value, optimal[1])
+    if optimal[1] > max_value:
+        optimal = (optimal[0], max_value)
+    return optimal
+
+
+def ort_percentile(histogram, percentile, symmetric):
+    hist, hist_edges, min_value, max_value = histogram
+    total = hist.sum()
+    cdf = np.cumsum(hist / total)
+    if symmetric:
+        idx_right = np.searchsorted(cdf, percentile / 100.0)
+        t = (-np.array(hist_edges[idx_right], dtype=hist_edges.dtype), np.array(hist_edges[idx_right], dtype=hist_edges.dtype))
+    else:
+        cut = (100.0 - percentile) / 200.0
+        idx_right = np.searchsorted(cdf, 1.0 - cut)
+        idx_left = np.searchsorted(cdf, cut)
+        t = (np.array(hist_edges[idx_left], dtype=hist_edges.dtype), np.array(hist_edges[idx_right], dtype=hist_edges.dtype))
+    if t[0] < min_value:
+        t = (min_value, t[1])
+    if t[1] > max_value:
+        t = (t[0], max_value)
+    return t
+
+
+def ort_histogram_case(method, bins, qbins, percentile, symmetric, dtype, scheme, batches):
+    data_arr = np.concatenate(batches).astype(np.float32).flatten()
+    min_value, max_value = np.min(data_arr), np.max(data_arr)
+    if method == "percentile" and symmetric:  # collect_absolute_value
+        hist, edges = np.histogram(np.absolute(data_arr), bins=bins)
+        lo, hi = ort_percentile((hist, edges, min_value, max_value), percentile, True)
+    else:  # collect_value
+        threshold = max(abs(min_value), abs(max_value))
+        hist, edges = np.histogram(data_arr, bins, range=(-threshold, threshold))
+        histogram = (hist, edges, min_value, max_value)
+        if method == "entropy":
+            lo, hi = ort_entropy_threshold(histogram, qbins)
+        else:
+            lo, hi = ort_percentile(histogram, percentile, False)
+    sym = scheme == "symmetric"
+    qmin, qmax = ort_qmin_qmax(dtype, False, sym)
+    scale, zp = ort_compute_scale_zp(F32(lo), F32(hi), qmin, qmax, sym, None)
+    return F32(lo), F32(hi), scale, zp
+
+
 def data(kind, n):
     if kind == "normal":
         return (rng.standard_normal(n) * rng.uniform(0.01, 10)).astype(F32)
@@ -126,5 +234,29 @@ for case in range(420):
     for b in batches:
         tokens += [str(len(b))] + [hexf(v) for v in b]
     tokens += ["expect", hexf(scale), str(zp)]
+    lines.append(" ".join(tokens))
+for case in range(160):
+    kind = kinds[case % len(kinds)]
+    nb = 1 + int(rng.integers(0, 3))
+    sizes = [int(rng.integers(1, 250)) if case % 11 else 1 for _ in range(nb)]
+    batches = [data(kind, n) for n in sizes]
+    method = "entropy" if case % 2 == 0 else "percentile"
+    if method == "entropy":
+        bins, qbins = int(rng.choice([128, 256, 512, 1000, 2048])), int(rng.choice([128, 128, 64, 100]))
+        percentile, symmetric = 99.999, True
+    else:
+        bins, qbins = int(rng.choice([128, 1000, 2048])), 128
+        percentile, symmetric = float(rng.choice([99.999, 99.9, 99.0, 90.0, 100.0])), bool(rng.integers(0, 2))
+    dtype = "int8" if rng.integers(0, 2) else "uint8"
+    scheme = "symmetric" if rng.integers(0, 2) else "affine"
+    try:
+        lo, hi, scale, zp = ort_histogram_case(method, bins, qbins, percentile, symmetric, dtype, scheme, batches)
+    except IndexError:  # np.histogram itself fails on the |x| of a huge constant (1.9e30 +- 0.5 == 1.9e30)
+        continue
+    tokens = ["ort_histogram", method, str(bins), str(qbins), float(percentile).hex(), str(int(symmetric)), dtype,
+              scheme, str(nb)]
+    for b in batches:
+        tokens += [str(len(b))] + [hexf(v) for v in b]
+    tokens += ["range", hexf(lo), hexf(hi), "expect", hexf(scale), str(zp)]
     lines.append(" ".join(tokens))
 print("\n".join(lines))

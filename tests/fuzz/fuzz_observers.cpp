@@ -52,11 +52,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   spec.scheme = in.flag() ? qscheme::symmetric : qscheme::affine;
   spec.reduce_range = in.flag();
   spec.narrow_range = in.flag();
+  spec.profile = static_cast<calibration_profile>(in.take<std::uint8_t>() % 3);
+  spec.symmetric_range = in.flag();
   const int axis = static_cast<int>(in.below(3)) - 1;
   const std::uint8_t kind = in.take<std::uint8_t>() % 8;
   const bool per_channel = in.flag();
   try {
-    if (kind < 2) {
+    if (kind == 7 && in.flag()) {
+      if (per_channel)
+        run<batch_mean_observer<granularity::per_channel>>(in, spec, [&] { return batch_mean_observer<granularity::per_channel>(spec, axis); });
+      else
+        run<batch_mean_observer<>>(in, spec, [&] { return batch_mean_observer<>(spec); });
+    } else if (kind < 2) {
       const float c = kind == 0 ? 0.01f : in.any_float();
       if (per_channel)
         run<moving_average_observer<granularity::per_channel>>(in, spec, [&] { return moving_average_observer<granularity::per_channel>(spec, axis, c); });
@@ -69,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         run<min_max_observer<>>(in, spec, [&] { return min_max_observer<>(spec); });
     } else {
       histogram_options options;
-      options.method = static_cast<calibration_method>(kind - 4);
+      options.method = static_cast<calibration_method>((kind - 4) % 4);
       options.bins = 256 + 2 * in.below(200);
       options.percentile = in.flag() ? 99.9 : static_cast<double>(in.any_float());
       if (per_channel)

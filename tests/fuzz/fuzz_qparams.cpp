@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// fuzz_qparams.cpp: choose_qparams on any range and spec: either squint::error, or parameters
-// that validate, represent the real 0 exactly and map the range's ends inside the code range.
+// fuzz_qparams.cpp: choose_qparams on any range and spec (every calibration profile and option):
+// either squint::error, or parameters that validate and represent the real 0 exactly.
 #include "fuzz_support.hpp"
 #include "squint/qparams.hpp"
 #include "squint/reference/quantize.hpp"
@@ -16,6 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   spec.narrow_range = in.flag();
   if (in.flag()) spec.custom_range = quant_range{in.take<std::int16_t>() % 300, in.take<std::int16_t>() % 300};
   if (in.flag()) spec.eps = in.any_float();
+  spec.profile = static_cast<calibration_profile>(in.take<std::uint8_t>() % 3);
+  spec.symmetric_range = in.flag();
+  if (in.flag()) spec.min_real_range = in.any_float();
   float lo = in.any_float(), hi = in.any_float();
   if (in.flag() && lo > hi) std::swap(lo, hi);
 
@@ -23,7 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (squint_fuzz::rejected([&] { p = choose_qparams(lo, hi, spec); })) return 0;
   const quant_range r = range_of(spec);
   SQUINT_FUZZ_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi);
-  SQUINT_FUZZ_CHECK(std::isfinite(p.scale) && p.scale >= spec.eps);
+  SQUINT_FUZZ_CHECK(std::isfinite(p.scale) && p.scale > 0.0f);
+  SQUINT_FUZZ_CHECK(spec.profile != calibration_profile::pytorch || p.scale >= spec.eps);
+  SQUINT_FUZZ_CHECK(spec.profile != calibration_profile::tensorrt || p.zero_point == 0);
   SQUINT_FUZZ_CHECK(p.zero_point >= r.qmin && p.zero_point <= r.qmax);
   validate(p, r);
   // The real value 0 is exactly representable.

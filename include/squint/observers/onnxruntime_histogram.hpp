@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: Apache-2.0
+// observers/onnxruntime_histogram.hpp: ONNX Runtime's histogram calibrators (calibrate.py's
+// HistogramCollector with EntropyCalibrater and PercentileCalibrater), ported so that a model
+// calibrated here gets ORT's clipping range.
+//
+// ORT stacks every batch of one collect_data() call and histograms them together; this observer
+// does the same with everything it observes (so observe() in batches, then qparams()). The
+// histograms are numpy's (np.histogram: float32 edges from a float64 linspace, float32 bin
+// arithmetic with its one-ulp corrections), the searches ORT's:
+//   entropy     the symmetric window [zero - i, zero + i + 1) of a histogram over [-t, t],
+//               t = max(|min|, |max|), for i = quantized_bins / 2 ... bins / 2; the window
+//               merged into `quantized_bins` groups (the remainder joins the last group's count
+//               but its positions get no estimate), each position of a group estimated by the
+//               truncated integer mean over the group's nonzero reference bins, both sides
+//               smoothed (epsilon 1e-4, float32), the first least KL divergence wins;
+//   percentile  symmetric: the |x| histogram over [min |x|, max |x|], amax = edges[idx] with idx
+//               the first cumulative share >= p; two-sided: the histogram over [-t, t] cut by
+//               (100 - p) / 200 on each side.
+// The range is clamped to the data's [min, max] and then goes through choose_qparams (use
+// calibration_profile::onnxruntime in the spec for ORT's scale and zero point). Non-finite
+// values are skipped and counted (ORT's np.histogram would fail on them). The divergence is
+// scipy.stats.entropy's float32 arithmetic, numpy's pairwise sums included.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "squint/observers/granularity.hpp"
+#include "squint/observers/minmax.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+
+struct onnxruntime_histogram_options {
+  enum class method : std::uint8_t { entropy, percentile };
+  method search = method::entropy;
+  /// Histogram bins: ORT's defaults are 128 for entropy (one candidate: plain min/max unless
+  /// more bins are asked for) and 2048 for percentile.
+  std::size_t bins = 128;
+  /// Entropy: groups the window is merged into (ORT's num_quantized_bins).
+  std::size_t quantized_bins = 128;
+  /// Percentile in [0, 100] (ORT's default 99.999).
+  double percentile = 99.999;
+  /// Percentile: |x| histogram and a symmetric range (ORT's create_calibrator default), or a
+  /// two-sided cut of the value histogram.
+  bool symmetric = true;
+};
+
+namespace detail {
+
+/// np.histogram(x, bins, range=(first, last)) on float32 data: counts and float32 edges.
+struct numpy_histogram {
+  std::vector<std::int64_t> counts;
+  std::vector<float> edges;
+
+  numpy_histogram(const std::vector<float>& x, std::size_t bins, float first, float last) : counts(bins, 0) {
+    if (first == last) {  // _get_outer_edges widens an empty range by half a unit each side
+      first = first - 0.5f;
+      last = last + 0.5f;
+    }
+    // linspace in float64, cast to float32, the last edge exactly `last`.
+    edges.resize(bins + 1);
+    const double delta = static_cast<double>(last) - static_cast<double>(first);
+    const double step = delta / static_cast<double>(bins);
+    for (std::size_t i = 0; i < bins; ++i)
+      edges[i] = static_cast<float>(rounded_double(static_cast<double>(i) * step) + static_cast<double>(first));
+    edges[bins] = last;
+    const auto n = static_cast<float>(bins);
+    const float norm = n / (last - first);  // numpy: (v - first) * (bins / (last - first))
+    for (float v : x) {
+      if (!(v >= first && v <= last)) continue;
+      const float f = (v - first) * norm;
+      // A range too narrow to widen (a huge constant's |x|: last - first is 0) or too wide for float32
+      // makes f NaN or out of range, where numpy indexes out of bounds; squint clamps.
+      auto index = f >= 0.0f && f <= n ? static_cast<std::ptrdiff_t>(f) : f > n ? static_cast<std::ptrdiff_t>(bins) : 0;
+      if (index == static_cast<std::ptrdiff_t>(bins)) --index;
+      if (index > 0 && v < edges[static_cast<std::size_t>(index)]) --index;
+      if (v >= edges[static_cast<std::size_t>(index) + 1] && index != static_cast<std::ptrdiff_t>(bins) - 1) ++index;
+      ++counts[static_cast<std::size_t>(index)];
+    }
+  }
+
+  /// A product rounded on its own (no fused multiply-add with what follows).
+  static double rounded_double(double v) {
+    volatile double r = v;
+    return r;
+  }
+};
+
+/// ORT's smooth_distribution in float32: zeros become eps, the others lose eps * zeros /
+/// nonzeros. Empty when every entry is 0 (ORT returns None) or when that loss reaches 1 (where
+/// ORT's assertion fails): the candidate then scores infinity.
+inline std::vector<float> smooth_distribution(const std::vector<std::int64_t>& p) {
+  std::size_t zeros = 0;
+  for (std::int64_t v : p) zeros += v == 0 ? 1 : 0;
+  const std::size_t nonzeros = p.size() - zeros;
+  if (nonzeros == 0) return {};
+  const double eps = 0.0001;
+  const double eps1 = eps * static_cast<double>(zeros) / static_cast<double>(nonzeros);
+  if (!(eps1 < 1.0)) return {};
+  std::vector<float> out(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i)
+    out[i] = p[i] == 0 ? static_cast<float>(eps) : static_cast<float>(p[i]) - static_cast<float>(eps1);
+  return out;
+}
+
+/// scipy.stats.entropy(p, q) on float32 arrays, as scipy computes it: each side divided by its
+/// numpy (pairwise) float32 sum, rel_entr per element in float64 rounded to float32, and the
+/// float32 pairwise sum of those.
+inline float divergence(const std::vector<float>& p, const std::vector<float>& q) {
+  const float sp = numpy_pairwise_sum(p.data(), p.size()), sq = numpy_pairwise_sum(q.data(), q.size());
+  std::vector<float> terms(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const float pk = rounded(p[i] / sp), qk = rounded(q[i] / sq);  // both > 0 after smoothing
+    terms[i] = static_cast<float>(static_cast<double>(pk) * std::log(static_cast<double>(pk) / static_cast<double>(qk)));
+  }
+  return numpy_pairwise_sum(terms.data(), terms.size());
+}
+
+}  // namespace detail
+
+/// ONNX Runtime's entropy and percentile calibration (per tensor). See the top of this header.
+class onnxruntime_histogram_observer {
+ public:
+  /// @throws squint::error on an invalid spec, fewer than 2 bins, quantized_bins of 0 or above
+  ///         bins, or a percentile outside [0, 100].
+  explicit onnxruntime_histogram_observer(const quant_spec& spec = {}, const onnxruntime_histogram_options& options = {})
+      : spec_(spec), options_(options) {
+    detail::validate_spec(spec_);
+    detail::require(options_.bins >= 2, "onnxruntime_histogram_observer: bins must be >= 2, got ", options_.bins);
+    detail::require(options_.quantized_bins >= 1 && options_.quantized_bins <= options_.bins,
+                    "onnxruntime_histogram_observer: quantized_bins must be in [1, bins], got ",
+                    options_.quantized_bins);
+    detail::require(options_.percentile >= 0.0 && options_.percentile <= 100.0,
+                    "onnxruntime_histogram_observer: percentile must be in [0, 100], got ", options_.percentile);
+  }
+
+  const quant_spec& spec() const { return spec_; }
+  const onnxruntime_histogram_options& options() const { return options_; }
+  std::size_t count() const { return values_.size(); }
+  std::size_t nonfinite_count() const { return nonfinite_; }
+
+  /// Keeps x's finite values for the histogram (ORT stacks the batches of a call the same way).
+  /// @throws squint::error if x is null with elements.
+  void observe(tensor_view<const float> x) {
+    detail::require_data("onnxruntime_histogram_observer::observe", "x", x);
+    for (float v : x) {
+      if (std::isfinite(v)) values_.push_back(v == 0.0f ? 0.0f : v);
+      else ++nonfinite_;
+    }
+  }
+
+  /// Takes another observer's values, as if they had been observed here.
+  /// @throws squint::error if the specs' dtype, scheme or profile, or the options differ.
+  void merge(const onnxruntime_histogram_observer& other) {
+    detail::require(spec_.type == other.spec_.type && spec_.scheme == other.spec_.scheme &&
+                        spec_.profile == other.spec_.profile && options_.search == other.options_.search &&
+                        options_.bins == other.options_.bins && options_.quantized_bins == other.options_.quantized_bins &&
+                        options_.percentile == other.options_.percentile && options_.symmetric == other.options_.symmetric,
+                    "onnxruntime_histogram_observer::merge: observers differ in spec or options");
+    values_.insert(values_.end(), other.values_.begin(), other.values_.end());
+    nonfinite_ += other.nonfinite_;
+  }
+
+  void reset() {
+    values_.clear();
+    nonfinite_ = 0;
+  }
+
+  /// The clipping range ORT computes, clamped to the data's [min, max]; [0, 0] before any data.
+  std::pair<float, float> clip_range() const {
+    if (values_.empty()) return {0.0f, 0.0f};
+    const auto [lo_it, hi_it] = std::minmax_element(values_.begin(), values_.end());
+    const float lo = *lo_it, hi = *hi_it;
+    std::pair<float, float> range = options_.search == onnxruntime_histogram_options::method::entropy
+                                        ? entropy_range(lo, hi)
+                                        : percentile_range(lo, hi);
+    if (range.first < lo) range.first = lo;
+    if (range.second > hi) range.second = hi;
+    return range;
+  }
+
+  /// choose_qparams on the clipping range (after ORT's clamp a constant tensor can give
+  /// min > max; choose_qparams then sees the range widened to hold 0, as compute_scale_zp does).
+  squint::qparams qparams() const {
+    if (values_.empty()) return {1.0f, 0};
+    const auto [lo, hi] = clip_range();
+    return choose_qparams(std::min(lo, 0.0f), std::max(hi, 0.0f), spec_);
+  }
+
+ private:
+  std::pair<float, float> entropy_range(float lo, float hi) const {
+    const float t = std::max(std::fabs(lo), std::fabs(hi));
+    const detail::numpy_histogram h(values_, options_.bins, -t, t);
+    const std::size_t n = options_.bins, zero = n / 2, levels = options_.quantized_bins, half = levels / 2;
+    double best = std::numeric_limits<double>::infinity();
+    std::pair<float, float> best_range{h.edges[zero - std::min(half, zero)], h.edges[std::min(zero + half + 1, n)]};
+    bool first = true;
+    for (std::size_t i = half; i <= zero; ++i) {
+      const std::size_t start = zero - i, end = std::min(zero + i + 1, n);
+      std::vector<std::int64_t> p(h.counts.begin() + static_cast<std::ptrdiff_t>(start),
+                                  h.counts.begin() + static_cast<std::ptrdiff_t>(end));
+      const std::vector<std::int64_t> sliced = p;
+      for (std::size_t j = 0; j < start; ++j) p.front() += h.counts[j];
+      for (std::size_t j = end; j < n; ++j) p.back() += h.counts[j];
+      // Merge the window into `levels` groups; expand each back over its nonzero reference bins.
+      const std::size_t merged = sliced.size() / levels;
+      std::vector<std::int64_t> q(p.size(), 0);
+      for (std::size_t g = 0; g < levels; ++g) {
+        const std::size_t s = g * merged, e = s + merged;
+        std::int64_t sum = 0, nonzero = 0;
+        for (std::size_t j = s; j < e; ++j) sum += sliced[j];
+        if (g + 1 == levels)
+          for (std::size_t j = levels * merged; j < sliced.size(); ++j) sum += sliced[j];
+        for (std::size_t j = s; j < e; ++j) nonzero += p[j] != 0 ? 1 : 0;
+        if (nonzero != 0)
+          for (std::size_t j = s; j < e; ++j)
+            q[j] = static_cast<std::int64_t>(static_cast<double>(sum) / static_cast<double>(nonzero));
+      }
+      const std::vector<float> ps = detail::smooth_distribution(p), qs = detail::smooth_distribution(q);
+      const double kl = ps.empty() || qs.empty() ? std::numeric_limits<double>::infinity() : detail::divergence(ps, qs);
+      if (first || kl < best) {  // np.argmin: the first least value
+        best = kl;
+        best_range = {h.edges[start], h.edges[end]};
+        first = false;
+      }
+    }
+    return best_range;
+  }
+
+  std::pair<float, float> percentile_range(float lo, float hi) const {
+    const auto cut = [](const std::vector<std::int64_t>& counts, double share) {
+      std::int64_t total = 0;
+      for (std::int64_t c : counts) total += c;
+      double cdf = 0.0;
+      for (std::size_t i = 0; i < counts.size(); ++i) {  // np.cumsum(hist / total), searchsorted left
+        cdf += static_cast<double>(counts[i]) / static_cast<double>(total);
+        if (cdf >= share) return i;
+      }
+      return counts.size();
+    };
+    if (options_.symmetric) {
+      std::vector<float> magnitudes(values_.size());
+      for (std::size_t i = 0; i < values_.size(); ++i) magnitudes[i] = std::fabs(values_[i]);
+      const auto [a, b] = std::minmax_element(magnitudes.begin(), magnitudes.end());
+      const detail::numpy_histogram h(magnitudes, options_.bins, *a, *b);
+      const float amax = h.edges[cut(h.counts, options_.percentile / 100.0)];
+      return {-amax, amax};
+    }
+    const float t = std::max(std::fabs(lo), std::fabs(hi));
+    const detail::numpy_histogram h(values_, options_.bins, -t, t);
+    const double side = (100.0 - options_.percentile) / 200.0;
+    return {h.edges[cut(h.counts, side)], h.edges[cut(h.counts, 1.0 - side)]};
+  }
+
+  quant_spec spec_;
+  onnxruntime_histogram_options options_;
+  std::vector<float> values_;
+  std::size_t nonfinite_ = 0;
+};
+
+SQUINT_NAMESPACE_END
