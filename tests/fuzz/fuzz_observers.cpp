@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// fuzz_observers.cpp: every observer, per tensor and per channel, fed fuzzed batches (NaN, inf,
-// constants, extremes) and merged with a second one: either squint::error, or qparams that
-// validate. merge() of observers that saw two halves equals one that saw both where the
-// observer promises it (min-max).
+// fuzz_observers.cpp: every observer (ONNX Runtime's histogram calibrators included), per tensor
+// and per channel, in every calibration profile, fed fuzzed batches (NaN, inf, constants,
+// extremes) and merged with a second one: either squint::error, or qparams that validate; two
+// min-max observers that saw alternate batches, merged, equal one that saw them all.
 #include "fuzz_support.hpp"
 #include "squint/observers/histogram.hpp"
 #include "squint/observers/minmax.hpp"
+#include "squint/observers/onnxruntime_histogram.hpp"
 
 using namespace squint;
 
@@ -19,6 +20,11 @@ void check_valid(const qparams& p, const quant_spec& spec) {
 void check_valid(const per_channel_qparams& p, const quant_spec& spec) {
   SQUINT_FUZZ_CHECK(p.scale.size() == p.zero_point.size());
   for (std::size_t c = 0; c < p.channels(); ++c) check_valid(p[c], spec);
+}
+
+bool same(const qparams& a, const qparams& b) { return a == b; }
+bool same(const per_channel_qparams& a, const per_channel_qparams& b) {
+  return a.scale == b.scale && a.zero_point == b.zero_point && a.axis == b.axis;
 }
 
 template <class Observer, class Make>
@@ -37,7 +43,14 @@ void run(squint_fuzz::input& in, const quant_spec& spec, Make make) {
   }
   if (!squint_fuzz::rejected([&] { a.merge(b); })) {
     std::decay_t<decltype(a.qparams())> merged;
-    if (!squint_fuzz::rejected([&] { merged = a.qparams(); })) check_valid(merged, spec);
+    if (!squint_fuzz::rejected([&] { merged = a.qparams(); })) {
+      check_valid(merged, spec);
+      if constexpr (std::is_same_v<Observer, min_max_observer<>> ||
+                    std::is_same_v<Observer, min_max_observer<granularity::per_channel>>) {
+        std::decay_t<decltype(all.qparams())> whole;
+        if (!squint_fuzz::rejected([&] { whole = all.qparams(); })) SQUINT_FUZZ_CHECK(same(merged, whole));
+      }
+    }
   }
   std::decay_t<decltype(all.qparams())> p;
   if (!squint_fuzz::rejected([&] { p = all.qparams(); })) check_valid(p, spec);
@@ -47,18 +60,21 @@ void run(squint_fuzz::input& in, const quant_spec& spec, Make make) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   squint_fuzz::input in(data, size);
-  quant_spec spec;
-  spec.type = in.flag() ? dtype::int8 : dtype::uint8;
-  spec.scheme = in.flag() ? qscheme::symmetric : qscheme::affine;
-  spec.reduce_range = in.flag();
-  spec.narrow_range = in.flag();
-  spec.profile = static_cast<calibration_profile>(in.take<std::uint8_t>() % 3);
-  spec.symmetric_range = in.flag();
+  const quant_spec spec = in.spec(false);
   const int axis = static_cast<int>(in.below(3)) - 1;
   const std::uint8_t kind = in.take<std::uint8_t>() % 8;
   const bool per_channel = in.flag();
   try {
-    if (kind == 7 && in.flag()) {
+    if (kind == 6 && in.flag() && !per_channel) {
+      onnxruntime_histogram_options options;
+      options.search = in.flag() ? onnxruntime_histogram_options::method::entropy
+                                 : onnxruntime_histogram_options::method::percentile;
+      options.bins = 2 + in.below(510);
+      options.quantized_bins = 1 + in.below(300);
+      options.percentile = in.flag() ? 99.9 : static_cast<double>(in.any_float());
+      options.symmetric = in.flag();
+      run<onnxruntime_histogram_observer>(in, spec, [&] { return onnxruntime_histogram_observer(spec, options); });
+    } else if (kind == 7 && in.flag()) {
       if (per_channel)
         run<batch_mean_observer<granularity::per_channel>>(in, spec, [&] { return batch_mean_observer<granularity::per_channel>(spec, axis); });
       else

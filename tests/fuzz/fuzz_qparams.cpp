@@ -9,16 +9,7 @@ using namespace squint;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   squint_fuzz::input in(data, size);
-  quant_spec spec;
-  spec.type = in.flag() ? dtype::int8 : dtype::uint8;
-  spec.scheme = in.flag() ? qscheme::symmetric : qscheme::affine;
-  spec.reduce_range = in.flag();
-  spec.narrow_range = in.flag();
-  if (in.flag()) spec.custom_range = quant_range{in.take<std::int16_t>() % 300, in.take<std::int16_t>() % 300};
-  if (in.flag()) spec.eps = in.any_float();
-  spec.profile = static_cast<calibration_profile>(in.take<std::uint8_t>() % 3);
-  spec.symmetric_range = in.flag();
-  if (in.flag()) spec.min_real_range = in.any_float();
+  const quant_spec spec = in.spec(true);
   float lo = in.any_float(), hi = in.any_float();
   if (in.flag() && lo > hi) std::swap(lo, hi);
 

@@ -70,6 +70,20 @@ class input {
     const auto span = static_cast<std::uint32_t>(static_cast<std::int64_t>(hi) - lo) + 1u;
     return static_cast<std::int32_t>(static_cast<std::int64_t>(lo) + (span ? static_cast<std::uint32_t>(raw) % span : static_cast<std::uint32_t>(raw)));
   }
+  /// A quant_spec with every option drawn (custom range and eps too with `custom`).
+  squint::quant_spec spec(bool custom) {
+    squint::quant_spec s;
+    s.type = flag() ? squint::dtype::int8 : squint::dtype::uint8;
+    s.scheme = flag() ? squint::qscheme::symmetric : squint::qscheme::affine;
+    s.reduce_range = flag();
+    s.narrow_range = flag();
+    s.profile = static_cast<squint::calibration_profile>(take<std::uint8_t>() % 3);
+    s.symmetric_range = flag();
+    if (custom && flag()) s.custom_range = squint::quant_range{take<std::int16_t>() % 300, take<std::int16_t>() % 300};
+    if (custom && flag()) s.eps = any_float();
+    if (custom && flag()) s.min_real_range = any_float();
+    return s;
+  }
   std::vector<float> floats(std::size_t n) {
     std::vector<float> v(n);
     for (float& x : v) x = any_float();

@@ -21,6 +21,15 @@ void save_int8_codes(const Packed& p, const float* scale, writer& w) {
     for (std::size_t i = 0; i < p.k(); ++i) w.uint(static_cast<std::uint8_t>(p.at(j, i)));
 }
 
+/// W as the product uses it: code * channel scale (out x in, row-major).
+template <class Packed>
+std::vector<float> int8_values(const Packed& p, const float* scale) {
+  std::vector<float> w(p.n() * p.k());
+  for (std::size_t j = 0; j < p.n(); ++j)
+    for (std::size_t i = 0; i < p.k(); ++i) w[j * p.k() + i] = static_cast<float>(p.at(j, i)) * scale[j];
+  return w;
+}
+
 /// Reads what save_int8_codes wrote: the scales, and the codes in place in the file's bytes.
 struct int8_codes {
   std::vector<float> scale;

@@ -26,13 +26,7 @@ class int8_weight_only_weights final : public weight_form {
   }
 
   std::size_t bytes() const override { return packed_.bytes(); }
-  std::vector<float> values() const override {
-    std::vector<float> w(out() * in());
-    for (std::size_t j = 0; j < out(); ++j)
-      for (std::size_t i = 0; i < in(); ++i)
-        w[j * in() + i] = static_cast<float>(packed_.at(j, i)) * packed_.scales()[j];
-    return w;
-  }
+  std::vector<float> values() const override { return detail::int8_values(packed_, packed_.scales()); }
   void save(detail::writer& w) const override { detail::save_int8_codes(packed_, packed_.scales(), w); }
   void run(const float* x, std::size_t m, const epilogue& e, float* y, const parallelism& par) const override {
     squint::detail::run_weight_only(kernels_.gemm_weight_only, x, m, in(), packed_, e.bias, e.relu, y, out(), par);
