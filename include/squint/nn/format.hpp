@@ -29,8 +29,10 @@ inline std::uint64_t fnv1a(const std::uint8_t* data, std::size_t n) {
 class writer {
  public:
   void bytes(const void* p, std::size_t n) {
+    // Byte by byte: GCC 12 at -O3 misreads a range insert into a still-empty vector as an
+    // overflow (-Wstringop-overflow), and the writer only ever copies a few header bytes.
     const auto* b = static_cast<const std::uint8_t*>(p);
-    out.insert(out.end(), b, b + n);
+    for (std::size_t i = 0; i < n; ++i) out.push_back(b[i]);
   }
   template <class U>
   void uint(U v) {
