@@ -151,8 +151,15 @@ TEST(ProfileVectorsTest, ProfileConventions) {
   EXPECT_EQ(squint::range_of(trt), (squint::quant_range{-127, 127}));
   EXPECT_EQ(squint::choose_qparams(-1.0f, 2.54f, trt), (qparams{2.54f / 127.0f, 0}));
   EXPECT_EQ(squint::choose_qparams(0.0f, 0.0f, trt), (qparams{1.0f, 0}));
+  // An amax whose quotient underflows counts as 0 (a fuzzer finding: scale 0 before).
+  EXPECT_EQ(squint::choose_qparams(0.0f, 1e-43f, trt), (qparams{1.0f, 0}));
   trt.scheme = squint::qscheme::affine;
   EXPECT_THROW(squint::choose_qparams(-1.0f, 1.0f, trt), squint::error);
+  // ORT's zero-range zero point 0, clamped into a custom range without 0 (a fuzzer finding).
+  quant_spec custom;
+  custom.profile = calibration_profile::onnxruntime;
+  custom.custom_range = squint::quant_range{7, 251};
+  EXPECT_EQ(squint::choose_qparams(0.0f, 0.0f, custom), (qparams{1.0f, 7}));
   quant_spec sym_range;  // uint8 affine qparams on a symmetrized range
   sym_range.symmetric_range = true;
   EXPECT_EQ(squint::choose_qparams(-1.0f, 3.0f, sym_range), squint::choose_qparams(-3.0f, 3.0f));

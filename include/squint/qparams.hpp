@@ -204,7 +204,8 @@ inline qparams onnxruntime_qparams(float min_neg, float max_pos, const quant_spe
   const auto codes = static_cast<double>(r.qmax - r.qmin);
   const float width = max_pos - min_neg;
   const double scale = std::isinf(width) ? (static_cast<double>(max_pos) - min_neg) / codes : width / codes;
-  if (scale < static_cast<double>(std::numeric_limits<float>::min())) return {1.0f, 0};
+  // ORT's zero point 0 here; clamped into a custom range that excludes it (ORT has none such).
+  if (scale < static_cast<double>(std::numeric_limits<float>::min())) return {1.0f, std::clamp(0, r.qmin, r.qmax)};
   require(scale <= static_cast<double>(std::numeric_limits<float>::max()), "choose_qparams: the range [", min_neg,
           ", ", max_pos, "] needs scale ", scale, ", which overflows float32");
   qparams p;
@@ -216,11 +217,11 @@ inline qparams onnxruntime_qparams(float min_neg, float max_pos, const quant_spe
 }
 
 /// pytorch-quantization's export of a calibrated amax: scale = amax / qmax in float32 (amax 0
-/// gives 1), zero point 0.
+/// gives 1, as does an amax whose quotient underflows to 0), zero point 0.
 inline qparams tensorrt_qparams(float min_neg, float max_pos, const quant_spec&, quant_range r) {
   const float amax = std::max(-min_neg, max_pos);
-  if (amax == 0.0f) return {1.0f, 0};
   const float scale = amax / static_cast<float>(r.qmax);
+  if (scale == 0.0f) return {1.0f, 0};  // amax 0, or so small the quotient underflows: as amax 0
   require(std::isfinite(scale), "choose_qparams: amax ", amax, " over ", r.qmax, " codes overflows float32");
   return {scale, 0};
 }

@@ -187,7 +187,10 @@ class onnxruntime_histogram_observer {
   /// choose_qparams on the clipping range (after ORT's clamp a constant tensor can give
   /// min > max; choose_qparams then sees the range widened to hold 0, as compute_scale_zp does).
   squint::qparams qparams() const {
-    if (values_.empty()) return {1.0f, 0};
+    if (values_.empty()) {  // nothing observed: scale 1, zero point 0 clamped into the range
+      const quant_range r = range_of(spec_);
+      return {1.0f, std::clamp(0, r.qmin, r.qmax)};
+    }
     const auto [lo, hi] = clip_range();
     return choose_qparams(std::min(lo, 0.0f), std::max(hi, 0.0f), spec_);
   }
