@@ -152,7 +152,7 @@ TEST(ProfileVectorsTest, ProfileConventions) {
   EXPECT_EQ(squint::choose_qparams(-1.0f, 2.54f, trt), (qparams{2.54f / 127.0f, 0}));
   EXPECT_EQ(squint::choose_qparams(0.0f, 0.0f, trt), (qparams{1.0f, 0}));
   // An amax whose quotient underflows counts as 0 (a fuzzer finding: scale 0 before).
-  EXPECT_EQ(squint::choose_qparams(0.0f, 1e-43f, trt), (qparams{1.0f, 0}));
+  EXPECT_EQ(squint::choose_qparams(0.0f, 1e-44f, trt), (qparams{1.0f, 0}));
   trt.scheme = squint::qscheme::affine;
   EXPECT_THROW(squint::choose_qparams(-1.0f, 1.0f, trt), squint::error);
   // ORT's zero-range zero point 0, clamped into a custom range without 0 (a fuzzer finding).
