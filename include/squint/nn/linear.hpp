@@ -52,14 +52,14 @@ class linear {
          linear_options options = {})
       : out_(out),
         in_(in),
-        mode_(options.kernels.resolve(options.mode)),
+        recipe_(&recipe_for(options.kernels.resolve(options.mode))),
         act_(options.act),
         per_row_(options.per_row),
         kernels_(options.kernels) {
     squint::detail::require(out > 0 && in > 0, "linear: out (", out, ") and in (", in, ") must be positive");
     squint::detail::require(w != nullptr, "linear: argument 'w' is null");
     squint::detail::require(ldw >= in, "linear: ldw ", ldw, " is smaller than in ", in);
-    const recipe& r = recipe_for(mode_);
+    const recipe& r = *recipe_;
     squint::detail::require(in <= gemm_max_k || r.input == input_policy::floating, "linear: in = ", in,
                             " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
@@ -74,7 +74,7 @@ class linear {
   std::size_t in_features() const { return in_; }
   std::size_t out_features() const { return out_; }
   /// The precision the layer runs in (never `automatic`).
-  precision mode() const { return mode_; }
+  precision mode() const { return recipe_->mode; }
   activation act() const { return act_; }
   bool per_row() const { return per_row_; }
   const backend& kernels() const { return kernels_; }
@@ -124,7 +124,7 @@ class linear {
                   const parallelism& par = {}) const {
     squint::detail::require(input() != input_policy::floating && ready(),
                             "linear::accumulate: needs an int8_dynamic or frozen int8_static layer, this one is ",
-                            to_string(mode_));
+                            to_string(mode()));
     check_io("linear::accumulate", x, m, acc);
     quantize_input(x, m, codes, row_params);
     weights_->accumulate({codes, row_params, per_row_zero_points(m)}, m, acc, par);
@@ -155,7 +155,7 @@ class linear {
   /// @throws squint::error if the layer is not int8_static or p is invalid for uint8.
   void set_input_qparams(qparams p) {
     squint::detail::require(input() == input_policy::calibrated, "linear::set_input_qparams: layer is ",
-                            to_string(mode_), ", not int8_static");
+                            to_string(mode()), ", not int8_static");
     validate(p, full_range(dtype::uint8), "linear::set_input_qparams: p");
     input_qparams_ = p;
     if (observer_) observer_name_ = observer_->name();
@@ -167,7 +167,7 @@ class linear {
   friend struct detail::linear_access;
   linear() = default;
 
-  input_policy input() const { return recipe_for(mode_).input; }
+  input_policy input() const { return recipe_->input; }
   epilogue output() const { return {bias_.empty() ? nullptr : bias_.data(), act_ == activation::relu}; }
 
   template <class T>
@@ -209,7 +209,7 @@ class linear {
   }
 
   std::size_t out_ = 0, in_ = 0;
-  precision mode_ = precision::fp32;
+  const recipe* recipe_ = nullptr;  // the precision: its form, input policy and file code
   activation act_ = activation::none;
   bool per_row_ = false;
   backend kernels_ = native_backend();

@@ -46,7 +46,7 @@ namespace detail {
 struct linear_access {
   static void save(const linear& l, writer& w) {
     squint::detail::require(l.ready(), "nn::save: an int8_static layer must be frozen before it is saved");
-    const recipe& r = recipe_for(l.mode_);
+    const recipe& r = *l.recipe_;
     w.uint(r.code);
     w.uint(static_cast<std::uint8_t>(l.act_ == activation::relu ? 1 : 0));
     w.uint(static_cast<std::uint8_t>((l.per_row_ ? 1u : 0u) | (l.bias_.empty() ? 0u : 2u)));
@@ -63,8 +63,8 @@ struct linear_access {
 
   static linear load(reader& r, std::size_t index, const backend& kernels) {
     const auto mode_code = r.uint<std::uint8_t>("precision");
-    const recipe* form = recipe_for_code(mode_code);
-    squint::detail::require(form != nullptr, "nn::load: layer ", index, " has unknown precision code ", +mode_code);
+    const recipe* layer_recipe = recipe_for_code(mode_code);
+    squint::detail::require(layer_recipe != nullptr, "nn::load: layer ", index, " has unknown precision code ", +mode_code);
     const auto act_code = r.uint<std::uint8_t>("activation");
     squint::detail::require(act_code < 2, "nn::load: layer ", index, " has unknown activation code ", +act_code);
     const auto flags = r.uint<std::uint8_t>("flags");
@@ -74,24 +74,24 @@ struct linear_access {
     const auto out = r.uint<std::uint64_t>("out"), in = r.uint<std::uint64_t>("in");
     squint::detail::require(out > 0 && in > 0, "nn::load: layer ", index, " has size ", out, " x ", in);
     // Sizes are checked against the bytes left before anything of that size is allocated.
-    squint::detail::require(out <= r.remaining() && in <= r.remaining() && out * in <= r.remaining() / form->element_bytes,
+    squint::detail::require(out <= r.remaining() && in <= r.remaining() && out * in <= r.remaining() / layer_recipe->element_bytes,
                             "nn::load: file is truncated (layer ", index, " declares ", out, " x ", in,
                             " weights, ", r.remaining(), " bytes left)");
     linear l;
     l.out_ = static_cast<std::size_t>(out);
     l.in_ = static_cast<std::size_t>(in);
-    l.mode_ = form->mode;
+    l.recipe_ = layer_recipe;
     l.act_ = act_code == 1 ? activation::relu : activation::none;
     l.per_row_ = (flags & 1u) != 0;
     l.kernels_ = kernels;
-    if (form->input == input_policy::calibrated) {
+    if (layer_recipe->input == input_policy::calibrated) {
       qparams p;
       p.scale = r.f32("input scale");
       p.zero_point = static_cast<std::int32_t>(r.uint<std::uint32_t>("input zero point"));
       validate(p, full_range(dtype::uint8), "nn::load: input qparams");
       l.input_qparams_ = p;
     }
-    l.weights_ = form->load(r, l.out_, l.in_, kernels);
+    l.weights_ = layer_recipe->load(r, l.out_, l.in_, kernels);
     if (flags & 2u) {
       l.bias_.resize(l.out_);
       for (float& v : l.bias_) v = r.f32("bias");
