@@ -142,20 +142,6 @@ inline quant_range range_of(const quant_spec& spec) {
   return r;
 }
 
-/// Zero point of the symmetric scheme: 0 for int8; for uint8, 128 on the full range (PyTorch)
-/// and the rounded-down midpoint of any other range.
-inline std::int32_t symmetric_zero_point(const quant_spec& spec, quant_range r) {
-  if (spec.profile == calibration_profile::tensorrt) return 0;
-  if (spec.profile == calibration_profile::onnxruntime) {  // rne((qmin + qmax) / 2): 0, 127, 64
-    const double half = (static_cast<double>(r.qmin) + r.qmax) / 2.0, below = std::floor(half);
-    const bool tie = half - below == 0.5;
-    return static_cast<std::int32_t>(tie && std::fmod(below, 2.0) != 0.0 ? below + 1.0 : tie ? below : half);
-  }
-  if (spec.type == dtype::int8) return 0;
-  if (r == full_range(dtype::uint8)) return 128;
-  return (r.qmin + r.qmax) / 2;
-}
-
 namespace detail {
 
 /// Round half to even, independent of the floating-point environment's rounding mode.
@@ -166,6 +152,22 @@ inline double round_half_even(double v) {
   if (diff < 0.5) return f;
   return std::fmod(f, 2.0) == 0.0 ? f : f + 1.0;
 }
+
+}  // namespace detail
+
+/// Zero point of the symmetric scheme: 0 for int8; for uint8, 128 on the full range (PyTorch)
+/// and the rounded-down midpoint of any other range. The tensorrt profile uses 0, the
+/// onnxruntime profile the midpoint rounded half to even (127 on [0, 254]).
+inline std::int32_t symmetric_zero_point(const quant_spec& spec, quant_range r) {
+  if (spec.profile == calibration_profile::tensorrt) return 0;
+  if (spec.profile == calibration_profile::onnxruntime)  // rne((qmin + qmax) / 2): 0, 127, 64
+    return static_cast<std::int32_t>(detail::round_half_even((static_cast<double>(r.qmin) + r.qmax) / 2.0));
+  if (spec.type == dtype::int8) return 0;
+  if (r == full_range(dtype::uint8)) return 128;
+  return (r.qmin + r.qmax) / 2;
+}
+
+namespace detail {
 
 inline void validate_spec(const quant_spec& spec) {
   detail::require(spec.eps > 0.0f && std::isfinite(spec.eps), "quant_spec: eps must be finite and > 0, got ",
@@ -182,15 +184,19 @@ inline void validate_spec(const quant_spec& spec) {
                   ", ", r.qmax, "]");
 }
 
-/// The scale of a finite range whose float32 formula overflowed in an intermediate (a width
-/// above FLT_MAX, as [-3e38, 3e38] has): the same quotient in float64, rounded once to float32,
-/// while that is finite. A range that needs a scale above FLT_MAX cannot be quantized.
-inline float wide_range_scale(double width, double codes, float min, float max, quant_range r) {
-  const double scale = width / codes;
+/// A float64 scale rounded once to float32, or squint::error naming the range when it exceeds
+/// FLT_MAX (such a range cannot be quantized).
+inline float checked_scale(double scale, float min, float max, quant_range r) {
   detail::require(scale <= static_cast<double>(std::numeric_limits<float>::max()), "choose_qparams: the range [",
                   min, ", ", max, "] needs scale ", scale, " on the ", r.qmax - r.qmin + 1,
                   " codes, which overflows float32; narrow the input range or widen the code range");
   return static_cast<float>(scale);
+}
+
+/// The scale of a finite range whose float32 formula overflowed in an intermediate (a width
+/// above FLT_MAX, as [-3e38, 3e38] has): the same quotient in float64, rounded once to float32.
+inline float wide_range_scale(double width, double codes, float min, float max, quant_range r) {
+  return checked_scale(width / codes, min, max, r);
 }
 
 /// ONNX Runtime's compute_scale_zp on a range that already holds 0: float32 range, float64 scale
@@ -206,10 +212,8 @@ inline qparams onnxruntime_qparams(float min_neg, float max_pos, const quant_spe
   const double scale = std::isinf(width) ? (static_cast<double>(max_pos) - min_neg) / codes : width / codes;
   // ORT's zero point 0 here; clamped into a custom range that excludes it (ORT has none such).
   if (scale < static_cast<double>(std::numeric_limits<float>::min())) return {1.0f, std::clamp(0, r.qmin, r.qmax)};
-  require(scale <= static_cast<double>(std::numeric_limits<float>::max()), "choose_qparams: the range [", min_neg,
-          ", ", max_pos, "] needs scale ", scale, ", which overflows float32");
   qparams p;
-  p.scale = static_cast<float>(scale);
+  p.scale = checked_scale(scale, min_neg, max_pos, r);
   p.zero_point = spec.scheme == qscheme::symmetric
                      ? symmetric_zero_point(spec, r)
                      : static_cast<std::int32_t>(round_half_even(static_cast<double>(r.qmin) - min_neg / scale));

@@ -26,10 +26,13 @@ namespace detail {
 
 /// log(v) for integers v, from a table up to `limit` (counts of a per-channel weight histogram
 /// stay small, and the searches below take a few logs per candidate and group), std::log beyond.
+/// The table is kept per thread and only grows, so the channels of a per-channel observer build
+/// it once between them; its entries are std::log's, so a cached one equals a fresh one.
 class integer_log {
  public:
-  explicit integer_log(double limit) : table_(static_cast<std::size_t>(std::min(limit, 65536.0)) + 1, 0.0) {
-    for (std::size_t v = 1; v < table_.size(); ++v) table_[v] = std::log(static_cast<double>(v));
+  explicit integer_log(std::uint64_t limit) : table_(cache()) {
+    const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(limit, 65536)) + 1;
+    for (std::size_t v = table_.size(); v < size; ++v) table_.push_back(v == 0 ? 0.0 : std::log(static_cast<double>(v)));
   }
   /// log v, and 0 for v = 0.
   double operator()(std::uint64_t v) const {
@@ -37,7 +40,11 @@ class integer_log {
   }
 
  private:
-  std::vector<double> table_;
+  static std::vector<double>& cache() {
+    thread_local std::vector<double> table;
+    return table;
+  }
+  std::vector<double>& table_;
 };
 
 /// ceil(v) for 0 <= v < 2^63 without a libm call (baseline x86-64 has no rounding instruction).
@@ -88,15 +95,16 @@ inline double entropy_threshold(const std::vector<std::uint64_t>& counts, double
   const std::vector<double> bins = reference::entropy_bins(counts);
   // Counts are integers: their prefix sums are exact, and index the log table directly.
   std::vector<std::uint64_t> below(nbins + 1, 0), nonzero(nbins + 1, 0);
-  std::vector<double> xlogx(nbins + 1, 0.0);
   for (std::size_t j = 0; j < nbins; ++j) {
     const auto b = static_cast<std::uint64_t>(bins[j]);
     below[j + 1] = below[j] + b;
     nonzero[j + 1] = nonzero[j] + (b != 0 ? 1 : 0);
-    xlogx[j + 1] = xlogx[j] + (b != 0 ? bins[j] * std::log(bins[j]) : 0.0);
   }
   const std::uint64_t total = below[nbins];
-  const detail::integer_log log(static_cast<double>(total));
+  const detail::integer_log log(total);
+  std::vector<double> xlogx(nbins + 1, 0.0);
+  for (std::size_t j = 0; j < nbins; ++j)
+    xlogx[j + 1] = xlogx[j] + bins[j] * log(static_cast<std::uint64_t>(bins[j]));
   const std::size_t first = std::min(levels, nbins);
   std::vector<double> fast(nbins + 1 - first);
   std::vector<std::size_t> start(levels + 1);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "squint/observers/granularity.hpp"
+#include "squint/observers/numpy.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 
@@ -140,39 +141,6 @@ class moving_average_observer : public detail::range_tracker<G> {
 
   float c_;
 };
-
-namespace detail {
-
-/// numpy's float32 sum (pairwise: 8 interleaved partial sums per block of up to 128 values,
-/// halves above that), so that a mean taken here equals numpy's to the bit.
-inline float numpy_pairwise_sum(const float* a, std::size_t n) {
-  if (n < 8) {
-    float sum = 0.0f;
-    for (std::size_t i = 0; i < n; ++i) sum = rounded(sum + a[i]);
-    return sum;
-  }
-  if (n <= 128) {
-    float r[8];
-    for (std::size_t j = 0; j < 8; ++j) r[j] = a[j];
-    std::size_t i = 8;
-    for (; i < n - n % 8; i += 8)
-      for (std::size_t j = 0; j < 8; ++j) r[j] = rounded(r[j] + a[i + j]);
-    float sum = rounded(rounded(rounded(r[0] + r[1]) + rounded(r[2] + r[3])) +
-                        rounded(rounded(r[4] + r[5]) + rounded(r[6] + r[7])));
-    for (; i < n; ++i) sum = rounded(sum + a[i]);
-    return sum;
-  }
-  std::size_t half = n / 2;
-  half -= half % 8;
-  return rounded(numpy_pairwise_sum(a, half) + numpy_pairwise_sum(a + half, n - half));
-}
-
-/// numpy.nanmean of float32 values: the pairwise sum divided by the count in float64, rounded.
-inline float numpy_mean(const std::vector<float>& v) {
-  return static_cast<float>(static_cast<double>(numpy_pairwise_sum(v.data(), v.size())) / static_cast<double>(v.size()));
-}
-
-}  // namespace detail
 
 /// The mean of each batch's min and the mean of each batch's max: ONNX Runtime's
 /// MinMaxCalibrater with moving_average=True over the batches of one collect_data() call (its

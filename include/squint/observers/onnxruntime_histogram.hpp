@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "squint/observers/granularity.hpp"
-#include "squint/observers/minmax.hpp"
+#include "squint/observers/numpy.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 
@@ -51,45 +51,6 @@ struct onnxruntime_histogram_options {
 };
 
 namespace detail {
-
-/// np.histogram(x, bins, range=(first, last)) on float32 data: counts and float32 edges.
-struct numpy_histogram {
-  std::vector<std::int64_t> counts;
-  std::vector<float> edges;
-
-  numpy_histogram(const std::vector<float>& x, std::size_t bins, float first, float last) : counts(bins, 0) {
-    if (first == last) {  // _get_outer_edges widens an empty range by half a unit each side
-      first = first - 0.5f;
-      last = last + 0.5f;
-    }
-    // linspace in float64, cast to float32, the last edge exactly `last`.
-    edges.resize(bins + 1);
-    const double delta = static_cast<double>(last) - static_cast<double>(first);
-    const double step = delta / static_cast<double>(bins);
-    for (std::size_t i = 0; i < bins; ++i)
-      edges[i] = static_cast<float>(rounded_double(static_cast<double>(i) * step) + static_cast<double>(first));
-    edges[bins] = last;
-    const auto n = static_cast<float>(bins);
-    const float norm = n / (last - first);  // numpy: (v - first) * (bins / (last - first))
-    for (float v : x) {
-      if (!(v >= first && v <= last)) continue;
-      const float f = (v - first) * norm;
-      // A range too narrow to widen (a huge constant's |x|: last - first is 0) or too wide for float32
-      // makes f NaN or out of range, where numpy indexes out of bounds; squint clamps.
-      auto index = f >= 0.0f && f <= n ? static_cast<std::ptrdiff_t>(f) : f > n ? static_cast<std::ptrdiff_t>(bins) : 0;
-      if (index == static_cast<std::ptrdiff_t>(bins)) --index;
-      if (index > 0 && v < edges[static_cast<std::size_t>(index)]) --index;
-      if (v >= edges[static_cast<std::size_t>(index) + 1] && index != static_cast<std::ptrdiff_t>(bins) - 1) ++index;
-      ++counts[static_cast<std::size_t>(index)];
-    }
-  }
-
-  /// A product rounded on its own (no fused multiply-add with what follows).
-  static double rounded_double(double v) {
-    volatile double r = v;
-    return r;
-  }
-};
 
 /// ORT's smooth_distribution in float32: zeros become eps, the others lose eps * zeros /
 /// nonzeros. Empty when every entry is 0 (ORT returns None) or when that loss reaches 1 (where
