@@ -230,6 +230,28 @@ TYPED_TEST(KernelsTest, RequantizeMatchesReference) {
   }
 }
 
+TYPED_TEST(KernelsTest, RequantizeRowClampsLikeTheReference) {
+  // The output stage's form: a multiplier per element and codes clamped to [lo, hi] (ReLU,
+  // ReLU6), equal to the reference requantization into that range.
+  for (std::size_t n : sizes()) {
+    std::vector<std::int32_t> acc = squint_test::uniform_ints<std::int32_t>(n, -40000, 40000, 3);
+    const std::int32_t extremes[] = {2147483647, -2147483647 - 1, 0, -1, 1, 16777217};
+    for (std::size_t i = 0; i < n && i < 6; ++i) acc[i] = extremes[i];
+    std::vector<float> m(n);
+    for (std::size_t i = 0; i < n; ++i) m[i] = 0.001f * static_cast<float>(i % 7 + 1);
+    for (const auto& bounds : {std::pair<int, int>{-128, 127}, {-5, 127}, {-5, 20}, {3, 3}}) {
+      guarded<std::int8_t> q(n);
+      k::requantize_kernel<TypeParam, std::int8_t>::row(acc.data(), q.data(), n, m.data(), -5, bounds.first,
+                                                         bounds.second);
+      const squint::quant_range range{bounds.first, bounds.second};
+      const auto got = q.values(n);
+      for (std::size_t i = 0; i < n; ++i)
+        ASSERT_EQ(got[i], ref::requantize_value(acc[i], m[i], -5, range)) << "n=" << n << " i=" << i;
+      ASSERT_TRUE(q.guard_intact(n));
+    }
+  }
+}
+
 TYPED_TEST(KernelsTest, HalfConversionMatchesReference) {
   // Every fp16 bit pattern converts exactly.
   std::vector<std::uint16_t> all(65536);

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // onnx_conformance_test.cpp: ONNX's own backend test cases (Debian libonnx-testdata) for
-// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger and QLinearMatMul,
-// run bit-exact through squint's API, plus tie cases ONNX's set lacks.
+// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, QLinearMatMul,
+// ConvInteger and QLinearConv, run bit-exact through squint's API, plus tie cases ONNX's set
+// lacks.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,7 +42,7 @@ class OnnxConformanceTest : public ::testing::Test {
   static int axis_of(const std::string& name) {
     const auto attributes = onnx::first_node_int_attributes(dir(name) + "/model.onnx");
     const auto it = attributes.find("axis");
-    return it == attributes.end() ? 1 : static_cast<int>(it->second);  // ONNX's default axis
+    return it == attributes.end() ? 1 : static_cast<int>(it->second.at(0));  // ONNX's default axis
   }
 };
 
@@ -177,6 +179,104 @@ TEST_F(OnnxConformanceTest, QLinearMatMul) {
       EXPECT_EQ(got, expect) << name << " on " << isa;
     });
   }
+}
+
+/// An ONNX Conv-family node's geometry from its attributes (NCHW x of shape `x_dims`, OIHW w).
+struct onnx_conv {
+  squint::image_shape in;
+  squint::filter_shape filter;
+  squint::conv2d_params params;
+};
+
+onnx_conv conv_of(const std::map<std::string, std::vector<std::int64_t>>& attributes,
+                  const std::vector<std::int64_t>& x_dims, const std::vector<std::int64_t>& w_dims) {
+  auto get = [&](const char* key, std::vector<std::int64_t> fallback) {
+    const auto it = attributes.find(key);
+    return it == attributes.end() ? fallback : it->second;
+  };
+  onnx_conv c;
+  c.in = {static_cast<std::size_t>(x_dims[0]), static_cast<std::size_t>(x_dims[2]),
+          static_cast<std::size_t>(x_dims[3]), static_cast<std::size_t>(x_dims[1])};
+  c.filter = {static_cast<std::size_t>(w_dims[0]), static_cast<std::size_t>(w_dims[1]),
+              static_cast<std::size_t>(w_dims[2]), static_cast<std::size_t>(w_dims[3])};
+  const auto strides = get("strides", {1, 1}), dilations = get("dilations", {1, 1}), pads = get("pads", {0, 0, 0, 0});
+  c.params.stride_h = static_cast<std::size_t>(strides[0]);
+  c.params.stride_w = static_cast<std::size_t>(strides[1]);
+  c.params.dilation_h = static_cast<std::size_t>(dilations[0]);
+  c.params.dilation_w = static_cast<std::size_t>(dilations[1]);
+  c.params.pad_top = static_cast<std::size_t>(pads[0]);
+  c.params.pad_left = static_cast<std::size_t>(pads[1]);
+  c.params.pad_bottom = static_cast<std::size_t>(pads[2]);
+  c.params.pad_right = static_cast<std::size_t>(pads[3]);
+  c.params.groups = static_cast<std::size_t>(get("group", {1})[0]);
+  return c;
+}
+
+/// NCHW -> NHWC, and back.
+template <class T>
+std::vector<T> to_nhwc(const std::vector<T>& x, const squint::image_shape& s) {
+  std::vector<T> out(x.size());
+  for (std::size_t n = 0; n < s.batch; ++n)
+    for (std::size_t c = 0; c < s.channels; ++c)
+      for (std::size_t i = 0; i < s.height * s.width; ++i)
+        out[(n * s.height * s.width + i) * s.channels + c] = x[(n * s.channels + c) * s.height * s.width + i];
+  return out;
+}
+template <class T>
+std::vector<T> to_nchw(const std::vector<T>& x, const squint::image_shape& s) {
+  std::vector<T> out(x.size());
+  for (std::size_t n = 0; n < s.batch; ++n)
+    for (std::size_t c = 0; c < s.channels; ++c)
+      for (std::size_t i = 0; i < s.height * s.width; ++i)
+        out[(n * s.channels + c) * s.height * s.width + i] = x[(n * s.height * s.width + i) * s.channels + c];
+  return out;
+}
+
+TEST_F(OnnxConformanceTest, ConvInteger) {
+  for (const std::string name : {"test_basic_convinteger", "test_convinteger_with_padding",
+                                 "test_convinteger_without_padding"}) {
+    const auto x = input(name, 0), w = input(name, 1);
+    const onnx_conv c = conv_of(onnx::first_node_int_attributes(dir(name) + "/model.onnx"), x.dims, w.dims);
+    const std::int32_t x_zp = fs::exists(dir(name) + "/test_data_set_0/input_2.pb") ? input(name, 2).values<std::uint8_t>()[0] : 0;
+    const std::vector<std::int32_t> w_zp{
+        fs::exists(dir(name) + "/test_data_set_0/input_3.pb") ? input(name, 3).values<std::uint8_t>()[0] : 0};
+    const auto packed = squint::packed_conv::from_uint8(w.values<std::uint8_t>().data(), c.filter,
+                                                        squint::filter_layout::oihw, c.params, {1.0f}, w_zp);
+    const auto xs = to_nhwc(x.values<std::uint8_t>(), c.in);
+    const squint::conv2d_geometry g = packed.geometry(c.in);
+    const auto expect = output(name, 0).values<std::int32_t>();
+    ASSERT_EQ(g.out.size(), expect.size()) << name;
+    on_every_isa([&](const std::string& isa) {
+      std::vector<std::int32_t> y(g.out.size());
+      squint::runtime::conv2d(xs.data(), c.in, x_zp, packed, y.data());
+      EXPECT_EQ(to_nchw(y, g.out), expect) << name << " on " << isa;
+    });
+  }
+}
+
+TEST_F(OnnxConformanceTest, QLinearConv) {
+  const std::string name = "test_qlinearconv";
+  const auto x = input(name, 0), w = input(name, 3);
+  const onnx_conv c = conv_of(onnx::first_node_int_attributes(dir(name) + "/model.onnx"), x.dims, w.dims);
+  const squint::qparams xp{input(name, 1).values<float>()[0], input(name, 2).values<std::uint8_t>()[0]};
+  const squint::qparams yp{input(name, 6).values<float>()[0], input(name, 7).values<std::uint8_t>()[0]};
+  const auto w_scale = input(name, 4).values<float>();
+  const auto w_zp8 = input(name, 5).values<std::uint8_t>();
+  const std::vector<std::int32_t> w_zp(w_zp8.begin(), w_zp8.end());
+  const std::vector<std::int32_t> bias =
+      fs::exists(dir(name) + "/test_data_set_0/input_8.pb") ? input(name, 8).values<std::int32_t>() : std::vector<std::int32_t>{};
+  const auto packed = squint::packed_conv::from_uint8(w.values<std::uint8_t>().data(), c.filter,
+                                                      squint::filter_layout::oihw, c.params, w_scale, w_zp);
+  const auto xs = to_nhwc(x.values<std::uint8_t>(), c.in);
+  const squint::conv2d_geometry g = packed.geometry(c.in);
+  const auto expect = output(name, 0).values<std::uint8_t>();
+  ASSERT_EQ(g.out.size(), expect.size());
+  on_every_isa([&](const std::string& isa) {
+    std::vector<std::uint8_t> y(g.out.size());
+    squint::runtime::conv2d(xs.data(), c.in, xp, packed, bias.empty() ? nullptr : bias.data(), yp,
+                            squint::activation::none, y.data());
+    EXPECT_EQ(to_nchw(y, g.out), expect) << name << " on " << isa;
+  });
 }
 
 // ONNX's cases contain no rounding ties; these pin round-half-to-even through the same API.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "squint/arch/cpu.hpp"
+#include "squint/conv/conv.hpp"
 #include "squint/detail/instantiate.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
@@ -52,18 +53,24 @@ constexpr bool gemm_compiled() {
   return compiled;
 }
 
-/// The GEMM a CPU with Arch runs: its own micro-kernel, else (not compiled in) the next best
-/// one such a CPU can run, down to the scalar kernel.
-template <class Arch, class TA>
-gemm_fn<TA> gemm_for() {
+/// The GEMM micro-kernel a CPU with Arch runs: its own, else (not compiled in) the next best one
+/// such a CPU can run, down to the scalar kernel.
+template <class Arch>
+auto gemm_arch_of() {
   using namespace squint::arch;
-  if constexpr (std::is_same_v<Arch, scalar> || gemm_compiled<Arch>()) return &squint::detail::gemm_s32<Arch, TA>;
-  else if constexpr (std::is_same_v<Arch, avx512_vnni>) return gemm_for<avx512bw, TA>();
-  else if constexpr (std::is_same_v<Arch, avx512bw> || std::is_same_v<Arch, avx2_vnni>) return gemm_for<avx2, TA>();
-  else if constexpr (std::is_same_v<Arch, neon64_i8mm>) return gemm_for<neon64_dotprod, TA>();
-  else if constexpr (std::is_same_v<Arch, neon64_dotprod>) return gemm_for<neon64, TA>();
-  else return gemm_for<scalar, TA>();
+  if constexpr (std::is_same_v<Arch, scalar> || gemm_compiled<Arch>()) return Arch{};
+  else if constexpr (std::is_same_v<Arch, avx512_vnni>) return gemm_arch_of<avx512bw>();
+  else if constexpr (std::is_same_v<Arch, avx512bw> || std::is_same_v<Arch, avx2_vnni>) return gemm_arch_of<avx2>();
+  else if constexpr (std::is_same_v<Arch, neon64_i8mm>) return gemm_arch_of<neon64_dotprod>();
+  else if constexpr (std::is_same_v<Arch, neon64_dotprod>) return gemm_arch_of<neon64>();
+  else return scalar{};
 }
+template <class Arch>
+using gemm_arch_t = decltype(gemm_arch_of<Arch>());
+
+template <class TA>
+using conv_fn = void (*)(const TA*, const conv2d_geometry&, std::int32_t, const packed_conv&, std::int32_t*,
+                         const parallelism&, const squint::detail::output_stage*);
 
 /// The kernels of one family, as function pointers.
 struct kernel_table {
@@ -81,11 +88,15 @@ struct kernel_table {
                         std::int32_t) noexcept;
   void (*requantize_u8)(const std::int32_t*, std::uint8_t*, std::size_t, std::size_t, std::size_t, const float*,
                         std::int32_t) noexcept;
+  squint::detail::requantize_fn<std::int8_t> requantize_row_s8;
+  squint::detail::requantize_fn<std::uint8_t> requantize_row_u8;
   void (*float_to_half)(const float*, std::uint16_t*, std::size_t) noexcept;
   void (*half_to_float)(const std::uint16_t*, float*, std::size_t) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
   gemm_fn<std::uint8_t> gemm_u8;
   gemm_fn<std::int8_t> gemm_s8;
+  conv_fn<std::uint8_t> conv_u8;
+  conv_fn<std::int8_t> conv_s8;
   void (*gemm_half)(const float*, std::size_t, std::size_t, std::size_t, const std::uint16_t*, std::size_t,
                     const float*, bool, float*, std::size_t) noexcept;
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
@@ -106,11 +117,15 @@ kernel_table table_for() {
           &dequantize_kernel<F, std::uint8_t>::per_tensor,
           &requantize_kernel<F, std::int8_t>::run,
           &requantize_kernel<F, std::uint8_t>::run,
+          &requantize_kernel<F, std::int8_t>::row,
+          &requantize_kernel<F, std::uint8_t>::row,
           &convert_kernel<F>::float_to_half,
           &convert_kernel<F>::half_to_float,
           &reduce_kernel<F>::min_max,
-          gemm_for<Arch, std::uint8_t>(),
-          gemm_for<Arch, std::int8_t>(),
+          &squint::detail::gemm_s32<gemm_arch_t<Arch>, std::uint8_t>,
+          &squint::detail::gemm_s32<gemm_arch_t<Arch>, std::int8_t>,
+          &squint::detail::conv_s32<gemm_arch_t<Arch>, F, std::uint8_t>,
+          &squint::detail::conv_s32<gemm_arch_t<Arch>, F, std::int8_t>,
           &half_gemm_kernel<F>::run,
           &weight_only_gemm_kernel<F>::run};
 }
@@ -249,6 +264,13 @@ inline void half_to_float(tensor_view<const std::uint16_t> h, tensor_view<float>
   detail::active().half_to_float(h.data(), x.data(), h.size());
 }
 
+/// The requantize kernel of the active ISA for output codes TC (the output stages use it).
+template <class TC>
+squint::detail::requantize_fn<TC> active_requantize() {
+  if constexpr (std::is_same_v<TC, std::int8_t>) return detail::active().requantize_row_s8;
+  else return detail::active().requantize_row_u8;
+}
+
 /// The GEMM of the active ISA for A's element type.
 template <class TA>
 detail::gemm_fn<TA> active_gemm() {
@@ -276,7 +298,38 @@ template <class TA, class TC>
 void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
           const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
           const parallelism& par = {}) {
-  squint::detail::gemm_to_codes(active_gemm<TA>(), a, m, lda, a_params, b, bias, c_params, relu, c, ldc, par);
+  squint::detail::gemm_to_codes(active_gemm<TA>(), a, m, lda, a_params, b, bias, c_params, relu, c, ldc, par,
+                                active_requantize<TC>());
+}
+
+/// The convolution of the active ISA for x's element type.
+template <class TA>
+detail::conv_fn<TA> active_conv() {
+  if constexpr (std::is_same_v<TA, std::int8_t>) return detail::active().conv_s8;
+  else return detail::active().conv_u8;
+}
+
+/// squint::conv2d (int32 output) on the dispatched kernels.
+template <class TA>
+void conv2d(const TA* x, const image_shape& in, std::int32_t x_zero_point, const packed_conv& w, std::int32_t* y,
+            const parallelism& par = {}) {
+  const conv2d_geometry g = squint::detail::check_conv("conv2d", x, in, x_zero_point, w, y);
+  active_conv<TA>()(x, g, x_zero_point, w, y, par, nullptr);
+}
+
+/// squint::conv2d (float output) on the dispatched kernels.
+template <class TA>
+void conv2d(const TA* x, const image_shape& in, qparams x_params, const packed_conv& w, const float* bias,
+            activation act, float* y, const parallelism& par = {}) {
+  squint::detail::conv_to_float(active_conv<TA>(), x, in, x_params, w, bias, act, y, par);
+}
+
+/// squint::conv2d (requantized output) on the dispatched kernels.
+template <class TA, class TC>
+void conv2d(const TA* x, const image_shape& in, qparams x_params, const packed_conv& w, const std::int32_t* bias,
+            qparams y_params, activation act, TC* y, const parallelism& par = {}) {
+  squint::detail::conv_to_codes(active_conv<TA>(), x, in, x_params, w, bias, y_params, act, y, par,
+                                active_requantize<TC>());
 }
 
 /// squint::gemm_half on the dispatched kernels.

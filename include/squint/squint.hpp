@@ -3,6 +3,9 @@
 #pragma once
 
 #include "squint/config.hpp"
+#include "squint/conv/conv.hpp"
+#include "squint/conv/geometry.hpp"
+#include "squint/conv/pack.hpp"
 #include "squint/error.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
@@ -15,6 +18,7 @@
 #include "squint/observers/minmax.hpp"
 #include "squint/qparams.hpp"
 #include "squint/quantize.hpp"
+#include "squint/reference/conv.hpp"
 #include "squint/reference/gemm.hpp"
 #include "squint/reference/quantize.hpp"
 #include "squint/reference/requantize.hpp"

@@ -146,9 +146,10 @@ inline tensor parse_tensor(const std::string& bytes) {
 
 inline tensor load_tensor(const std::string& path) { return parse_tensor(slurp(path)); }
 
-/// Integer attributes (AttributeProto.i) of the first node of a model file, by name.
-inline std::map<std::string, std::int64_t> first_node_int_attributes(const std::string& model_path) {
-  std::map<std::string, std::int64_t> attributes;
+/// The integer attributes of a model's first node: `i` as one value, `ints` (packed or not) as
+/// a list, by name.
+inline std::map<std::string, std::vector<std::int64_t>> first_node_int_attributes(const std::string& model_path) {
+  std::map<std::string, std::vector<std::int64_t>> attributes;
   reader model(slurp(model_path));
   while (!model.done()) {
     const auto key = model.varint();
@@ -172,20 +173,22 @@ inline std::map<std::string, std::int64_t> first_node_int_attributes(const std::
         }
         reader attribute(node.bytes());
         std::string name;
-        std::int64_t value = 0;
-        bool has_int = false;
+        std::vector<std::int64_t> values;
         while (!attribute.done()) {
           const auto akey = attribute.varint();
-          if ((akey >> 3) == 1 && (akey & 7) == 2) {
+          const auto field = akey >> 3, wire = akey & 7;
+          if (field == 1 && wire == 2) {
             name = attribute.bytes();
-          } else if ((akey >> 3) == 3 && (akey & 7) == 0) {
-            value = static_cast<std::int64_t>(attribute.varint());
-            has_int = true;
+          } else if ((field == 3 || field == 8) && wire == 0) {
+            values.push_back(static_cast<std::int64_t>(attribute.varint()));
+          } else if (field == 8 && wire == 2) {
+            reader packed(attribute.bytes());
+            while (!packed.done()) values.push_back(static_cast<std::int64_t>(packed.varint()));
           } else {
-            attribute.skip(static_cast<int>(akey & 7));
+            attribute.skip(static_cast<int>(wire));
           }
         }
-        if (has_int) attributes[name] = value;
+        if (!values.empty()) attributes[name] = values;
       }
       return attributes;  // first node only
     }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "squint/conv/depthwise.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/microkernels.hpp"
 #include "squint/gemm/weight_only.hpp"
@@ -26,7 +27,8 @@
   M(::squint::kernels::convert_kernel<A>)                        \
   M(::squint::kernels::reduce_kernel<A>)                         \
   M(::squint::kernels::half_gemm_kernel<A>)                      \
-  M(::squint::kernels::weight_only_gemm_kernel<A>)
+  M(::squint::kernels::weight_only_gemm_kernel<A>)               \
+  M(::squint::kernels::depthwise_kernel<A>)
 
 #define SQUINT_DETAIL_INSTANTIATE(...) template struct __VA_ARGS__;
 #define SQUINT_DETAIL_DECLARE(...) extern template struct __VA_ARGS__;

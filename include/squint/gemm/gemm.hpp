@@ -101,8 +101,89 @@ inline void subtract_outer(const std::int32_t* x, const std::int32_t* y, std::si
   }
 }
 
-/// Unchecked GEMM on the kernel of `Arch` (weights holding -128 run the scalar kernel where
-/// Arch's is exact for narrow weights only), split into `par.threads` tasks over the kernel's
+/// Row sums of `rows` x k bytes of A (row stride lda, signed or unsigned), modulo 2^32.
+inline void row_sums(const std::uint8_t* a, bool a_signed, std::size_t rows, std::size_t k, std::size_t lda,
+                     std::int32_t* sums) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    std::uint32_t sum = 0;
+    const std::uint8_t* row = a + i * lda;
+    if (a_signed)
+      for (std::size_t kk = 0; kk < k; ++kk) sum += static_cast<std::uint32_t>(static_cast<std::int8_t>(row[kk]));
+    else
+      for (std::size_t kk = 0; kk < k; ++kk) sum += row[kk];
+    sums[i] = static_cast<std::int32_t>(sum);
+  }
+}
+
+/// One product's prepared state on the kernel of `Arch` (weights holding -128 run the scalar
+/// kernel where Arch's is exact for narrow weights only): the kernel and the column offsets.
+/// run() takes any block of A's rows, so the GEMM and the convolution (on im2col tiles) share
+/// the blocking, the zero-point terms and the fused output stage.
+template <class Arch>
+class gemm_blocks {
+ public:
+  gemm_blocks(const packed_weights& b, std::int32_t a_zero_point, const output_stage* stage)
+      : b_(b),
+        stage_(stage),
+        kernel_(kernels::gemm_kernel_needs_narrow<Arch>() && !b.narrow() ? &kernels::gemm_kernel<arch::scalar>::run
+                                                                          : &kernels::gemm_kernel<Arch>::run),
+        offsets_(column_offsets(a_zero_point, b, stage ? stage->column_terms : nullptr)) {}
+
+  /// Output channels per register block of the kernel: work is split in multiples of it.
+  static constexpr std::size_t width() { return kernels::gemm_kernel_width<Arch>(); }
+
+  /// Rows [0, rows) of A at `a` (row stride lda) times channels [j0, j1): int32 results into c
+  /// (row 0 of the block, channel 0; ldc), or each finished tile through the stage, reported
+  /// as rows from `i0` and channels from `channel_base + j0`.
+  void run(const std::uint8_t* a, bool a_signed, std::size_t rows, std::size_t lda, std::size_t i0, std::size_t j0,
+           std::size_t j1, std::int32_t* c, std::size_t ldc, std::size_t channel_base = 0) const {
+    if (rows == 0 || j0 >= j1) return;
+    const std::size_t k = b_.k();
+    // Staged output: blocks of up to 512 channels (whole kernel blocks) x 8192 / channels rows
+    // (at most 256), whose int32 tile (<= 32 KiB) stays in cache for the stage; wide blocks keep
+    // the stage's vector loops long.
+    const std::size_t col_step = stage_ ? std::min((j1 - j0 + width() - 1) / width() * width(), 512 / width() * width()) : j1 - j0;
+    const std::size_t row_step = stage_ ? std::clamp<std::size_t>(8192 / col_step, 1, std::min<std::size_t>(rows, 256)) : rows;
+    thread_local std::vector<std::int32_t> tile, rowsum;
+    if (stage_) tile.resize(row_step * std::min(col_step, j1 - j0));
+    const std::size_t panel_bytes = b_.k_groups() * packed_weights::panel_width * packed_weights::k_group;
+    for (std::size_t r0 = 0; r0 < rows; r0 += row_step) {
+      const std::size_t n_rows = std::min(row_step, rows - r0);
+      const std::uint8_t* a_rows = a + r0 * lda;
+      // Asymmetric weights: b_zp[j] * rowsum_i(a) comes off every element.
+      if (!b_.symmetric()) {
+        rowsum.resize(n_rows);
+        row_sums(a_rows, a_signed, n_rows, k, lda, rowsum.data());
+      }
+      for (std::size_t c0 = j0; c0 < j1; c0 += col_step) {
+        const std::size_t cols = std::min(col_step, j1 - c0);
+        std::int32_t* out = stage_ ? tile.data() : c + r0 * ldc + c0;
+        const std::size_t ld = stage_ ? cols : ldc;
+        if (k == 0) {  // no products: only the column terms (an int32 bias) remain
+          for (std::size_t i = 0; i < n_rows; ++i)
+            for (std::size_t j = 0; j < cols; ++j) out[i * ld + j] = offsets_.empty() ? 0 : offsets_[c0 + j];
+        } else {
+          kernel_(a_rows, n_rows, k, lda, a_signed, b_.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
+                  b_.column_sums() + c0, offsets_.empty() ? nullptr : offsets_.data() + c0, cols, b_.k_groups(), out,
+                  ld);
+          if (!b_.symmetric()) subtract_outer(rowsum.data(), b_.zero_points().data() + c0, n_rows, cols, out, ld);
+        }
+        if (stage_) stage_->finish(stage_->context, out, ld, i0 + r0, n_rows, channel_base + c0, cols);
+      }
+    }
+  }
+
+ private:
+  using kernel_fn = void (*)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, bool, const std::int8_t*,
+                             const std::int32_t*, const std::int32_t*, std::size_t, std::size_t, std::int32_t*,
+                             std::size_t) noexcept;
+  const packed_weights& b_;
+  const output_stage* stage_;
+  kernel_fn kernel_;
+  std::vector<std::int32_t> offsets_;
+};
+
+/// Unchecked GEMM on the kernel of `Arch`, split into `par.threads` tasks over the kernel's
 /// register blocks of channels or over rows: int32 results into c (ldc), or each block through
 /// `stage` (then c is not used).
 template <class Arch, class TA>
@@ -112,48 +193,12 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
   if (m == 0 || n == 0) return;
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(a);
   constexpr bool a_signed = std::is_same_v<TA, std::int8_t>;
-  const bool fallback = kernels::gemm_kernel_needs_narrow<Arch>() && !b.narrow();
-  const auto kernel = fallback ? &kernels::gemm_kernel<arch::scalar>::run : &kernels::gemm_kernel<Arch>::run;
-  const std::vector<std::int32_t> offsets = column_offsets(a_zero_point, b, stage ? stage->column_terms : nullptr);
-  // Asymmetric weights: b_zp[j] * rowsum_i(a) comes off every element; the row sums once per call.
-  std::vector<std::int32_t> rowsum;
-  if (!b.symmetric()) {
-    rowsum.assign(m, 0);
-    for (std::size_t i = 0; i < m; ++i) {
-      std::uint32_t sum = 0;
-      for (std::size_t kk = 0; kk < k; ++kk) sum += static_cast<std::uint32_t>(static_cast<std::int32_t>(a[i * lda + kk]));
-      rowsum[i] = static_cast<std::int32_t>(sum);
-    }
-  }
-  const std::size_t panel_bytes = b.k_groups() * packed_weights::panel_width * packed_weights::k_group;
-  // Work is split in whole register blocks of the kernel (32 or 64 channels).
-  const std::size_t width = kernels::gemm_kernel_width<Arch>();
+  const gemm_blocks<Arch> blocks_of(b, a_zero_point, stage);
   auto block = [&](std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
-    // Staged output: blocks of up to 256 rows x (8192 / rows, whole kernel blocks) channels,
-    // whose int32 tile (<= 32 KiB, 64 KiB for 64-channel kernels) stays in cache for the stage.
-    const std::size_t row_step = stage ? std::min<std::size_t>(i1 - i0, 256) : i1 - i0;
-    const std::size_t col_step = stage ? std::max(width, 8192 / row_step / width * width) : j1 - j0;
-    thread_local std::vector<std::int32_t> tile;
-    if (stage) tile.resize(row_step * std::min(col_step, j1 - j0));
-    for (std::size_t r0 = i0; r0 < i1; r0 += row_step) {
-      const std::size_t rows = std::min(row_step, i1 - r0);
-      for (std::size_t c0 = j0; c0 < j1; c0 += col_step) {
-        const std::size_t cols = std::min(col_step, j1 - c0);
-        std::int32_t* out = stage ? tile.data() : c + r0 * ldc + c0;
-        const std::size_t ld = stage ? cols : ldc;
-        if (k == 0) {  // no products: only the column terms (an int32 bias) remain
-          for (std::size_t i = 0; i < rows; ++i)
-            for (std::size_t j = 0; j < cols; ++j) out[i * ld + j] = offsets.empty() ? 0 : offsets[c0 + j];
-        } else {
-          kernel(bytes + r0 * lda, rows, k, lda, a_signed, b.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
-                 b.column_sums() + c0, offsets.empty() ? nullptr : offsets.data() + c0, cols, b.k_groups(), out, ld);
-          if (!rowsum.empty()) subtract_outer(rowsum.data() + r0, b.zero_points().data() + c0, rows, cols, out, ld);
-        }
-        if (stage) stage->finish(stage->context, out, ld, r0, rows, c0, cols);
-      }
-    }
+    blocks_of.run(bytes + i0 * lda, a_signed, i1 - i0, lda, i0, j0, j1, stage ? nullptr : c + i0 * ldc, ldc);
   };
   // Never more tasks than kernel blocks or rows to share out.
+  const std::size_t width = gemm_blocks<Arch>::width();
   const std::size_t blocks = (n + width - 1) / width;
   const std::size_t tasks = task_count(par, std::max(blocks, m), m, n, k);
   if (tasks == 1) {
@@ -169,13 +214,15 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
 }
 
 /// The float output stage: c[i][j] = float(acc[i][j]) * multiplier[j] + bias[j] (bias may be
-/// null), then max(0, .) with relu, for `rows` rows of n accumulators (row stride ldacc).
+/// null), then min(max(0, .), cap) with relu (cap = 6 is ReLU6), for `rows` rows of n
+/// accumulators (row stride ldacc).
 inline void accumulators_to_float(const std::int32_t* acc, std::size_t rows, std::size_t n, std::size_t ldacc,
-                                  const float* multiplier, const float* bias, bool relu, float* c, std::size_t ldc) {
+                                  const float* multiplier, const float* bias, bool relu, float* c, std::size_t ldc,
+                                  float cap = HUGE_VALF) {
   for (std::size_t i = 0; i < rows; ++i)
     for (std::size_t j = 0; j < n; ++j) {
       const float v = static_cast<float>(acc[i * ldacc + j]) * multiplier[j] + (bias ? bias[j] : 0.0f);
-      c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
+      c[i * ldc + j] = relu ? (!(v > 0.0f) ? 0.0f : std::min(v, cap)) : v;
     }
 }
 
@@ -193,6 +240,7 @@ struct float_output {
   std::size_t ldc;
   const std::int32_t* row_zero_points = nullptr;
   const std::int32_t* column_sums = nullptr;
+  float cap = HUGE_VALF;  ///< upper clamp with relu (6 for ReLU6)
 
   static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                      std::size_t j0, std::size_t cols) {
@@ -208,7 +256,8 @@ struct float_output {
         const std::size_t width = std::min<std::size_t>(256, cols - c0);
         for (std::size_t j = 0; j < width; ++j) multiplier[j] = a_scale * o.b_scales[j0 + c0 + j];
         accumulators_to_float(acc + i * ldacc + c0, count, width, ldacc, multiplier,
-                              o.bias ? o.bias + j0 + c0 : nullptr, o.relu, o.c + (i0 + i) * o.ldc + j0 + c0, o.ldc);
+                              o.bias ? o.bias + j0 + c0 : nullptr, o.relu, o.c + (i0 + i) * o.ldc + j0 + c0, o.ldc,
+                              o.cap);
       }
       i += count;
     }
@@ -224,9 +273,15 @@ inline bool bias_fits_offsets(const std::int32_t* bias, std::size_t n, std::size
   return true;
 }
 
-/// Requantized output: c[i][j] = requantize(acc, multiplier[j], zero point), then at least the
-/// zero point with relu. An int32 bias reaches acc through output_stage::column_terms when the
+/// Requantized output: c[i][j] = requantize(acc, multiplier[j], zero point), then within
+/// [zero point, cap] with relu (cap: the code of 6 for ReLU6). An int32 bias reaches acc
+/// through output_stage::column_terms when the
 /// sum cannot overflow; otherwise `saturating_bias` (n entries) is added here, saturated to int32.
+/// An output stage's requantize kernel (requantize_kernel::row).
+template <class TC>
+using requantize_fn = void (*)(const std::int32_t*, TC*, std::size_t, const float*, std::int32_t, std::int32_t,
+                               std::int32_t) noexcept;
+
 template <class TC>
 struct code_output {
   const float* multiplier;
@@ -235,6 +290,9 @@ struct code_output {
   TC* c;
   std::size_t ldc;
   const std::int32_t* saturating_bias = nullptr;
+  std::int32_t cap = std::numeric_limits<std::int32_t>::max();
+  /// The requantize kernel (runtime dispatch passes the CPU's; otherwise this TU's own).
+  requantize_fn<TC> requantize = &kernels::requantize_kernel<arch::native, TC>::row;
 
   static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                      std::size_t j0, std::size_t cols) {
@@ -247,16 +305,46 @@ struct code_output {
           acc[i * ldacc + j] = static_cast<std::int32_t>(std::clamp<std::int64_t>(v, std::numeric_limits<std::int32_t>::min(),
                                                                          std::numeric_limits<std::int32_t>::max()));
         }
-    for (std::size_t i = 0; i < rows; ++i) {
-      TC* out = o.c + (i0 + i) * o.ldc + j0;
-      kernels::requantize_kernel<arch::native, TC>::run(acc + i * ldacc, out, 1, cols, 1, o.multiplier + j0,
-                                                        o.zero_point);
-      if (o.relu)
-        for (std::size_t j = 0; j < cols; ++j)
-          if (out[j] < o.zero_point) out[j] = static_cast<TC>(o.zero_point);
+    // Narrow blocks that are dense on both sides (a depthwise layer's few channels) go several
+    // rows per kernel call, with the multipliers repeated: the kernels vectorize along a row,
+    // and a row shorter than their 4-vector step would run entirely through the padded tail.
+    const bool dense = ldacc == cols && o.ldc == cols;
+    const std::size_t group = dense ? std::max<std::size_t>(1, 256 / cols) : 1;
+    const float* multiplier = o.multiplier + j0;
+    thread_local std::vector<float> repeated;
+    if (group > 1) {
+      repeated.resize(group * cols);
+      for (std::size_t i = 0; i < group; ++i) std::copy(multiplier, multiplier + cols, repeated.begin() + i * cols);
+      multiplier = repeated.data();
+    }
+    const std::int32_t lo = o.relu ? o.zero_point : std::numeric_limits<TC>::min();
+    const std::int32_t hi = o.relu ? std::clamp<std::int32_t>(o.cap, o.zero_point, std::numeric_limits<TC>::max())
+                                   : std::numeric_limits<TC>::max();
+    for (std::size_t i = 0; i < rows; i += group) {
+      const std::size_t n = std::min(group, rows - i) * cols;
+      o.requantize(acc + i * ldacc, o.c + (i0 + i) * o.ldc + j0, n, multiplier, o.zero_point, lo, hi);
     }
   }
 };
+
+/// Checks that a_scale * b_scales[j] is finite for every channel (the float stage's multipliers).
+inline void check_scale_products(const char* function, float a_scale, const std::vector<float>& b_scales) {
+  for (std::size_t j = 0; j < b_scales.size(); ++j)
+    require(std::isfinite(a_scale * b_scales[j]), function, ": the input scale ", a_scale, " times the scale ",
+            b_scales[j], " of channel ", j, " overflows float32");
+}
+
+/// The requantized stage's multipliers a_scale * b_scales[j] / c_scale, each finite and > 0.
+inline std::vector<float> output_multipliers(const char* function, float a_scale, const std::vector<float>& b_scales,
+                                             float c_scale) {
+  std::vector<float> multiplier(b_scales.size());
+  for (std::size_t j = 0; j < b_scales.size(); ++j) {
+    multiplier[j] = a_scale * b_scales[j] / c_scale;
+    require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, function, ": output multiplier of channel ", j,
+            " is ", multiplier[j]);
+  }
+  return multiplier;
+}
 
 /// Float output stage over a GEMM `s32(a, m, lda, zp, b, c, ldc, par, stage)`.
 template <class TA, class S32>
@@ -264,9 +352,7 @@ void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
                    const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par) {
   check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
   validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
-  for (std::size_t j = 0; j < b.n(); ++j)
-    require(std::isfinite(a_params.scale * b.scales()[j]), "gemm: a_params.scale ", a_params.scale,
-            " times the scale ", b.scales()[j], " of channel ", j, " overflows float32");
+  check_scale_products("gemm", a_params.scale, b.scales());
   const float_output out{&a_params.scale, false, b.scales().data(), bias, relu, c, ldc};
   const output_stage stage{&float_output::finish, &out};
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
@@ -276,19 +362,16 @@ void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
 template <class TA, class TC, class S32>
 void gemm_to_codes(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
                    const std::int32_t* bias, qparams c_params, bool relu, TC* c, std::size_t ldc,
-                   const parallelism& par) {
+                   const parallelism& par,
+                   requantize_fn<TC> requantize = &kernels::requantize_kernel<arch::native, TC>::row) {
   check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
   validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
   validate(c_params, full_range(dtype_of<TC>()), "gemm: c_params");
   const std::size_t n = b.n();
-  std::vector<float> multiplier(n);
-  for (std::size_t j = 0; j < n; ++j) {
-    multiplier[j] = a_params.scale * b.scales()[j] / c_params.scale;
-    require(std::isfinite(multiplier[j]) && multiplier[j] > 0.0f, "gemm: output multiplier of channel ", j, " is ",
-            multiplier[j]);
-  }
+  const std::vector<float> multiplier = output_multipliers("gemm", a_params.scale, b.scales(), c_params.scale);
   const bool fold = bias == nullptr || bias_fits_offsets(bias, n, b.k());
-  const code_output<TC> out{multiplier.data(), c_params.zero_point, relu, c, ldc, fold ? nullptr : bias};
+  const code_output<TC> out{multiplier.data(), c_params.zero_point, relu, c, ldc, fold ? nullptr : bias,
+                            std::numeric_limits<std::int32_t>::max(), requantize};
   const output_stage stage{&code_output<TC>::finish, &out, fold ? bias : nullptr};
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }

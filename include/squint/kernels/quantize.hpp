@@ -57,6 +57,10 @@ template <class Arch, class T>
 struct requantize_kernel {
   static void run(const std::int32_t* acc, T* q, std::size_t outer, std::size_t channels, std::size_t inner,
                   const float* multiplier, std::int32_t zero_point) noexcept;
+  /// The GEMM / convolution output stage's form: n accumulators with a multiplier each, codes
+  /// clamped to [lo, hi] (a sub-range of T's; lo = zero point is a fused ReLU).
+  static void row(const std::int32_t* acc, T* q, std::size_t n, const float* multiplier, std::int32_t zero_point,
+                  std::int32_t lo, std::int32_t hi) noexcept;
 };
 
 namespace detail_quantize {
@@ -285,15 +289,9 @@ void requantize_kernel<Arch, T>::run(const std::int32_t* acc, T* q, std::size_t 
   const vf hi(static_cast<float>(code_range<T>::max - zero_point));
   const vf zp(static_cast<float>(zero_point));
   if (inner == 1 && channels > 1) {  // a GEMM output with per-column multipliers
-    constexpr std::size_t B = 4 * L;
     for (std::size_t o = 0; o < outer; ++o)
-      detail_quantize::channel_blocks<B>(
-          acc + o * channels, q + o * channels, channels, multiplier, nullptr,
-          [&](const std::int32_t* in, T* out, const float* m, const std::int32_t*) {
-            detail_quantize::block<Arch, T>(
-                out, [&](int j) { return O::to_float(vi::load_unaligned(in + j * L)) * vf::load_unaligned(m + j * L); },
-                lo, hi, zp);
-          });
+      row(acc + o * channels, q + o * channels, channels, multiplier, zero_point, code_range<T>::min,
+          code_range<T>::max);
     return;
   }
   for (std::size_t o = 0; o < outer; ++o)
@@ -306,6 +304,24 @@ void requantize_kernel<Arch, T>::run(const std::int32_t* acc, T* q, std::size_t 
                 out, [&](int j) { return O::to_float(vi::load_unaligned(in + j * L)) * m; }, lo, hi, zp);
           });
     }
+}
+
+template <class Arch, class T>
+void requantize_kernel<Arch, T>::row(const std::int32_t* acc, T* q, std::size_t n, const float* multiplier,
+                                     std::int32_t zero_point, std::int32_t lo_code, std::int32_t hi_code) noexcept {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  using vi = typename O::vi;
+  constexpr std::size_t L = O::lanes;
+  // Clamping before rounding to the integers lo - zp and hi - zp is clamping the codes after it.
+  const vf lo(static_cast<float>(lo_code - zero_point)), hi(static_cast<float>(hi_code - zero_point));
+  const vf zp(static_cast<float>(zero_point));
+  detail_quantize::channel_blocks<4 * L>(
+      acc, q, n, multiplier, nullptr, [&](const std::int32_t* in, T* out, const float* m, const std::int32_t*) {
+        detail_quantize::block<Arch, T>(
+            out, [&](int j) { return O::to_float(vi::load_unaligned(in + j * L)) * vf::load_unaligned(m + j * L); },
+            lo, hi, zp);
+      });
 }
 
 /// The scalar family: the reference loops themselves, so it is equal to them by construction.
@@ -343,6 +359,12 @@ struct requantize_kernel<arch::scalar, T> {
   static void run(const std::int32_t* acc, T* q, std::size_t outer, std::size_t channels, std::size_t inner,
                   const float* multiplier, std::int32_t zero_point) noexcept {
     reference::requantize(acc, q, {outer, channels, inner}, multiplier, zero_point);
+  }
+  static void row(const std::int32_t* acc, T* q, std::size_t n, const float* multiplier, std::int32_t zero_point,
+                  std::int32_t lo, std::int32_t hi) noexcept {
+    const quant_range range{lo, hi};
+    for (std::size_t i = 0; i < n; ++i)
+      q[i] = static_cast<T>(reference::requantize_value(acc[i], multiplier[i], zero_point, range));
   }
 };
 
