@@ -8,7 +8,8 @@
 //     bytes; never the whole (H * W) x (taps * C) matrix), each tile handed to the GEMM's
 //     micro-kernels and output stages (gemm_blocks) per group. Taps in the padding copy
 //     zero-point bytes, which add nothing, as ONNX pads.
-//   depthwise: conv/depthwise.hpp's kernels over an indirection of tap pointers.
+//   depthwise: conv/depthwise.hpp's kernels over an indirection of tap pointers (the input
+//     zero point's term folded into their initial sums).
 // Output stages run per finished tile on the thread that computed it, as in the GEMM.
 #pragma once
 
@@ -43,44 +44,79 @@ conv2d_geometry check_conv(const char* function, const TA* x, const image_shape&
   return g;
 }
 
-/// An output pixel's position, stepped through the batch in NHWC order without divisions.
-struct pixel_cursor {
-  std::size_t n = 0, oy = 0, ox = 0;
-
-  pixel_cursor(const conv2d_geometry& g, std::size_t pixel)
-      : n(pixel / g.out.width / g.out.height), oy(pixel / g.out.width % g.out.height), ox(pixel % g.out.width) {}
-  void next(const conv2d_geometry& g) {
-    if (++ox < g.out.width) return;
-    ox = 0;
-    if (++oy < g.out.height) return;
-    oy = 0;
-    ++n;
+/// The input pixels (channel 0) under the windows of consecutive output pixels, tap by tap, in
+/// `taps` (kernel_h x kernel_w pointers); taps in the padding point at `pad_row` (as many
+/// zero-point bytes as the image has channels). Output pixels step through the batch in NHWC
+/// order without divisions, and along a row, away from the left and right padding, each tap
+/// just moves by the stride (a full window costs a bounds check per tap).
+class window_walker {
+ public:
+  window_walker(const std::uint8_t* x, const conv2d_geometry& g, const std::uint8_t* pad_row, std::size_t pixel,
+                const std::uint8_t** taps)
+      : x_(x),
+        g_(g),
+        pad_row_(pad_row),
+        taps_(taps),
+        n_(pixel / g.out.width / g.out.height),
+        oy_(pixel / g.out.width % g.out.height),
+        ox_(pixel % g.out.width) {
+    fill();
   }
-};
 
-/// Pointers to the input pixels (channel 0) under the window of output pixel `at`, tap by tap;
-/// taps in the padding point at `pad_row` (as many zero-point bytes as the image has channels).
-inline void window_taps(const std::uint8_t* x, const conv2d_geometry& g, const std::uint8_t* pad_row,
-                        const pixel_cursor& at, const std::uint8_t** taps) {
-  const conv2d_params& p = g.params;
-  const std::uint8_t* image = x + at.n * g.in.height * g.in.width * g.in.channels;
-  for (std::size_t ky = 0; ky < g.filter.kernel_h; ++ky) {
-    // Unsigned wrap-around puts positions in the top or left padding past the image too.
-    const std::size_t iy = at.oy * p.stride_h + ky * p.dilation_h - p.pad_top;
-    for (std::size_t kx = 0; kx < g.filter.kernel_w; ++kx) {
-      const std::size_t ix = at.ox * p.stride_w + kx * p.dilation_w - p.pad_left;
-      *taps++ = iy < g.in.height && ix < g.in.width ? image + (iy * g.in.width + ix) * g.in.channels : pad_row;
+  void next() {
+    const bool was_interior = interior(ox_);
+    if (++ox_ == g_.out.width) {
+      ox_ = 0;
+      if (++oy_ == g_.out.height) {
+        oy_ = 0;
+        ++n_;
+      }
+    }
+    if (ox_ > 0 && was_interior && interior(ox_)) {
+      const std::size_t step = g_.params.stride_w * g_.in.channels;
+      for (std::size_t t = 0; t < g_.filter.taps(); ++t)
+        if (taps_[t] != pad_row_) taps_[t] += step;
+    } else {
+      fill();
     }
   }
-}
+
+ private:
+  /// Whether every tap of output column ox falls inside the image's width.
+  bool interior(std::size_t ox) const {
+    const conv2d_params& p = g_.params;
+    const std::size_t left = ox * p.stride_w;
+    return left >= p.pad_left && left - p.pad_left + (g_.filter.kernel_w - 1) * p.dilation_w < g_.in.width;
+  }
+
+  void fill() {
+    const conv2d_params& p = g_.params;
+    const std::uint8_t* image = x_ + n_ * g_.in.height * g_.in.width * g_.in.channels;
+    const std::uint8_t** tap = taps_;
+    for (std::size_t ky = 0; ky < g_.filter.kernel_h; ++ky) {
+      // Unsigned wrap-around puts positions in the top or left padding past the image too.
+      const std::size_t iy = oy_ * p.stride_h + ky * p.dilation_h - p.pad_top;
+      for (std::size_t kx = 0; kx < g_.filter.kernel_w; ++kx) {
+        const std::size_t ix = ox_ * p.stride_w + kx * p.dilation_w - p.pad_left;
+        *tap++ = iy < g_.in.height && ix < g_.in.width ? image + (iy * g_.in.width + ix) * g_.in.channels : pad_row_;
+      }
+    }
+  }
+
+  const std::uint8_t* x_;
+  const conv2d_geometry& g_;
+  const std::uint8_t* pad_row_;
+  const std::uint8_t** taps_;
+  std::size_t n_, oy_, ox_;
+};
 
 /// Rows [r0, r0 + rows) of group `group`'s im2col matrix (taps x group channels per row).
 inline void im2col(const std::uint8_t* x, const conv2d_geometry& g, std::size_t group, const std::uint8_t* pad_row,
                    std::size_t r0, std::size_t rows, const std::uint8_t** taps, std::uint8_t* tile) {
   const std::size_t cg = g.filter.group_channels, count = g.filter.taps(), offset = group * cg;
-  pixel_cursor at(g, r0);
-  for (std::size_t r = 0; r < rows; ++r, at.next(g)) {
-    window_taps(x, g, pad_row, at, taps);
+  window_walker walk(x, g, pad_row, r0, taps);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (r > 0) walk.next();
     for (std::size_t t = 0; t < count; ++t, tile += cg) std::memcpy(tile, taps[t] + offset, cg);
   }
 }
@@ -102,6 +138,12 @@ void conv_s32(const TA* x, const conv2d_geometry& g, std::int32_t x_zero_point, 
     });
   };
   if (w.depthwise()) {
+    // The kernels take no zero point: -x_zp * sum_t w_t joins the column terms.
+    std::vector<std::int32_t> init(oc);
+    for (std::size_t c = 0; c < oc; ++c)
+      init[c] = static_cast<std::int32_t>(
+          static_cast<std::uint32_t>(stage && stage->column_terms ? stage->column_terms[c] : 0) -
+          static_cast<std::uint32_t>(x_zero_point) * static_cast<std::uint32_t>(w.depthwise_sums()[c]));
     // Tiles of pixels whose int32 results (<= 32 KiB) stay in cache for the stage.
     const std::size_t step = std::max<std::size_t>(1, 8192 / oc);
     split_rows(task_count(par, m, m, oc, taps), [&](std::size_t i0, std::size_t i1) {
@@ -112,12 +154,11 @@ void conv_s32(const TA* x, const conv2d_geometry& g, std::int32_t x_zero_point, 
       for (std::size_t r0 = i0; r0 < i1; r0 += step) {
         const std::size_t rows = std::min(step, i1 - r0);
         std::int32_t* out = stage ? tile.data() : y + r0 * oc;
-        pixel_cursor at(g, r0);
-        for (std::size_t r = 0; r < rows; ++r, at.next(g)) {
-          window_taps(bytes, g, pad_row.data(), at, tap_pointers.data());
-          kernels::depthwise_kernel<DwArch>::run(tap_pointers.data(), taps, a_signed, x_zero_point,
-                                                 w.depthwise_weights(), oc, stage ? stage->column_terms : nullptr,
-                                                 out + r * oc);
+        window_walker walk(bytes, g, pad_row.data(), r0, tap_pointers.data());
+        for (std::size_t r = 0; r < rows; ++r) {
+          if (r > 0) walk.next();
+          kernels::depthwise_kernel<DwArch>::run(tap_pointers.data(), taps, a_signed, w.depthwise_weights(), oc,
+                                                 init.data(), out + r * oc);
         }
         if (stage) stage->finish(stage->context, out, oc, r0, rows, 0, oc);
       }

@@ -4,18 +4,23 @@
 // A depthwise layer has one filter per channel, so there is no reduction over channels for a
 // GEMM to block: each output pixel is, per channel, a dot product over the kernel's taps. The
 // kernels vectorize over channels (NHWC keeps them contiguous) and read each tap through a
-// pointer (XNNPACK's indirection: taps in the padding point at a row of zero-point bytes, so they
-// add nothing and no padded copy of the image exists).
+// pointer (XNNPACK's indirection: taps in the padding point at a row of zero-point bytes, so no
+// padded copy of the image exists).
 //
-// Weights are packed once as int16 w - w_zero_point (in [-255, 255]) with the taps in pairs,
-// channel by channel: element [(pair * channels + c) * 2 + tap % 2] (an odd last tap pairs with a
-// zero weight). Inputs become x - x_zero_point in int16 (also in [-255, 255]), so a pair of taps
-// of one channel is one pmaddwd lane: two products of at most 65025, exact in int32, as is the
-// sum over up to squint::gemm_max_k taps.
-//   AVX-512BW: 16 channels per zmm (two 16-byte loads interleaved by punpck{l,h}bw, widened).
-//   AVX2:      8 channels per ymm, the same interleave on 8-byte halves.
-//   SSE4.1:    4 channels per xmm.
-//   NEON:      vld2q_s16 splits the pairs back into taps; smlal / smlal2 multiply-accumulate.
+// Weights are packed once as int16 w - w_zero_point (in [-255, 255]), two taps per 32-bit lane,
+// so that one pmaddwd multiplies two taps of one channel (products of at most 255 * 255, exact
+// in int32, as is the sum over up to squint::gemm_max_k taps). Inputs are widened as they are,
+// without their zero point: sum_t (x_t - x_zp) * w_t = sum_t x_t * w_t - x_zp * sum_t w_t, and
+// the caller folds the second term into `init` (padding taps then add x_zp * w_t - x_zp * w_t = 0).
+// Widening a tap's channels to int16 and interleaving two taps with punpck{l,h}wd leaves, in each
+// 128-bit lane, channels 8k..8k+3 in the low result and 8k+4..8k+7 in the high one. The packing
+// follows that: per tap pair, the low halves of every 8-channel block, then the high halves
+// (depthwise_index), so a vector of either is one load on every width. The accumulators come out
+// in that order and are put back in channel order once per pixel.
+//   AVX-512BW: 32 channels per step (vpmovzxbw zmm, vpunpck{l,h}wd, vpmaddwd; vpermt2d at the end).
+//   AVX2:      16 channels per step (vperm2i128 at the end).
+//   SSE4.1:    8 channels per step.
+//   NEON:      8 channels per step; vld2_s16 splits the pairs back into taps for smlal.
 //   scalar:    plain loops (and every ISA's channel tail).
 #pragma once
 
@@ -34,151 +39,211 @@
 
 namespace squint::kernels {
 
+/// Where tap t of channel c sits in the depthwise packing of `channels` channels (int16 units).
+constexpr std::size_t depthwise_index(std::size_t t, std::size_t c, std::size_t channels) {
+  const std::size_t blocks = (channels + 7) / 8, within = c % 8;
+  return ((t / 2 * 2 + within / 4) * blocks + c / 8) * 8 + within % 4 * 2 + t % 2;
+}
+
+/// Elements of the depthwise packing of `taps` x `channels` (padding is zero).
+constexpr std::size_t depthwise_packed_size(std::size_t taps, std::size_t channels) {
+  return (taps + 1) / 2 * 2 * ((channels + 7) / 8) * 8;
+}
+
 template <class Arch>
 struct depthwise_kernel {
-  /// out[c] = init[c] + sum over t < tap_count of (x_t[c] - a_zero_point) * (w_t[c] - w_zp[c])
-  /// for c < channels, where x_t = taps[t] (uint8, or int8 with a_signed) and the weights are
-  /// packed as this header describes; init may be null (zero). Sums wrap modulo 2^32 with init.
-  static void run(const std::uint8_t* const* taps, std::size_t tap_count, bool a_signed, std::int32_t a_zero_point,
-                  const std::int16_t* weights, std::size_t channels, const std::int32_t* init,
-                  std::int32_t* out) noexcept;
+  /// out[c] = init[c] + sum over t < tap_count of x_t[c] * w_t[c] for c < channels, where x_t =
+  /// taps[t] (uint8, or int8 with a_signed) and w the packing this header describes; init may
+  /// be null (zero). Sums wrap modulo 2^32 with init.
+  static void run(const std::uint8_t* const* taps, std::size_t tap_count, bool a_signed, const std::int16_t* weights,
+                  std::size_t channels, const std::int32_t* init, std::int32_t* out) noexcept;
 };
 
 namespace detail_depthwise {
 
 /// Channels [c0, channels) in plain C++: the scalar kernel and every ISA's tail.
 template <class Arch, bool Signed>
-void run_scalar(const std::uint8_t* const* taps, std::size_t tap_count, std::int32_t a_zero_point,
-                const std::int16_t* weights, std::size_t channels, const std::int32_t* init, std::int32_t* out,
-                std::size_t c0) {
-  const std::size_t pairs = (tap_count + 1) / 2;
+void run_scalar(const std::uint8_t* const* taps, std::size_t tap_count, const std::int16_t* weights,
+                std::size_t channels, const std::int32_t* init, std::int32_t* out, std::size_t c0) {
   for (std::size_t c = c0; c < channels; ++c) {
     std::uint32_t acc = init ? static_cast<std::uint32_t>(init[c]) : 0u;
-    for (std::size_t p = 0; p < pairs; ++p) {
-      const std::size_t t1 = 2 * p + 1 < tap_count ? 2 * p + 1 : 2 * p;
-      const std::int32_t x0 = (Signed ? static_cast<std::int8_t>(taps[2 * p][c]) : taps[2 * p][c]) - a_zero_point;
-      const std::int32_t x1 = (Signed ? static_cast<std::int8_t>(taps[t1][c]) : taps[t1][c]) - a_zero_point;
-      const std::int16_t* w = weights + (p * channels + c) * 2;
-      acc += static_cast<std::uint32_t>(x0 * w[0] + x1 * w[1]);
+    for (std::size_t t = 0; t < tap_count; ++t) {
+      const std::int32_t x = Signed ? static_cast<std::int8_t>(taps[t][c]) : taps[t][c];
+      acc += static_cast<std::uint32_t>(x * weights[depthwise_index(t, c, channels)]);
     }
     out[c] = static_cast<std::int32_t>(acc);
   }
 }
 
-// Each ISA's body is templated on the arch tag it is compiled for and compiled only under its
-// flags (only the kernel of the arch a translation unit instantiates is used there).
+// The vector bodies, one per width, each templated on the arch tag of the translation unit
+// that compiles it and defined only under the flags it needs. An arch runs its widest body and
+// then the narrower ones its flags allow on what is left (AVX-512: 32, then 16, then 8 channels),
+// so only a tail of fewer than 8 channels takes the scalar loop. Each returns the channel it
+// stopped at.
+
+/// The pair loop's two tap pointers for pair p (an odd last tap pairs with itself and weight 0).
+template <class Arch>
+inline void pair_taps(const std::uint8_t* const* taps, std::size_t tap_count, std::size_t p, const std::uint8_t*& t0,
+                      const std::uint8_t*& t1) {
+  t0 = taps[2 * p];
+  t1 = taps[2 * p + 1 < tap_count ? 2 * p + 1 : 2 * p];
+}
+
+/// The low and high halves of pair p's 8-channel blocks from block b.
+template <class Arch>
+inline const std::int16_t* half(const std::int16_t* weights, std::size_t blocks, std::size_t p, std::size_t h,
+                                std::size_t b) {
+  return weights + ((p * 2 + h) * blocks + b) * 8;
+}
+
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 template <class Arch, bool Signed>
-inline __m512i widen_pairs_zmm(__m128i x0, __m128i x1, __m512i zero_point) {
-  const __m256i pairs = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(x0, x1)),
-                                                _mm_unpackhi_epi8(x0, x1), 1);
-  return _mm512_sub_epi16(Signed ? _mm512_cvtepi8_epi16(pairs) : _mm512_cvtepu8_epi16(pairs), zero_point);
+std::size_t run_zmm(const std::uint8_t* const* taps, std::size_t tap_count, const std::int16_t* weights,
+                    std::size_t channels, const std::int32_t* init, std::int32_t* out, std::size_t c) {
+  const std::size_t pairs = (tap_count + 1) / 2, blocks = (channels + 7) / 8;
+  const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  for (; c + 32 <= channels; c += 32) {
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    for (std::size_t p = 0; p < pairs; ++p) {
+      const std::uint8_t *t0, *t1;
+      pair_taps<Arch>(taps, tap_count, p, t0, t1);
+      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t0 + c));
+      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t1 + c));
+      const __m512i x0 = Signed ? _mm512_cvtepi8_epi16(b0) : _mm512_cvtepu8_epi16(b0);
+      const __m512i x1 = Signed ? _mm512_cvtepi8_epi16(b1) : _mm512_cvtepu8_epi16(b1);
+      lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(x0, x1),
+                                                  _mm512_loadu_si512(half<Arch>(weights, blocks, p, 0, c / 8))));
+      hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(x0, x1),
+                                                  _mm512_loadu_si512(half<Arch>(weights, blocks, p, 1, c / 8))));
+    }
+    __m512i a = _mm512_permutex2var_epi32(lo, first, hi), b = _mm512_permutex2var_epi32(lo, second, hi);
+    if (init) {
+      a = _mm512_add_epi32(a, _mm512_loadu_si512(init + c));
+      b = _mm512_add_epi32(b, _mm512_loadu_si512(init + c + 16));
+    }
+    _mm512_storeu_si512(out + c, a);
+    _mm512_storeu_si512(out + c + 16, b);
+  }
+  return c;
 }
 #endif
 
 #if defined(__AVX2__)
 template <class Arch, bool Signed>
-inline __m256i widen_pairs_ymm(__m128i pairs, __m256i zero_point) {
-  return _mm256_sub_epi16(Signed ? _mm256_cvtepi8_epi16(pairs) : _mm256_cvtepu8_epi16(pairs), zero_point);
+std::size_t run_ymm(const std::uint8_t* const* taps, std::size_t tap_count, const std::int16_t* weights,
+                    std::size_t channels, const std::int32_t* init, std::int32_t* out, std::size_t c) {
+  const std::size_t pairs = (tap_count + 1) / 2, blocks = (channels + 7) / 8;
+  for (; c + 16 <= channels; c += 16) {
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (std::size_t p = 0; p < pairs; ++p) {
+      const std::uint8_t *t0, *t1;
+      pair_taps<Arch>(taps, tap_count, p, t0, t1);
+      const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t0 + c));
+      const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t1 + c));
+      const __m256i x0 = Signed ? _mm256_cvtepi8_epi16(b0) : _mm256_cvtepu8_epi16(b0);
+      const __m256i x1 = Signed ? _mm256_cvtepi8_epi16(b1) : _mm256_cvtepu8_epi16(b1);
+      const auto* wl = reinterpret_cast<const __m256i*>(half<Arch>(weights, blocks, p, 0, c / 8));
+      const auto* wh = reinterpret_cast<const __m256i*>(half<Arch>(weights, blocks, p, 1, c / 8));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), _mm256_loadu_si256(wl)));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), _mm256_loadu_si256(wh)));
+    }
+    __m256i a = _mm256_permute2x128_si256(lo, hi, 0x20), b = _mm256_permute2x128_si256(lo, hi, 0x31);
+    if (init) {
+      a = _mm256_add_epi32(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + c)));
+      b = _mm256_add_epi32(b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + c + 8)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c + 8), b);
+  }
+  return c;
 }
 #endif
 
 #if defined(__SSE4_1__)
 template <class Arch, bool Signed>
-inline __m128i widen_pairs_xmm(__m128i pairs, __m128i zero_point) {
-  return _mm_sub_epi16(Signed ? _mm_cvtepi8_epi16(pairs) : _mm_cvtepu8_epi16(pairs), zero_point);
+std::size_t run_xmm(const std::uint8_t* const* taps, std::size_t tap_count, const std::int16_t* weights,
+                    std::size_t channels, const std::int32_t* init, std::int32_t* out, std::size_t c) {
+  const std::size_t pairs = (tap_count + 1) / 2, blocks = (channels + 7) / 8;
+  for (; c + 8 <= channels; c += 8) {
+    __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+    for (std::size_t p = 0; p < pairs; ++p) {
+      const std::uint8_t *t0, *t1;
+      pair_taps<Arch>(taps, tap_count, p, t0, t1);
+      const __m128i b0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(t0 + c));
+      const __m128i b1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(t1 + c));
+      const __m128i x0 = Signed ? _mm_cvtepi8_epi16(b0) : _mm_cvtepu8_epi16(b0);
+      const __m128i x1 = Signed ? _mm_cvtepi8_epi16(b1) : _mm_cvtepu8_epi16(b1);
+      const auto* wl = reinterpret_cast<const __m128i*>(half<Arch>(weights, blocks, p, 0, c / 8));
+      const auto* wh = reinterpret_cast<const __m128i*>(half<Arch>(weights, blocks, p, 1, c / 8));
+      lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(x0, x1), _mm_loadu_si128(wl)));
+      hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(x0, x1), _mm_loadu_si128(wh)));
+    }
+    if (init) {
+      lo = _mm_add_epi32(lo, _mm_loadu_si128(reinterpret_cast<const __m128i*>(init + c)));
+      hi = _mm_add_epi32(hi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(init + c + 4)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c + 4), hi);
+  }
+  return c;
 }
 #endif
 
-/// Returns how many leading channels the vector body covered; the caller runs the rest.
+#if defined(__aarch64__) && defined(__ARM_NEON)
 template <class Arch, bool Signed>
-std::size_t run_simd(const std::uint8_t* const* taps, std::size_t tap_count, std::int32_t a_zero_point,
-                     const std::int16_t* weights, std::size_t channels, const std::int32_t* init, std::int32_t* out) {
-  const std::size_t pairs = (tap_count + 1) / 2;
+std::size_t run_neon(const std::uint8_t* const* taps, std::size_t tap_count, const std::int16_t* weights,
+                     std::size_t channels, const std::int32_t* init, std::int32_t* out, std::size_t c) {
+  const std::size_t pairs = (tap_count + 1) / 2, blocks = (channels + 7) / 8;
+  for (; c + 8 <= channels; c += 8) {
+    int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
+    for (std::size_t p = 0; p < pairs; ++p) {
+      const std::uint8_t *t0, *t1;
+      pair_taps<Arch>(taps, tap_count, p, t0, t1);
+      const int16x8_t x0 = Signed ? vmovl_s8(vld1_s8(reinterpret_cast<const std::int8_t*>(t0 + c)))
+                                  : vreinterpretq_s16_u16(vmovl_u8(vld1_u8(t0 + c)));
+      const int16x8_t x1 = Signed ? vmovl_s8(vld1_s8(reinterpret_cast<const std::int8_t*>(t1 + c)))
+                                  : vreinterpretq_s16_u16(vmovl_u8(vld1_u8(t1 + c)));
+      const int16x4x2_t wl = vld2_s16(half<Arch>(weights, blocks, p, 0, c / 8));
+      const int16x4x2_t wh = vld2_s16(half<Arch>(weights, blocks, p, 1, c / 8));
+      lo = vmlal_s16(vmlal_s16(lo, vget_low_s16(x0), wl.val[0]), vget_low_s16(x1), wl.val[1]);
+      hi = vmlal_s16(vmlal_s16(hi, vget_high_s16(x0), wh.val[0]), vget_high_s16(x1), wh.val[1]);
+    }
+    if (init) {
+      lo = vaddq_s32(lo, vld1q_s32(init + c));
+      hi = vaddq_s32(hi, vld1q_s32(init + c + 4));
+    }
+    vst1q_s32(out + c, lo);
+    vst1q_s32(out + c + 4, hi);
+  }
+  return c;
+}
+#endif
+
+/// The vector bodies Arch has, widest first; returns how many leading channels they covered.
+template <class Arch, bool Signed>
+std::size_t run_simd(const std::uint8_t* const* taps, std::size_t tap_count, const std::int16_t* weights,
+                     std::size_t channels, const std::int32_t* init, std::int32_t* out) {
   std::size_t c = 0;
-  (void)taps, (void)pairs, (void)a_zero_point, (void)weights, (void)init, (void)out;
+  (void)taps, (void)tap_count, (void)weights, (void)channels, (void)init, (void)out;
   if constexpr (std::is_same_v<Arch, arch::avx512bw>) {
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
-    const __m512i zp = _mm512_set1_epi16(static_cast<std::int16_t>(a_zero_point));
-    for (; c + 32 <= channels; c += 32) {
-      __m512i acc0 = init ? _mm512_loadu_si512(init + c) : _mm512_setzero_si512();
-      __m512i acc1 = init ? _mm512_loadu_si512(init + c + 16) : _mm512_setzero_si512();
-      for (std::size_t p = 0; p < pairs; ++p) {
-        const std::uint8_t* x0 = taps[2 * p] + c;
-        const std::uint8_t* x1 = taps[2 * p + 1 < tap_count ? 2 * p + 1 : 2 * p] + c;
-        const std::int16_t* w = weights + (p * channels + c) * 2;
-        const __m512i v0 = widen_pairs_zmm<Arch, Signed>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x0)),
-                                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(x1)), zp);
-        const __m512i v1 = widen_pairs_zmm<Arch, Signed>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x0 + 16)),
-                                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(x1 + 16)), zp);
-        acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(v0, _mm512_loadu_si512(w)));
-        acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(v1, _mm512_loadu_si512(w + 32)));
-      }
-      _mm512_storeu_si512(out + c, acc0);
-      _mm512_storeu_si512(out + c + 16, acc1);
-    }
+    c = run_zmm<Arch, Signed>(taps, tap_count, weights, channels, init, out, c);
+    c = run_ymm<Arch, Signed>(taps, tap_count, weights, channels, init, out, c);
+    c = run_xmm<Arch, Signed>(taps, tap_count, weights, channels, init, out, c);
 #endif
   } else if constexpr (std::is_same_v<Arch, arch::avx2>) {
 #if defined(__AVX2__)
-    const __m256i zp = _mm256_set1_epi16(static_cast<std::int16_t>(a_zero_point));
-    for (; c + 16 <= channels; c += 16) {
-      __m256i acc0 = init ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + c)) : _mm256_setzero_si256();
-      __m256i acc1 =
-          init ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + c + 8)) : _mm256_setzero_si256();
-      for (std::size_t p = 0; p < pairs; ++p) {
-        const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps[2 * p] + c));
-        const __m128i x1 =
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps[2 * p + 1 < tap_count ? 2 * p + 1 : 2 * p] + c));
-        const auto* w = reinterpret_cast<const __m256i*>(weights + (p * channels + c) * 2);
-        acc0 = _mm256_add_epi32(
-            acc0, _mm256_madd_epi16(widen_pairs_ymm<Arch, Signed>(_mm_unpacklo_epi8(x0, x1), zp), _mm256_loadu_si256(w)));
-        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(widen_pairs_ymm<Arch, Signed>(_mm_unpackhi_epi8(x0, x1), zp),
-                                                        _mm256_loadu_si256(w + 1)));
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), acc0);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c + 8), acc1);
-    }
+    c = run_ymm<Arch, Signed>(taps, tap_count, weights, channels, init, out, c);
+    c = run_xmm<Arch, Signed>(taps, tap_count, weights, channels, init, out, c);
 #endif
   } else if constexpr (std::is_same_v<Arch, arch::sse41>) {
 #if defined(__SSE4_1__)
-    const __m128i zp = _mm_set1_epi16(static_cast<std::int16_t>(a_zero_point));
-    for (; c + 8 <= channels; c += 8) {
-      __m128i acc0 = init ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(init + c)) : _mm_setzero_si128();
-      __m128i acc1 = init ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(init + c + 4)) : _mm_setzero_si128();
-      for (std::size_t p = 0; p < pairs; ++p) {
-        const __m128i x0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(taps[2 * p] + c));
-        const __m128i x1 =
-            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(taps[2 * p + 1 < tap_count ? 2 * p + 1 : 2 * p] + c));
-        const __m128i both = _mm_unpacklo_epi8(x0, x1);
-        const auto* w = reinterpret_cast<const __m128i*>(weights + (p * channels + c) * 2);
-        acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(widen_pairs_xmm<Arch, Signed>(both, zp), _mm_loadu_si128(w)));
-        acc1 = _mm_add_epi32(
-            acc1, _mm_madd_epi16(widen_pairs_xmm<Arch, Signed>(_mm_srli_si128(both, 8), zp), _mm_loadu_si128(w + 1)));
-      }
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), acc0);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c + 4), acc1);
-    }
+    c = run_xmm<Arch, Signed>(taps, tap_count, weights, channels, init, out, c);
 #endif
   } else if constexpr (std::is_same_v<Arch, arch::neon64>) {
 #if defined(__aarch64__) && defined(__ARM_NEON)
-    const int16x8_t zp = vdupq_n_s16(static_cast<std::int16_t>(a_zero_point));
-    for (; c + 8 <= channels; c += 8) {
-      int32x4_t acc0 = init ? vld1q_s32(init + c) : vdupq_n_s32(0);
-      int32x4_t acc1 = init ? vld1q_s32(init + c + 4) : vdupq_n_s32(0);
-      for (std::size_t p = 0; p < pairs; ++p) {
-        const std::uint8_t* p0 = taps[2 * p] + c;
-        const std::uint8_t* p1 = taps[2 * p + 1 < tap_count ? 2 * p + 1 : 2 * p] + c;
-        const int16x8_t x0 = vsubq_s16(Signed ? vmovl_s8(vld1_s8(reinterpret_cast<const std::int8_t*>(p0)))
-                                              : vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p0))), zp);
-        const int16x8_t x1 = vsubq_s16(Signed ? vmovl_s8(vld1_s8(reinterpret_cast<const std::int8_t*>(p1)))
-                                              : vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p1))), zp);
-        const int16x8x2_t w = vld2q_s16(weights + (p * channels + c) * 2);
-        acc0 = vmlal_s16(vmlal_s16(acc0, vget_low_s16(x0), vget_low_s16(w.val[0])), vget_low_s16(x1), vget_low_s16(w.val[1]));
-        acc1 = vmlal_high_s16(vmlal_high_s16(acc1, x0, w.val[0]), x1, w.val[1]);
-      }
-      vst1q_s32(out + c, acc0);
-      vst1q_s32(out + c + 4, acc1);
-    }
+    c = run_neon<Arch, Signed>(taps, tap_count, weights, channels, init, out, c);
 #endif
   }
   return c;
@@ -188,15 +253,15 @@ std::size_t run_simd(const std::uint8_t* const* taps, std::size_t tap_count, std
 
 template <class Arch>
 void depthwise_kernel<Arch>::run(const std::uint8_t* const* taps, std::size_t tap_count, bool a_signed,
-                                 std::int32_t a_zero_point, const std::int16_t* weights, std::size_t channels,
-                                 const std::int32_t* init, std::int32_t* out) noexcept {
+                                 const std::int16_t* weights, std::size_t channels, const std::int32_t* init,
+                                 std::int32_t* out) noexcept {
   using namespace detail_depthwise;
   if (a_signed) {
-    const std::size_t done = run_simd<Arch, true>(taps, tap_count, a_zero_point, weights, channels, init, out);
-    run_scalar<Arch, true>(taps, tap_count, a_zero_point, weights, channels, init, out, done);
+    const std::size_t done = run_simd<Arch, true>(taps, tap_count, weights, channels, init, out);
+    run_scalar<Arch, true>(taps, tap_count, weights, channels, init, out, done);
   } else {
-    const std::size_t done = run_simd<Arch, false>(taps, tap_count, a_zero_point, weights, channels, init, out);
-    run_scalar<Arch, false>(taps, tap_count, a_zero_point, weights, channels, init, out, done);
+    const std::size_t done = run_simd<Arch, false>(taps, tap_count, weights, channels, init, out);
+    run_scalar<Arch, false>(taps, tap_count, weights, channels, init, out, done);
   }
 }
 

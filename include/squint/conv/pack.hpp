@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "squint/conv/depthwise.hpp"
 #include "squint/conv/geometry.hpp"
 #include "squint/gemm/pack.hpp"
 
@@ -96,6 +97,8 @@ class packed_conv {
   const packed_weights& group(std::size_t g) const { return groups_[g]; }
   /// The depthwise packing (see conv/depthwise.hpp).
   const std::int16_t* depthwise_weights() const { return depthwise_.data(); }
+  /// Per channel, the sum over taps of w - w_zero_point (the input zero point's term).
+  const std::int32_t* depthwise_sums() const { return depthwise_sum_.data(); }
   const std::vector<float>& scales() const { return scale_; }
   const std::vector<std::int32_t>& zero_points() const { return zero_point_; }
   /// The code of output channel o at tap t (ky * kernel_w + kx) and group channel c (int8;
@@ -105,12 +108,13 @@ class packed_conv {
       const std::size_t ocg = filter_.out_channels / params_.groups;
       return groups_[o / ocg].at(o % ocg, t * filter_.group_channels + c);
     }
-    const std::size_t channels = filter_.out_channels;
-    return static_cast<std::int8_t>(depthwise_[(t / 2 * channels + o) * 2 + t % 2] + zero_point_[o]);
+    return static_cast<std::int8_t>(depthwise_[kernels::depthwise_index(t, o, filter_.out_channels)] +
+                                    zero_point_[o]);
   }
   /// Bytes held by the packed filter and its per-channel terms.
   std::size_t bytes() const {
-    std::size_t total = depthwise_.size() * sizeof(std::int16_t) + scale_.size() * sizeof(float) +
+    std::size_t total = depthwise_.size() * sizeof(std::int16_t) + depthwise_sum_.size() * sizeof(std::int32_t) +
+                        scale_.size() * sizeof(float) +
                         zero_point_.size() * sizeof(std::int32_t);
     for (const packed_weights& g : groups_) total += g.bytes();
     return total;
@@ -142,12 +146,15 @@ class packed_conv {
     }
     const std::size_t taps = f.taps(), depth = taps * f.group_channels;
     if (params.groups > 1 && f.group_channels == 1 && f.out_channels == params.groups) {
-      const std::size_t channels = f.out_channels, pairs = (taps + 1) / 2;
-      p.depthwise_.assign(pairs * channels * 2, 0);
+      const std::size_t channels = f.out_channels;
+      p.depthwise_.assign(kernels::depthwise_packed_size(taps, channels), 0);
+      p.depthwise_sum_.assign(channels, 0);
       for (std::size_t o = 0; o < channels; ++o)
-        for (std::size_t t = 0; t < taps; ++t)
-          p.depthwise_[(t / 2 * channels + o) * 2 + t % 2] =
-              static_cast<std::int16_t>(codes[o * taps + t] - p.zero_point_[o]);
+        for (std::size_t t = 0; t < taps; ++t) {
+          const auto w = static_cast<std::int16_t>(codes[o * taps + t] - p.zero_point_[o]);
+          p.depthwise_[kernels::depthwise_index(t, o, channels)] = w;
+          p.depthwise_sum_[o] += w;
+        }
       return p;
     }
     const std::size_t ocg = f.out_channels / params.groups;
@@ -163,6 +170,7 @@ class packed_conv {
   conv2d_params params_;
   std::vector<packed_weights> groups_;
   std::vector<std::int16_t> depthwise_;
+  std::vector<std::int32_t> depthwise_sum_;
   std::vector<float> scale_;
   std::vector<std::int32_t> zero_point_;
 };
