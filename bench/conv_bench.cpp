@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // conv_bench.cpp: INT8 convolution GOP/s (1 MAC = 2 ops) on ResNet-50's batch-1 layers and
-// MobileNetV2's depthwise layers, per ISA, with baselines in the same binary when installed:
+// MobileNetV2's depthwise layers, per ISA, squint's FP32 / FP16 / weight-only convolutions on the
+// dispatched ISA, and baselines in the same binary when installed:
 // oneDNN's int8 (u8 x s8 -> u8, per-channel scales) and f32 convolutions, XNNPACK's qc8 (s8,
 // per-channel) and f32 convolutions. Every int8 contender runs the full-integer layer (uint8
 // or int8 in, codes out, requantized per channel) on NHWC activations and prepacked weights.
@@ -14,6 +15,7 @@
 
 #include "bench_common.hpp"
 #include "squint/conv/conv.hpp"
+#include "squint/conv/float_conv.hpp"
 
 #if defined(SQUINT_BENCH_DNNL) && defined(SQUINT_BENCH_GOMP)
 #include <oneapi/dnnl/dnnl.hpp>
@@ -107,6 +109,32 @@ void BM_ConvInt8(benchmark::State& state) {
   squint::runtime::force_isa(nullptr);
   set_ops(state, l);
 }
+
+/// squint's float convolutions (FP32 on Eigen, FP16, int8 weight-only) on the dispatched ISA.
+template <class Packed>
+void BM_ConvFloat(benchmark::State& state) {
+  const layer& l = layer_of(state);
+  squint::conv2d_params p;
+  p.stride_h = p.stride_w = l.stride;
+  p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad_of(l);
+  p.groups = l.depthwise ? l.channels : 1;
+  const auto w = filter(l);
+  const auto packed = squint::packed_float_conv<Packed>::from_float(
+      w.data(), {l.out_channels, group_channels(l), l.kernel, l.kernel}, squint::filter_layout::oihw, p);
+  const auto x8 = image(l);
+  const std::vector<float> x(x8.begin(), x8.end());
+  const squint::image_shape in{1, l.size, l.size, l.channels};
+  std::vector<float> y(packed.geometry(in).out.size());
+  const squint::parallelism par{static_cast<unsigned>(state.range(1))};
+  for (auto _ : state) {
+    squint::runtime::conv2d(x.data(), in, packed, nullptr, squint::activation::relu, y.data(), par);
+    benchmark::ClobberMemory();
+  }
+  set_ops(state, l);
+}
+BENCHMARK_TEMPLATE(BM_ConvFloat, squint::packed_float_weights)->Apply(all_layers);
+BENCHMARK_TEMPLATE(BM_ConvFloat, squint::packed_half_weights)->Apply(all_layers);
+BENCHMARK_TEMPLATE(BM_ConvFloat, squint::packed_weight_only)->Apply(all_layers);
 
 #if defined(SQUINT_BENCH_DNNL) && defined(SQUINT_BENCH_GOMP)
 /// oneDNN's convolution on NHWC activations with weights in its own blocked layout (reordered

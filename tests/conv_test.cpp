@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "squint/conv/conv.hpp"
+#include "squint/conv/float_conv.hpp"
 #include "squint/dispatch.hpp"
 #include "squint/reference/conv.hpp"
+#include "squint/reference/convert.hpp"
 #include "squint/reference/requantize.hpp"
 #include "support/data.hpp"
 
@@ -25,6 +27,7 @@ using squint::filter_layout;
 using squint::filter_shape;
 using squint::image_shape;
 using squint::packed_conv;
+using squint::packed_float_conv;
 using squint::padding_mode;
 using squint::qparams;
 namespace table = squint::runtime::detail;
@@ -316,6 +319,75 @@ TEST(ConvTest, SamePaddingFollowsOnnx) {
   const auto lower = packed_conv::from_int8(w.data(), {1, 1, 3, 3}, filter_layout::ohwi, p, {1.0f}, {0});
   EXPECT_EQ(lower.geometry({1, 8, 7, 1}).params.pad_top, 1u);
   EXPECT_EQ(lower.geometry({1, 8, 7, 1}).params.pad_bottom, 0u);
+}
+
+}  // namespace
+
+namespace {
+
+/// The float convolutions against the double reference over the weights each form really
+/// holds (fp16-rounded, or code x scale), within float accumulation error, on every ISA.
+template <class Packed>
+void check_float_conv(const conv_case& c, const std::vector<float>& effective_ohwi, const packed_float_conv<Packed>& w,
+                      const std::vector<float>& x, const char* what) {
+  const conv2d_geometry g = w.geometry(c.in);
+  std::vector<float> bias(c.f.out_channels);
+  for (std::size_t o = 0; o < bias.size(); ++o) bias[o] = 0.25f * static_cast<float>(o % 7) - 0.75f;
+  std::vector<double> expect(g.out.size()), magnitude(g.out.size());
+  squint::reference::conv2d_float(x.data(), g, effective_ohwi.data(), bias.data(), expect.data());
+  std::vector<float> ax(x.size()), aw(effective_ohwi.size());
+  for (std::size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+  for (std::size_t i = 0; i < aw.size(); ++i) aw[i] = std::fabs(effective_ohwi[i]);
+  squint::reference::conv2d_float(ax.data(), g, aw.data(), nullptr, magnitude.data());
+  for (activation act : {activation::none, activation::relu, activation::relu6})
+    for (const table::kernel_table* t : runnable()) {
+      squint::runtime::force_isa(t->name);
+      std::vector<float> y(g.out.size(), -7.0f);
+      squint::runtime::conv2d(x.data(), c.in, w, bias.data(), act, y.data(), {2});
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        double e = expect[i];
+        if (act != activation::none) e = std::max(e, 0.0);
+        if (act == activation::relu6) e = std::min(e, 6.0);
+        ASSERT_NEAR(y[i], e, 1e-5 * (magnitude[i] + 1.0)) << c.name << " " << what << " on " << t->name << " at " << i;
+      }
+    }
+  squint::runtime::force_isa(nullptr);
+}
+
+TEST(FloatConvTest, Fp32Fp16AndWeightOnlyMatchTheReference) {
+  const conv_case cases[] = {{{2, 6, 7, 5}, {17, 5, 3, 3}, params(1, 1), "3x3 pad 1"},
+                             {{1, 9, 8, 8}, {8, 4, 3, 2}, params(2, 1, 2), "groups 2, 3x2 stride 2"},
+                             {{1, 5, 5, 24}, {40, 24, 1, 1}, params(1, 0), "1x1"},
+                             {{1, 7, 7, 12}, {12, 1, 3, 3}, params(1, 1, 12), "depthwise"}};
+  for (const conv_case& c : cases) {
+    const std::size_t depth = c.f.taps() * c.f.group_channels;
+    const std::vector<float> w = squint_test::normal(c.f.out_channels * depth, 0.0f, 0.3f, 21);  // OHWI
+    const std::vector<float> x = squint_test::normal(c.in.size(), 0.5f, 1.0f, 22);
+    check_float_conv(c, w, squint::packed_conv_fp32::from_float(w.data(), c.f, filter_layout::ohwi, c.p), x, "fp32");
+    std::vector<float> half(w.size());
+    for (std::size_t i = 0; i < w.size(); ++i)
+      half[i] = squint::reference::half_to_float(squint::reference::float_to_half(w[i]));
+    check_float_conv(c, half, squint::packed_conv_half::from_float(w.data(), c.f, filter_layout::ohwi, c.p), x, "fp16");
+    std::vector<std::int8_t> codes(w.size());
+    std::vector<float> scale(c.f.out_channels), dequantized(w.size());
+    squint::detail::quantize_rows_symmetric(w.data(), c.f.out_channels, depth, depth, codes.data(), scale.data());
+    for (std::size_t i = 0; i < w.size(); ++i) dequantized[i] = static_cast<float>(codes[i]) * scale[i / depth];
+    check_float_conv(c, dequantized, squint::packed_conv_weight_only::from_float(w.data(), c.f, filter_layout::ohwi, c.p),
+                     x, "weight-only");
+  }
+}
+
+TEST(FloatConvTest, BadArgumentsThrow) {
+  const std::vector<float> w(4 * 27, 0.5f);
+  expect_error([&] { squint::packed_conv_half::from_float(w.data(), {4, 3, 3, 3}, filter_layout::oihw, params(1, 0, 3)); },
+               "groups");
+  const auto packed = squint::packed_conv_fp32::from_float(w.data(), {4, 3, 3, 3}, filter_layout::oihw, params(1, 1));
+  std::vector<float> x(5 * 5 * 3, 1.0f), y(5 * 5 * 4, 3.0f);
+  const std::vector<float> untouched = y;
+  expect_error([&] { squint::conv2d(x.data(), {1, 5, 5, 2}, packed, nullptr, activation::none, y.data()); },
+               "channels");
+  expect_error([&] { squint::conv2d(x.data(), {1, 5, 5, 3}, packed, nullptr, activation::none, nullptr); }, "'y'");
+  EXPECT_EQ(y, untouched);
 }
 
 }  // namespace

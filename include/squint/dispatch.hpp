@@ -21,6 +21,7 @@
 
 #include "squint/arch/cpu.hpp"
 #include "squint/conv/conv.hpp"
+#include "squint/conv/float_conv.hpp"
 #include "squint/detail/instantiate.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/gemm.hpp"
@@ -344,6 +345,32 @@ inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, con
                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
   squint::detail::check_panel_gemm("gemm_weight_only", a, m, lda, b.k(), b.n(), c, ldc);
   squint::detail::run_weight_only(detail::active().gemm_weight_only, a, m, lda, b, bias, relu, c, ldc, par);
+}
+
+namespace detail {
+/// Each float filter form's GEMM on the dispatched kernels (FP32 runs Eigen's, built for this
+/// translation unit).
+struct runtime_float_gemm {
+  void operator()(const packed_float_weights& b, const float* a, std::size_t m, std::size_t lda, const float* bias,
+                  bool relu, float* c, std::size_t ldc) const {
+    gemm_float(a, m, lda, b, bias, relu, c, ldc);
+  }
+  void operator()(const packed_half_weights& b, const float* a, std::size_t m, std::size_t lda, const float* bias,
+                  bool relu, float* c, std::size_t ldc) const {
+    runtime::gemm_half(a, m, lda, b, bias, relu, c, ldc);
+  }
+  void operator()(const packed_weight_only& b, const float* a, std::size_t m, std::size_t lda, const float* bias,
+                  bool relu, float* c, std::size_t ldc) const {
+    runtime::gemm_weight_only(a, m, lda, b, bias, relu, c, ldc);
+  }
+};
+}  // namespace detail
+
+/// squint::conv2d with float filters (FP32, FP16, int8 weight-only) on the dispatched kernels.
+template <class Packed>
+void conv2d(const float* x, const image_shape& in, const packed_float_conv<Packed>& w, const float* bias,
+            activation act, float* y, const parallelism& par = {}) {
+  squint::detail::conv_float_checked(x, in, w, bias, act, y, par, detail::runtime_float_gemm{});
 }
 
 /// squint::finite_min_max on the dispatched kernels.

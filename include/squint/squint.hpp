@@ -4,10 +4,12 @@
 
 #include "squint/config.hpp"
 #include "squint/conv/conv.hpp"
+#include "squint/conv/float_conv.hpp"
 #include "squint/conv/geometry.hpp"
 #include "squint/conv/pack.hpp"
 #include "squint/error.hpp"
 #include "squint/gemm/fp16.hpp"
+#include "squint/gemm/fp32.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/pack.hpp"
 #include "squint/gemm/weight_only.hpp"

@@ -16,18 +16,15 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "squint/conv/depthwise.hpp"
+#include "squint/conv/im2col.hpp"
 #include "squint/conv/pack.hpp"
 #include "squint/gemm/gemm.hpp"
 
 SQUINT_NAMESPACE_BEGIN
-
-/// The activation fused into a float or requantized output stage.
-enum class activation { none, relu, relu6 };
 
 namespace detail {
 
@@ -42,83 +39,6 @@ conv2d_geometry check_conv(const char* function, const TA* x, const image_shape&
   require(x_zero_point >= r.qmin && x_zero_point <= r.qmax, function, ": x_zero_point ", x_zero_point,
           " is outside [", r.qmin, ", ", r.qmax, "]");
   return g;
-}
-
-/// The input pixels (channel 0) under the windows of consecutive output pixels, tap by tap, in
-/// `taps` (kernel_h x kernel_w pointers); taps in the padding point at `pad_row` (as many
-/// zero-point bytes as the image has channels). Output pixels step through the batch in NHWC
-/// order without divisions, and along a row, away from the left and right padding, each tap
-/// just moves by the stride (a full window costs a bounds check per tap).
-class window_walker {
- public:
-  window_walker(const std::uint8_t* x, const conv2d_geometry& g, const std::uint8_t* pad_row, std::size_t pixel,
-                const std::uint8_t** taps)
-      : x_(x),
-        g_(g),
-        pad_row_(pad_row),
-        taps_(taps),
-        n_(pixel / g.out.width / g.out.height),
-        oy_(pixel / g.out.width % g.out.height),
-        ox_(pixel % g.out.width) {
-    fill();
-  }
-
-  void next() {
-    const bool was_interior = interior(ox_);
-    if (++ox_ == g_.out.width) {
-      ox_ = 0;
-      if (++oy_ == g_.out.height) {
-        oy_ = 0;
-        ++n_;
-      }
-    }
-    if (ox_ > 0 && was_interior && interior(ox_)) {
-      const std::size_t step = g_.params.stride_w * g_.in.channels;
-      for (std::size_t t = 0; t < g_.filter.taps(); ++t)
-        if (taps_[t] != pad_row_) taps_[t] += step;
-    } else {
-      fill();
-    }
-  }
-
- private:
-  /// Whether every tap of output column ox falls inside the image's width.
-  bool interior(std::size_t ox) const {
-    const conv2d_params& p = g_.params;
-    const std::size_t left = ox * p.stride_w;
-    return left >= p.pad_left && left - p.pad_left + (g_.filter.kernel_w - 1) * p.dilation_w < g_.in.width;
-  }
-
-  void fill() {
-    const conv2d_params& p = g_.params;
-    const std::uint8_t* image = x_ + n_ * g_.in.height * g_.in.width * g_.in.channels;
-    const std::uint8_t** tap = taps_;
-    for (std::size_t ky = 0; ky < g_.filter.kernel_h; ++ky) {
-      // Unsigned wrap-around puts positions in the top or left padding past the image too.
-      const std::size_t iy = oy_ * p.stride_h + ky * p.dilation_h - p.pad_top;
-      for (std::size_t kx = 0; kx < g_.filter.kernel_w; ++kx) {
-        const std::size_t ix = ox_ * p.stride_w + kx * p.dilation_w - p.pad_left;
-        *tap++ = iy < g_.in.height && ix < g_.in.width ? image + (iy * g_.in.width + ix) * g_.in.channels : pad_row_;
-      }
-    }
-  }
-
-  const std::uint8_t* x_;
-  const conv2d_geometry& g_;
-  const std::uint8_t* pad_row_;
-  const std::uint8_t** taps_;
-  std::size_t n_, oy_, ox_;
-};
-
-/// Rows [r0, r0 + rows) of group `group`'s im2col matrix (taps x group channels per row).
-inline void im2col(const std::uint8_t* x, const conv2d_geometry& g, std::size_t group, const std::uint8_t* pad_row,
-                   std::size_t r0, std::size_t rows, const std::uint8_t** taps, std::uint8_t* tile) {
-  const std::size_t cg = g.filter.group_channels, count = g.filter.taps(), offset = group * cg;
-  window_walker walk(x, g, pad_row, r0, taps);
-  for (std::size_t r = 0; r < rows; ++r) {
-    if (r > 0) walk.next();
-    for (std::size_t t = 0; t < count; ++t, tile += cg) std::memcpy(tile, taps[t] + offset, cg);
-  }
 }
 
 /// Unchecked convolution: GEMM-shaped filters on GemmArch's micro-kernels, depthwise ones on
@@ -154,7 +74,7 @@ void conv_s32(const TA* x, const conv2d_geometry& g, std::int32_t x_zero_point, 
       for (std::size_t r0 = i0; r0 < i1; r0 += step) {
         const std::size_t rows = std::min(step, i1 - r0);
         std::int32_t* out = stage ? tile.data() : y + r0 * oc;
-        window_walker walk(bytes, g, pad_row.data(), r0, tap_pointers.data());
+        window_walker<std::uint8_t> walk(bytes, g, pad_row.data(), r0, tap_pointers.data());
         for (std::size_t r = 0; r < rows; ++r) {
           if (r > 0) walk.next();
           kernels::depthwise_kernel<DwArch>::run(tap_pointers.data(), taps, a_signed, w.depthwise_weights(), oc,

@@ -36,6 +36,9 @@ enum class filter_layout { oihw, ohwi };
 /// ONNX auto_pad: explicit pads, or SAME with the odd pad at the end (upper) or the beginning.
 enum class padding_mode { explicit_pads, same_upper, same_lower };
 
+/// The activation fused into a convolution's output stage.
+enum class activation { none, relu, relu6 };
+
 /// Everything about a convolution but its filter values and its input size.
 struct conv2d_params {
   std::size_t stride_h = 1, stride_w = 1;

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+// conv/im2col.hpp: the windows of an NHWC convolution as tap pointers (XNNPACK's indirection) and
+// as rows of cache-sized im2col tiles, for any element type.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+#include "squint/conv/geometry.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace detail {
+
+/// The input pixels (channel 0) under the windows of consecutive output pixels, tap by tap, in
+/// `taps` (kernel_h x kernel_w pointers); taps in the padding point at `pad_row` (as many
+/// padding values as the image has channels: an integer image's zero point, or 0.0f). Output pixels step through the batch in NHWC
+/// order without divisions, and along a row, away from the left and right padding, each tap
+/// just moves by the stride (a full window costs a bounds check per tap).
+template <class T>
+class window_walker {
+ public:
+  window_walker(const T* x, const conv2d_geometry& g, const T* pad_row, std::size_t pixel,
+                const T** taps)
+      : x_(x),
+        g_(g),
+        pad_row_(pad_row),
+        taps_(taps),
+        n_(pixel / g.out.width / g.out.height),
+        oy_(pixel / g.out.width % g.out.height),
+        ox_(pixel % g.out.width) {
+    fill();
+  }
+
+  void next() {
+    const bool was_interior = interior(ox_);
+    if (++ox_ == g_.out.width) {
+      ox_ = 0;
+      if (++oy_ == g_.out.height) {
+        oy_ = 0;
+        ++n_;
+      }
+    }
+    if (ox_ > 0 && was_interior && interior(ox_)) {
+      const std::size_t step = g_.params.stride_w * g_.in.channels;
+      for (std::size_t t = 0; t < g_.filter.taps(); ++t)
+        if (taps_[t] != pad_row_) taps_[t] += step;
+    } else {
+      fill();
+    }
+  }
+
+ private:
+  /// Whether every tap of output column ox falls inside the image's width.
+  bool interior(std::size_t ox) const {
+    const conv2d_params& p = g_.params;
+    const std::size_t left = ox * p.stride_w;
+    return left >= p.pad_left && left - p.pad_left + (g_.filter.kernel_w - 1) * p.dilation_w < g_.in.width;
+  }
+
+  void fill() {
+    const conv2d_params& p = g_.params;
+    const T* image = x_ + n_ * g_.in.height * g_.in.width * g_.in.channels;
+    const T** tap = taps_;
+    for (std::size_t ky = 0; ky < g_.filter.kernel_h; ++ky) {
+      // Unsigned wrap-around puts positions in the top or left padding past the image too.
+      const std::size_t iy = oy_ * p.stride_h + ky * p.dilation_h - p.pad_top;
+      for (std::size_t kx = 0; kx < g_.filter.kernel_w; ++kx) {
+        const std::size_t ix = ox_ * p.stride_w + kx * p.dilation_w - p.pad_left;
+        *tap++ = iy < g_.in.height && ix < g_.in.width ? image + (iy * g_.in.width + ix) * g_.in.channels : pad_row_;
+      }
+    }
+  }
+
+  const T* x_;
+  const conv2d_geometry& g_;
+  const T* pad_row_;
+  const T** taps_;
+  std::size_t n_, oy_, ox_;
+};
+
+/// Rows [r0, r0 + rows) of group `group`'s im2col matrix (taps x group channels per row).
+template <class T>
+void im2col(const T* x, const conv2d_geometry& g, std::size_t group, const T* pad_row, std::size_t r0,
+            std::size_t rows, const T** taps, T* tile) {
+  const std::size_t cg = g.filter.group_channels, count = g.filter.taps(), offset = group * cg;
+  window_walker<T> walk(x, g, pad_row, r0, taps);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (r > 0) walk.next();
+    for (std::size_t t = 0; t < count; ++t, tile += cg) std::memcpy(tile, taps[t] + offset, cg * sizeof(T));
+  }
+}
+
+}  // namespace detail
+SQUINT_NAMESPACE_END
