@@ -153,6 +153,14 @@ inline double round_half_even(double v) {
   return std::fmod(f, 2.0) == 0.0 ? f : f + 1.0;
 }
 
+/// clamp(round_half_even(v) + zero_point, lo, T's largest code): a float already in code units
+/// (NaN gives the zero point) as a code of T.
+template <class T>
+T round_to_code(float v, std::int32_t zero_point, std::int32_t lo) {
+  const double q = v == v ? round_half_even(v) + zero_point : zero_point;
+  return static_cast<T>(std::clamp<double>(q, lo, std::numeric_limits<T>::max()));
+}
+
 }  // namespace detail
 
 /// Zero point of the symmetric scheme: 0 for int8; for uint8, 128 on the full range (PyTorch)

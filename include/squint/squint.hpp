@@ -18,6 +18,8 @@
 #include "squint/observers/granularity.hpp"
 #include "squint/observers/histogram.hpp"
 #include "squint/observers/minmax.hpp"
+#include "squint/ops/eltwise.hpp"
+#include "squint/ops/pool.hpp"
 #include "squint/qparams.hpp"
 #include "squint/quantize.hpp"
 #include "squint/reference/conv.hpp"

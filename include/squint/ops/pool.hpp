@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+// ops/pool.hpp: pooling on quantized NHWC images, for full-integer pipelines (activations stay
+// uint8/int8 between layers).
+//
+//   max_pool2d: on the codes themselves (the order of codes is the order of the values; the
+//     output keeps the input's qparams); padding never wins (ONNX pads MaxPool with -inf).
+//   avg_pool2d, global_avg_pool: the exact int32 sum of x - x_zero_point over the window, then one
+//     rounding into the output's qparams: y = clamp(round_half_even(float(sum) * (x.scale /
+//     y.scale / count)) + y.zero_point), count the taps in the image (or all taps with
+//     count_include_pad, as ONNX's attribute).
+// Windows are the convolution's (conv/geometry.hpp: kernel, stride, padding, dilation).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "squint/conv/im2col.hpp"
+#include "squint/qparams.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+
+/// A pooling window: its size and the convolution parameters it moves with (groups unused).
+struct pool2d_params {
+  std::size_t kernel_h = 2, kernel_w = 2;
+  conv2d_params window{2, 2};  ///< stride 2 x 2 by default, no padding
+  bool count_include_pad = false;
+};
+
+namespace detail {
+
+/// The geometry of a pooling window over `in` (one group per channel).
+inline conv2d_geometry pool_geometry(const char* function, const image_shape& in, const pool2d_params& p) {
+  require(in.channels > 0, function, ": the input has no channels");
+  conv2d_params params = p.window;
+  params.groups = in.channels;
+  return resolve(function, in, {in.channels, 1, p.kernel_h, p.kernel_w}, params);
+}
+
+/// Runs body(pixel, taps, in_image_taps) over every output pixel with the window's tap pointers
+/// (padding taps point at `pad`, a row of `pad_value`).
+template <class T, class Body>
+void for_each_window(const T* x, const conv2d_geometry& g, T pad_value, Body body) {
+  const std::vector<T> pad(g.in.channels, pad_value);
+  std::vector<const T*> taps(g.filter.taps());
+  const std::size_t m = g.out.pixels();
+  if (m == 0) return;
+  window_walker<T> walk(x, g, pad.data(), 0, taps.data());
+  for (std::size_t pixel = 0; pixel < m; ++pixel) {
+    if (pixel > 0) walk.next();
+    std::size_t inside = 0;
+    for (const T* t : taps) inside += t != pad.data();
+    body(pixel, taps.data(), inside);
+  }
+}
+
+template <class T>
+void check_pool_call(const char* function, const T* x, const conv2d_geometry& g, const T* y) {
+  require_matrix(function, "x", x, g.in.pixels(), g.in.channels);
+  require_matrix(function, "y", y, g.out.pixels(), g.out.channels);
+}
+
+}  // namespace detail
+
+/// y = the maximum code over each window (uint8 or int8, NHWC; y has the input's qparams).
+/// @throws squint::error on a window that does not fit `in` or null pointers with elements.
+template <class T>
+void max_pool2d(const T* x, const image_shape& in, const pool2d_params& p, T* y) {
+  const conv2d_geometry g = detail::pool_geometry("max_pool2d", in, p);
+  detail::check_pool_call("max_pool2d", x, g, y);
+  const std::size_t c = in.channels;
+  detail::for_each_window(x, g, std::numeric_limits<T>::min(), [&](std::size_t pixel, const T* const* taps, std::size_t) {
+    T* out = y + pixel * c;
+    std::copy(taps[0], taps[0] + c, out);
+    for (std::size_t t = 1; t < g.filter.taps(); ++t)
+      for (std::size_t j = 0; j < c; ++j) out[j] = std::max(out[j], taps[t][j]);
+  });
+}
+
+/// Requantized average over each window (see the header), from x_params to y_params.
+/// @throws squint::error as max_pool2d, or on qparams outside T's range.
+template <class T>
+void avg_pool2d(const T* x, const image_shape& in, qparams x_params, const pool2d_params& p, qparams y_params, T* y) {
+  const conv2d_geometry g = detail::pool_geometry("avg_pool2d", in, p);
+  detail::check_pool_call("avg_pool2d", x, g, y);
+  validate(x_params, full_range(dtype_of<T>()), "avg_pool2d: x_params");
+  validate(y_params, full_range(dtype_of<T>()), "avg_pool2d: y_params");
+  const std::size_t c = in.channels, taps = g.filter.taps();
+  std::vector<std::int32_t> sum(c);
+  // Padding taps read the zero point: they add nothing to the sum of x - x_zero_point.
+  detail::for_each_window(x, g, static_cast<T>(x_params.zero_point),
+                          [&](std::size_t pixel, const T* const* tap, std::size_t inside) {
+    std::fill(sum.begin(), sum.end(), -static_cast<std::int32_t>(taps) * x_params.zero_point);
+    for (std::size_t t = 0; t < taps; ++t)
+      for (std::size_t j = 0; j < c; ++j) sum[j] += tap[t][j];
+    // A window of padding only (count 0 without count_include_pad) averages nothing: 0.
+    const std::size_t count = p.count_include_pad ? taps : std::max<std::size_t>(inside, 1);
+    const float multiplier = x_params.scale / y_params.scale / static_cast<float>(count);
+    for (std::size_t j = 0; j < c; ++j)
+      y[pixel * c + j] = detail::round_to_code<T>(static_cast<float>(sum[j]) * multiplier, y_params.zero_point,
+                                                  std::numeric_limits<T>::min());
+  });
+}
+
+/// Requantized average over each image's pixels: y is batch x 1 x 1 x channels.
+/// @throws squint::error on an empty image, null pointers with elements, or bad qparams.
+template <class T>
+void global_avg_pool(const T* x, const image_shape& in, qparams x_params, qparams y_params, T* y) {
+  detail::require(in.height > 0 && in.width > 0 && in.channels > 0, "global_avg_pool: empty image ", in.height, " x ",
+                  in.width, " x ", in.channels);
+  detail::require_matrix("global_avg_pool", "x", x, in.pixels(), in.channels);
+  detail::require_matrix("global_avg_pool", "y", y, in.batch, in.channels);
+  validate(x_params, full_range(dtype_of<T>()), "global_avg_pool: x_params");
+  validate(y_params, full_range(dtype_of<T>()), "global_avg_pool: y_params");
+  const std::size_t area = in.height * in.width, c = in.channels;
+  const float multiplier = x_params.scale / y_params.scale / static_cast<float>(area);
+  std::vector<std::int64_t> sum(c);
+  for (std::size_t n = 0; n < in.batch; ++n) {
+    std::fill(sum.begin(), sum.end(), -static_cast<std::int64_t>(area) * x_params.zero_point);
+    for (std::size_t i = 0; i < area; ++i)
+      for (std::size_t j = 0; j < c; ++j) sum[j] += x[(n * area + i) * c + j];
+    for (std::size_t j = 0; j < c; ++j)
+      y[n * c + j] = detail::round_to_code<T>(static_cast<float>(sum[j]) * multiplier, y_params.zero_point,
+                                              std::numeric_limits<T>::min());
+  }
+}
+
+SQUINT_NAMESPACE_END
