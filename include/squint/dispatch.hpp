@@ -54,20 +54,44 @@ constexpr bool gemm_compiled() {
   return compiled;
 }
 
+/// The next best GEMM arch a CPU with Arch can run (scalar at the end of every chain).
+template <class Arch>
+struct gemm_fallback {
+  using type = arch::scalar;
+};
+template <>
+struct gemm_fallback<arch::avx512_vnni> {
+  using type = arch::avx512bw;
+};
+template <>
+struct gemm_fallback<arch::avx512bw> {
+  using type = arch::avx2;
+};
+template <>
+struct gemm_fallback<arch::avx2_vnni> {
+  using type = arch::avx2;
+};
+template <>
+struct gemm_fallback<arch::neon64_i8mm> {
+  using type = arch::neon64_dotprod;
+};
+template <>
+struct gemm_fallback<arch::neon64_dotprod> {
+  using type = arch::neon64;
+};
+
 /// The GEMM micro-kernel a CPU with Arch runs: its own, else (not compiled in) the next best one
 /// such a CPU can run, down to the scalar kernel.
+template <class Arch, bool = std::is_same_v<Arch, arch::scalar> || gemm_compiled<Arch>()>
+struct gemm_arch_of {
+  using type = Arch;
+};
 template <class Arch>
-auto gemm_arch_of() {
-  using namespace squint::arch;
-  if constexpr (std::is_same_v<Arch, scalar> || gemm_compiled<Arch>()) return Arch{};
-  else if constexpr (std::is_same_v<Arch, avx512_vnni>) return gemm_arch_of<avx512bw>();
-  else if constexpr (std::is_same_v<Arch, avx512bw> || std::is_same_v<Arch, avx2_vnni>) return gemm_arch_of<avx2>();
-  else if constexpr (std::is_same_v<Arch, neon64_i8mm>) return gemm_arch_of<neon64_dotprod>();
-  else if constexpr (std::is_same_v<Arch, neon64_dotprod>) return gemm_arch_of<neon64>();
-  else return scalar{};
-}
+struct gemm_arch_of<Arch, false> {
+  using type = typename gemm_arch_of<typename gemm_fallback<Arch>::type>::type;
+};
 template <class Arch>
-using gemm_arch_t = decltype(gemm_arch_of<Arch>());
+using gemm_arch_t = typename gemm_arch_of<Arch>::type;
 
 template <class TA>
 using conv_fn = void (*)(const TA*, const conv2d_geometry&, std::int32_t, const packed_conv&, std::int32_t*,

@@ -66,7 +66,9 @@ void conv_s32(const TA* x, const conv2d_geometry& g, std::int32_t x_zero_point, 
           static_cast<std::uint32_t>(x_zero_point) * static_cast<std::uint32_t>(w.depthwise_sums()[c]));
     // Tiles of pixels whose int32 results (<= 32 KiB) stay in cache for the stage.
     const std::size_t step = std::max<std::size_t>(1, 8192 / oc);
-    split_rows(task_count(par, m, m, oc, taps), [&](std::size_t i0, std::size_t i1) {
+    // A depthwise multiply-add costs ~16x a GEMM one (no reduction to block): weigh the work
+    // so that a layer of a few million of them still gets its threads.
+    split_rows(task_count(par, m, m, oc * 16, taps), [&](std::size_t i0, std::size_t i1) {
       thread_local std::vector<std::int32_t> tile;
       thread_local std::vector<const std::uint8_t*> tap_pointers;
       tap_pointers.resize(taps);

@@ -5,7 +5,8 @@
 // The same im2col tiles as the INT8 convolution (conv/im2col.hpp, float pixels, padding 0.0f),
 // each run through the float GEMM of its filter form per group: gemm_float (Eigen),
 // gemm_half (fp16 weights, fp32 accumulation) or gemm_weight_only (int8 codes times per-channel
-// scales). 1x1 filters at stride 1 without padding run on the image as it is.
+// scales). 1x1 filters at stride 1 without padding run on the image as it is. Depthwise filters
+// run a direct loop over tap pointers with the weights as their GEMM would see them.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +21,19 @@
 #include "squint/gemm/weight_only.hpp"
 
 SQUINT_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// The weight of channel j at depth i as each form's GEMM multiplies by it.
+inline float weight_value(const packed_float_weights& b, std::size_t j, std::size_t i) {
+  return b.values()[j * b.k() + i];
+}
+inline float weight_value(const packed_half_weights& b, std::size_t j, std::size_t i) { return b.at(j, i); }
+inline float weight_value(const packed_weight_only& b, std::size_t j, std::size_t i) {
+  return static_cast<float>(b.at(j, i)) * b.scales()[j];
+}
+
+}  // namespace detail
 
 /// A float filter packed per group for one float GEMM: `Packed` is packed_float_weights,
 /// packed_half_weights or packed_weight_only. Immutable, shareable between threads.
@@ -40,6 +54,14 @@ class packed_float_conv {
     p.params_ = params;
     for (std::size_t g = 0; g < params.groups; ++g)
       p.groups_.push_back(Packed::from_float(ohwi.data() + g * ocg * depth, ocg, depth, depth));
+    if (params.groups > 1 && f.group_channels == 1 && f.out_channels == params.groups) {
+      // Depthwise: a GEMM with one output per group is the wrong shape; keep the weights as
+      // the GEMM would see them, tap-major, for the direct loop.
+      const std::size_t channels = f.out_channels, taps = f.taps();
+      p.depthwise_.resize(taps * channels);
+      for (std::size_t c = 0; c < channels; ++c)
+        for (std::size_t t = 0; t < taps; ++t) p.depthwise_[t * channels + c] = detail::weight_value(p.groups_[c], 0, t);
+    }
     return p;
   }
 
@@ -48,8 +70,10 @@ class packed_float_conv {
   /// The geometry over inputs of shape `in`. @throws squint::error as squint::resolve.
   conv2d_geometry geometry(const image_shape& in) const { return resolve("conv2d", in, filter_, params_); }
   const Packed& group(std::size_t g) const { return groups_[g]; }
+  /// Depthwise filters: their weights as float, taps x channels (empty otherwise).
+  const std::vector<float>& depthwise_weights() const { return depthwise_; }
   std::size_t bytes() const {
-    std::size_t total = 0;
+    std::size_t total = depthwise_.size() * sizeof(float);
     for (const Packed& g : groups_) total += g.bytes();
     return total;
   }
@@ -58,6 +82,7 @@ class packed_float_conv {
   filter_shape filter_;
   conv2d_params params_;
   std::vector<Packed> groups_;
+  std::vector<float> depthwise_;
 };
 
 using packed_conv_fp32 = packed_float_conv<packed_float_weights>;
@@ -77,8 +102,9 @@ void conv_float(const float* x, const conv2d_geometry& g, Gemm gemm, float cap, 
   if (m == 0) return;
   const std::vector<float> pad_row(g.in.channels, 0.0f);
   const bool direct = g.pointwise();
-  // Tiles of at most 128 KiB of floats.
-  const std::size_t tile_rows = direct ? m : std::clamp<std::size_t>(32768 / depth, 4, 256);
+  // Tiles of up to 512 KiB of floats, and at least 16 rows: the float GEMMs reload their weight
+  // panels per call, so a few deep rows (7 at 3x3x512 with 128 KiB) ran at half speed.
+  const std::size_t tile_rows = direct ? m : std::clamp<std::size_t>(131072 / depth, 16, 256);
   const std::size_t tasks = task_count(par, m, m, oc, depth);
   run_tasks(par, tasks, [&](std::size_t t) {
     const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;
@@ -106,6 +132,31 @@ void conv_float(const float* x, const conv2d_geometry& g, Gemm gemm, float cap, 
   });
 }
 
+/// Depthwise float convolution: per output pixel and channel, bias + sum over taps of x * w
+/// (w taps x channels), then ReLU / ReLU6; threads split the output pixels.
+inline void depthwise_float(const float* x, const conv2d_geometry& g, const float* w, const float* bias, bool relu,
+                            float cap, float* y, const parallelism& par) {
+  const std::size_t m = g.out.pixels(), c = g.out.channels, taps = g.filter.taps();
+  if (m == 0) return;
+  const std::vector<float> pad_row(c, 0.0f);
+  const std::size_t tasks = task_count(par, m, m, c * 16, taps);  // weighed as the INT8 depthwise
+  run_tasks(par, tasks, [&](std::size_t t) {
+    const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;
+    if (i0 == i1) return;
+    std::vector<const float*> tap(taps);
+    window_walker<float> walk(x, g, pad_row.data(), i0, tap.data());
+    for (std::size_t pixel = i0; pixel < i1; ++pixel) {
+      if (pixel > i0) walk.next();
+      float* out = y + pixel * c;
+      for (std::size_t j = 0; j < c; ++j) out[j] = bias ? bias[j] : 0.0f;
+      for (std::size_t k = 0; k < taps; ++k)
+        for (std::size_t j = 0; j < c; ++j) out[j] += tap[k][j] * w[k * c + j];
+      if (relu)
+        for (std::size_t j = 0; j < c; ++j) out[j] = !(out[j] > 0.0f) ? 0.0f : std::min(out[j], cap);
+    }
+  });
+}
+
 /// The checks of a float convolution call, then conv_float with `group_gemm(packed group, a,
 /// rows, lda, bias, relu, c, ldc)` as each group's GEMM.
 template <class Packed, class GroupGemm>
@@ -116,12 +167,17 @@ void conv_float_checked(const float* x, const image_shape& in, const packed_floa
   require_matrix("conv2d", "y", y, g.out.pixels(), g.out.channels);
   const std::size_t ocg = g.group_out_channels();
   const bool relu = act != activation::none;
+  const float cap = act == activation::relu6 ? 6.0f : HUGE_VALF;
+  if (!w.depthwise_weights().empty()) {
+    depthwise_float(x, g, w.depthwise_weights().data(), bias, relu, cap, y, par);
+    return;
+  }
   conv_float(
       x, g,
       [&](const float* a, std::size_t rows, std::size_t lda, std::size_t k, float* c, std::size_t ldc) {
         group_gemm(w.group(k), a, rows, lda, bias ? bias + k * ocg : nullptr, relu, c, ldc);
       },
-      act == activation::relu6 ? 6.0f : HUGE_VALF, y, par);
+      cap, y, par);
 }
 
 /// Each filter form's GEMM (static dispatch).
