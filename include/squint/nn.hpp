@@ -5,6 +5,8 @@
 
 #include "squint/nn/analysis.hpp"
 #include "squint/nn/backend.hpp"
+#include "squint/nn/conv2d.hpp"
+#include "squint/nn/graph.hpp"
 #include "squint/nn/linear.hpp"
 #include "squint/nn/observer.hpp"
 #include "squint/nn/sequential.hpp"

@@ -93,43 +93,18 @@ namespace detail {
 
 /// Unchecked float convolution: `gemm(a, rows, lda, group, c, ldc)` writes `rows` x
 /// group_out_channels outputs of group `group` (bias and ReLU applied) from rows of im2col A;
-/// ReLU6's upper clamp (`cap`) follows on each block while it is in cache. Threads split the
-/// output pixels.
+/// ReLU6's upper clamp (`cap`) follows on each block while it is in cache.
 template <class Gemm>
 void conv_float(const float* x, const conv2d_geometry& g, Gemm gemm, float cap, float* y, const parallelism& par) {
-  const std::size_t m = g.out.pixels(), oc = g.out.channels, taps = g.filter.taps();
-  const std::size_t groups = g.groups(), ocg = g.group_out_channels(), depth = g.depth();
-  if (m == 0) return;
-  const std::vector<float> pad_row(g.in.channels, 0.0f);
-  const bool direct = g.pointwise();
-  // Tiles of up to 512 KiB of floats, and at least 16 rows: the float GEMMs reload their weight
-  // panels per call, so a few deep rows (7 at 3x3x512 with 128 KiB) ran at half speed.
-  const std::size_t tile_rows = direct ? m : std::clamp<std::size_t>(131072 / depth, 16, 256);
-  const std::size_t tasks = task_count(par, m, m, oc, depth);
-  run_tasks(par, tasks, [&](std::size_t t) {
-    const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;
-    thread_local std::vector<float> tile;
-    thread_local std::vector<const float*> tap_pointers;
-    tap_pointers.resize(taps);
-    for (std::size_t r0 = i0; r0 < i1; r0 += tile_rows) {
-      const std::size_t rows = std::min(tile_rows, i1 - r0);
-      for (std::size_t k = 0; k < groups; ++k) {
-        const float* a = x + r0 * g.in.channels;
-        std::size_t lda = g.in.channels;
-        if (!direct) {
-          tile.resize(rows * depth);
-          im2col(x, g, k, pad_row.data(), r0, rows, tap_pointers.data(), tile.data());
-          a = tile.data();
-          lda = depth;
-        }
-        float* c = y + r0 * oc + k * ocg;
-        gemm(a, rows, lda, k, c, oc);
-        if (cap < HUGE_VALF)
-          for (std::size_t i = 0; i < rows; ++i)
-            for (std::size_t j = 0; j < ocg; ++j) c[i * oc + j] = std::min(c[i * oc + j], cap);
-      }
-    }
-  });
+  const std::size_t oc = g.out.channels, ocg = g.group_out_channels();
+  for_each_tile(x, g, 0.0f, par,
+                [&](const float* a, std::size_t rows, std::size_t lda, std::size_t r0, std::size_t k) {
+                  float* c = y + r0 * oc + k * ocg;
+                  gemm(a, rows, lda, k, c, oc);
+                  if (cap < HUGE_VALF)
+                    for (std::size_t i = 0; i < rows; ++i)
+                      for (std::size_t j = 0; j < ocg; ++j) c[i * oc + j] = std::min(c[i * oc + j], cap);
+                });
 }
 
 /// Depthwise float convolution: per output pixel and channel, bias + sum over taps of x * w

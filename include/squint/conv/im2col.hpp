@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // conv/im2col.hpp: the windows of an NHWC convolution as tap pointers (XNNPACK's indirection) and
-// as rows of cache-sized im2col tiles, for any element type.
+// as rows of cache-sized im2col tiles, for any element type, and the tiled driver the float
+// convolutions and squint::nn's convolution layer run their GEMMs in.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <vector>
 
 #include "squint/conv/geometry.hpp"
+#include "squint/gemm/parallel.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 namespace detail {
@@ -88,6 +92,39 @@ void im2col(const T* x, const conv2d_geometry& g, std::size_t group, const T* pa
     if (r > 0) walk.next();
     for (std::size_t t = 0; t < count; ++t, tile += cg) std::memcpy(tile, taps[t] + offset, cg * sizeof(T));
   }
+}
+
+/// Runs `gemm(a, rows, lda, r0, group)` over the whole convolution in tiles: for each group,
+/// rows [r0, r0 + rows) of its im2col matrix in a thread's cache-sized tile (up to 128 Ki
+/// elements, at least 16 rows: GEMMs that reload their weight panels per call run deep rows at
+/// half speed in smaller tiles), or the image itself for a 1x1 filter at stride 1 without
+/// padding. Padding taps read `pad_value`. Threads split the output pixels.
+template <class T, class Gemm>
+void for_each_tile(const T* x, const conv2d_geometry& g, T pad_value, const parallelism& par, Gemm gemm) {
+  const std::size_t m = g.out.pixels(), taps = g.filter.taps(), depth = g.depth();
+  if (m == 0) return;
+  const std::vector<T> pad_row(g.in.channels, pad_value);
+  const bool direct = g.pointwise();
+  const std::size_t tile_rows = direct ? m : std::clamp<std::size_t>(131072 / depth, 16, 256);
+  const std::size_t tasks = task_count(par, m, m, g.out.channels, depth);
+  run_tasks(par, tasks, [&](std::size_t t) {
+    const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;
+    thread_local std::vector<T> tile;
+    thread_local std::vector<const T*> tap_pointers;
+    tap_pointers.resize(taps);
+    for (std::size_t r0 = i0; r0 < i1; r0 += tile_rows) {
+      const std::size_t rows = std::min(tile_rows, i1 - r0);
+      for (std::size_t k = 0; k < g.groups(); ++k) {
+        if (direct) {
+          gemm(x + r0 * g.in.channels, rows, g.in.channels, r0, k);
+          continue;
+        }
+        tile.resize(rows * depth);
+        im2col(x, g, k, pad_row.data(), r0, rows, tap_pointers.data(), tile.data());
+        gemm(static_cast<const T*>(tile.data()), rows, depth, r0, k);
+      }
+    }
+  });
 }
 
 }  // namespace detail

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "squint/nn/backend.hpp"
+#include "squint/nn/input_quantizer.hpp"
 #include "squint/nn/observer.hpp"
 #include "squint/nn/weights/recipes.hpp"
 #include "squint/quantize.hpp"
@@ -64,11 +65,9 @@ class linear {
                             " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
     weights_ = r.pack(w, out, in, ldw, kernels_);
-    if (r.input == input_policy::calibrated) {
-      // The calibration pass computes in float, as the model it measures.
-      calibration_weights_ = float_weights::pack(w, out, in, ldw, kernels_);
-      observer_ = options.input_observer ? *options.input_observer : observers::min_max();
-    }
+    input_ = input_quantizer(r.input, options.input_observer);
+    // The calibration pass computes in float, as the model it measures.
+    if (input_.calibrating()) calibration_weights_ = float_weights::pack(w, out, in, ldw, kernels_);
   }
 
   std::size_t in_features() const { return in_; }
@@ -81,11 +80,11 @@ class linear {
   /// The stored weights (shared by copies of the layer).
   const weight_form& stored_weights() const { return *weights_; }
   /// Frozen activation qparams of an int8_static layer.
-  std::optional<qparams> input_qparams() const { return input_qparams_; }
+  std::optional<qparams> input_qparams() const { return input_.frozen(); }
   /// Whether forward() can run: true except for an int8_static layer not yet frozen.
-  bool ready() const { return input() != input_policy::calibrated || input_qparams_.has_value(); }
+  bool ready() const { return input_.ready(); }
   /// Name of the observer of an int8_static layer ("" otherwise).
-  std::string observer_name() const { return observer_ ? observer_->name() : observer_name_; }
+  std::string observer_name() const { return input_.observer_name(); }
 
   /// The bias (empty when the layer has none).
   const std::vector<float>& bias() const { return bias_; }
@@ -134,32 +133,22 @@ class linear {
   /// output (y may be null when only observing).
   /// @throws squint::error on a layer that is not an unfrozen int8_static one.
   void calibrate(const float* x, std::size_t m, float* y = nullptr) {
-    squint::detail::require(input() == input_policy::calibrated && !input_qparams_,
-                            "linear::calibrate: only an int8_static layer before freeze() calibrates");
     squint::detail::require(x != nullptr || m == 0, "linear::calibrate: argument 'x' is null with ", m, " rows");
-    observer_->observe(tensor_view<const float>(x, shape{m, in_}));
-    observed_ += m;
+    input_.observe(tensor_view<const float>(x, shape{m, in_}), "linear");
     if (y && m > 0) calibration_weights_->run(x, m, output(), y, {});
   }
 
   /// Ends calibration: freezes the observer's qparams and drops the float weights.
   /// @throws squint::error if the layer is not an unfrozen int8_static one or saw no data.
   void freeze() {
-    squint::detail::require(input() == input_policy::calibrated && !input_qparams_,
-                            "linear::freeze: only an int8_static layer before freeze() can be frozen");
-    squint::detail::require(observed_ > 0, "linear::freeze: the observer has seen no data; calibrate() first");
-    set_input_qparams(observer_->qparams());
+    input_.freeze("linear");
+    calibration_weights_.reset();
   }
 
   /// Freezes an int8_static layer with known activation qparams (uint8 range).
   /// @throws squint::error if the layer is not int8_static or p is invalid for uint8.
   void set_input_qparams(qparams p) {
-    squint::detail::require(input() == input_policy::calibrated, "linear::set_input_qparams: layer is ",
-                            to_string(mode()), ", not int8_static");
-    validate(p, full_range(dtype::uint8), "linear::set_input_qparams: p");
-    input_qparams_ = p;
-    if (observer_) observer_name_ = observer_->name();
-    observer_.reset();
+    input_.set(p, "linear");
     calibration_weights_.reset();
   }
 
@@ -167,7 +156,7 @@ class linear {
   friend struct detail::linear_access;
   linear() = default;
 
-  input_policy input() const { return recipe_->input; }
+  input_policy input() const { return input_.policy(); }
   epilogue output() const { return {bias_.empty() ? nullptr : bias_.data(), act_ == activation::relu}; }
 
   template <class T>
@@ -182,22 +171,9 @@ class linear {
     const squint::detail::nearest_rounding_scope rounding;
     const std::size_t groups = row_groups(m);
     const std::size_t rows_per_group = groups == m ? 1 : m;
-    for (std::size_t g = 0; g < groups; ++g) {
-      const float* xg = x + g * rows_per_group * in_;
-      const std::size_t count = rows_per_group * in_;
-      qparams p;
-      if (input_qparams_) {
-        p = *input_qparams_;
-      } else {
-        float lo = HUGE_VALF, hi = -HUGE_VALF;
-        std::size_t nonfinite = 0;
-        kernels_.min_max(xg, count, &lo, &hi, &nonfinite);
-        if (lo > hi) lo = hi = 0.0f;
-        p = choose_qparams(lo, hi, quant_spec{});
-      }
-      row_params[g] = p;
-      kernels_.quantize_u8(xg, codes + g * rows_per_group * in_, count, p.scale, p.zero_point, false);
-    }
+    for (std::size_t g = 0; g < groups; ++g)
+      row_params[g] = input_.quantize(x + g * rows_per_group * in_, rows_per_group * in_,
+                                      codes + g * rows_per_group * in_, kernels_);
   }
 
   /// Whether rows carry zero points of their own (per_row with several rows): the GEMM then runs
@@ -215,10 +191,7 @@ class linear {
   backend kernels_ = native_backend();
   std::vector<float> bias_;
   weights_ptr weights_, calibration_weights_;
-  std::optional<observer> observer_;
-  std::string observer_name_;
-  std::optional<qparams> input_qparams_;
-  std::size_t observed_ = 0;
+  input_quantizer input_;
 };
 
 }  // namespace nn

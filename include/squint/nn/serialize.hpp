@@ -54,8 +54,8 @@ struct linear_access {
     w.uint(static_cast<std::uint64_t>(l.out_));
     w.uint(static_cast<std::uint64_t>(l.in_));
     if (r.input == input_policy::calibrated) {
-      w.f32(l.input_qparams_->scale);
-      w.uint(static_cast<std::uint32_t>(l.input_qparams_->zero_point));
+      w.f32(l.input_.frozen()->scale);
+      w.uint(static_cast<std::uint32_t>(l.input_.frozen()->zero_point));
     }
     l.weights_->save(w);
     for (float v : l.bias_) w.f32(v);
@@ -84,12 +84,13 @@ struct linear_access {
     l.act_ = act_code == 1 ? activation::relu : activation::none;
     l.per_row_ = (flags & 1u) != 0;
     l.kernels_ = kernels;
+    l.input_ = input_quantizer(layer_recipe->input, std::nullopt);
     if (layer_recipe->input == input_policy::calibrated) {
       qparams p;
       p.scale = r.f32("input scale");
       p.zero_point = static_cast<std::int32_t>(r.uint<std::uint32_t>("input zero point"));
       validate(p, full_range(dtype::uint8), "nn::load: input qparams");
-      l.input_qparams_ = p;
+      l.input_ = input_quantizer::frozen_at(p);
     }
     l.weights_ = layer_recipe->load(r, l.out_, l.in_, kernels);
     if (flags & 2u) {

@@ -2,6 +2,7 @@
 // ops/pool.hpp: pooling on quantized NHWC images, for full-integer pipelines (activations stay
 // uint8/int8 between layers).
 //
+// Float versions of each (max_pool2d is one template) serve float-boundary models.
 //   max_pool2d: on the codes themselves (the order of codes is the order of the values; the
 //     output keeps the input's qparams); padding never wins (ONNX pads MaxPool with -inf).
 //   avg_pool2d, global_avg_pool: the exact int32 sum of x - x_zero_point over the window, then one
@@ -64,14 +65,15 @@ void check_pool_call(const char* function, const T* x, const conv2d_geometry& g,
 
 }  // namespace detail
 
-/// y = the maximum code over each window (uint8 or int8, NHWC; y has the input's qparams).
+/// y = the maximum over each window: codes (uint8 or int8, NHWC; y has the input's qparams) or
+/// floats.
 /// @throws squint::error on a window that does not fit `in` or null pointers with elements.
 template <class T>
 void max_pool2d(const T* x, const image_shape& in, const pool2d_params& p, T* y) {
   const conv2d_geometry g = detail::pool_geometry("max_pool2d", in, p);
   detail::check_pool_call("max_pool2d", x, g, y);
   const std::size_t c = in.channels;
-  detail::for_each_window(x, g, std::numeric_limits<T>::min(), [&](std::size_t pixel, const T* const* taps, std::size_t) {
+  detail::for_each_window(x, g, std::numeric_limits<T>::lowest(), [&](std::size_t pixel, const T* const* taps, std::size_t) {
     T* out = y + pixel * c;
     std::copy(taps[0], taps[0] + c, out);
     for (std::size_t t = 1; t < g.filter.taps(); ++t)
@@ -124,6 +126,39 @@ void global_avg_pool(const T* x, const image_shape& in, qparams x_params, qparam
     for (std::size_t j = 0; j < c; ++j)
       y[n * c + j] = detail::round_to_code<T>(static_cast<float>(sum[j]) * multiplier, y_params.zero_point,
                                               std::numeric_limits<T>::min());
+  }
+}
+
+/// Float average over each window (the count as in the quantized avg_pool2d).
+/// @throws squint::error as max_pool2d.
+inline void avg_pool2d(const float* x, const image_shape& in, const pool2d_params& p, float* y) {
+  const conv2d_geometry g = detail::pool_geometry("avg_pool2d", in, p);
+  detail::check_pool_call("avg_pool2d", x, g, y);
+  const std::size_t c = in.channels, taps = g.filter.taps();
+  detail::for_each_window(x, g, 0.0f, [&](std::size_t pixel, const float* const* tap, std::size_t inside) {
+    float* out = y + pixel * c;
+    std::fill(out, out + c, 0.0f);
+    for (std::size_t t = 0; t < taps; ++t)
+      for (std::size_t j = 0; j < c; ++j) out[j] += tap[t][j];
+    const float count = static_cast<float>(p.count_include_pad ? taps : std::max<std::size_t>(inside, 1));
+    for (std::size_t j = 0; j < c; ++j) out[j] /= count;
+  });
+}
+
+/// Float average over each image's pixels: y is batch x 1 x 1 x channels.
+/// @throws squint::error on an empty image or null pointers with elements.
+inline void global_avg_pool(const float* x, const image_shape& in, float* y) {
+  detail::require(in.height > 0 && in.width > 0 && in.channels > 0, "global_avg_pool: empty image ", in.height, " x ",
+                  in.width, " x ", in.channels);
+  detail::require_matrix("global_avg_pool", "x", x, in.pixels(), in.channels);
+  detail::require_matrix("global_avg_pool", "y", y, in.batch, in.channels);
+  const std::size_t area = in.height * in.width, c = in.channels;
+  std::vector<double> sum(c);
+  for (std::size_t n = 0; n < in.batch; ++n) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (std::size_t i = 0; i < area; ++i)
+      for (std::size_t j = 0; j < c; ++j) sum[j] += x[(n * area + i) * c + j];
+    for (std::size_t j = 0; j < c; ++j) y[n * c + j] = static_cast<float>(sum[j] / static_cast<double>(area));
   }
 }
 

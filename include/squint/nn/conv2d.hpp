@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn/conv2d.hpp: a 2-D convolution layer (float NHWC in, float NHWC out) in any precision.
+//
+// The op only, as nn::linear: each group's weights (out_channels / groups x taps * group
+// channels, OHWI) are a stored form from the precision's recipe (nn/weights/), and the layer
+// feeds that form im2col tiles of its input (conv/im2col.hpp): float tiles for the float forms,
+// uint8 tiles of the image quantized once per call for the integer ones (the activation policy,
+// nn/input_quantizer.hpp: dynamic or calibrated). So every weight form and every activation
+// policy a linear layer has, a convolution has too, with no code of its own per form.
+// BatchNorm folds into the weights and bias before the layer is built (fold_batch_norm).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "squint/conv/im2col.hpp"
+#include "squint/conv/pack.hpp"
+#include "squint/nn/input_quantizer.hpp"
+#include "squint/nn/linear.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace nn {
+
+struct conv2d_options {
+  /// Requested precision; `automatic` is resolved by the backend when the layer is built.
+  precision mode = precision::automatic;
+  activation act = activation::none;
+  /// int8_static: the observer calibration feeds (min-max when none is given).
+  std::optional<observer> input_observer = std::nullopt;
+  /// The kernels the layer runs on.
+  backend kernels = native_backend();
+};
+
+/// Folds an inference BatchNorm (per output channel: gamma, beta, running mean and variance)
+/// into a convolution's or linear layer's weights (OIHW or OHWI, out_channels rows) and bias:
+/// w *= gamma / sqrt(var + eps), b = (b - mean) * gamma / sqrt(var + eps) + beta. `bias` is
+/// resized to out_channels (a missing bias is 0).
+/// @throws squint::error on parameter vectors of the wrong size or a negative variance.
+inline void fold_batch_norm(std::vector<float>& weights, std::vector<float>& bias, const std::vector<float>& gamma,
+                            const std::vector<float>& beta, const std::vector<float>& mean,
+                            const std::vector<float>& var, float eps = 1e-5f) {
+  const std::size_t out = gamma.size();
+  squint::detail::require(out > 0 && beta.size() == out && mean.size() == out && var.size() == out,
+                          "fold_batch_norm: gamma, beta, mean and var must have one entry per output channel");
+  squint::detail::require(weights.size() % out == 0, "fold_batch_norm: ", weights.size(), " weights for ", out,
+                          " output channels");
+  squint::detail::require(bias.empty() || bias.size() == out, "fold_batch_norm: ", bias.size(), " biases for ", out,
+                          " output channels");
+  for (float v : var) squint::detail::require(v >= 0.0f, "fold_batch_norm: negative variance ", v);
+  bias.resize(out, 0.0f);
+  const std::size_t per_channel = weights.size() / out;
+  for (std::size_t o = 0; o < out; ++o) {
+    const float factor = gamma[o] / std::sqrt(var[o] + eps);
+    for (std::size_t i = 0; i < per_channel; ++i) weights[o * per_channel + i] *= factor;
+    bias[o] = (bias[o] - mean[o]) * factor + beta[o];
+  }
+}
+
+class conv2d {
+ public:
+  /// Builds the layer from float weights w (`layout`, filter `f`) and bias (out_channels
+  /// entries, or null), packing each group in the stored form of options.mode.
+  /// @throws squint::error on null weights, bad filter sizes or parameters (squint::resolve), or
+  ///         an int8 precision whose depth (taps x group channels) exceeds gemm_max_k.
+  conv2d(const float* w, const filter_shape& f, filter_layout layout, const conv2d_params& params, const float* bias,
+         conv2d_options options = {})
+      : filter_(f),
+        params_(params),
+        recipe_(&recipe_for(options.kernels.resolve(options.mode))),
+        act_(options.act),
+        kernels_(options.kernels),
+        input_(recipe_->input, options.input_observer) {
+    squint::detail::check_filter("nn::conv2d", f, params);
+    squint::detail::require(w != nullptr, "nn::conv2d: argument 'w' is null");
+    const std::size_t depth = f.taps() * f.group_channels, ocg = f.out_channels / params.groups;
+    squint::detail::require(depth <= gemm_max_k || recipe_->input == input_policy::floating, "nn::conv2d: depth ",
+                            depth, " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
+    bias_ = bias ? std::vector<float>(bias, bias + f.out_channels) : std::vector<float>();
+    const std::vector<float> ohwi = squint::detail::to_ohwi(w, f, layout);
+    for (std::size_t k = 0; k < params.groups; ++k) {
+      const float* wk = ohwi.data() + k * ocg * depth;
+      groups_.push_back(recipe_->pack(wk, ocg, depth, depth, kernels_));
+      // The calibration pass computes in float, as the model it measures.
+      if (input_.calibrating()) calibration_groups_.push_back(float_weights::pack(wk, ocg, depth, depth, kernels_));
+    }
+  }
+
+  const filter_shape& filter() const { return filter_; }
+  const conv2d_params& params() const { return params_; }
+  /// The precision the layer runs in (never `automatic`).
+  precision mode() const { return recipe_->mode; }
+  activation act() const { return act_; }
+  const backend& kernels() const { return kernels_; }
+  std::optional<qparams> input_qparams() const { return input_.frozen(); }
+  /// Whether forward() can run: true except for an int8_static layer not yet frozen.
+  bool ready() const { return input_.ready(); }
+  std::string observer_name() const { return input_.observer_name(); }
+  const std::vector<float>& bias() const { return bias_; }
+  /// The output shape for inputs of shape `in`. @throws squint::error as squint::resolve.
+  image_shape output_shape(const image_shape& in) const { return resolve("nn::conv2d", in, filter_, params_).out; }
+
+  /// The weights as the layer multiplies by them, OHWI (out_channels x taps x group channels).
+  std::vector<float> weights() const {
+    std::vector<float> all;
+    for (const weights_ptr& g : groups_) {
+      const std::vector<float> v = g->values();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  }
+  /// Bytes the layer needs to run: every group's stored weights and the bias.
+  std::size_t weight_bytes() const {
+    std::size_t total = bias_.size() * sizeof(float);
+    for (const weights_ptr& g : groups_) total += g->bytes();
+    return total;
+  }
+
+  /// y (NHWC, output_shape(in)) = act(conv(x, W) + b) for x (NHWC, `in`).
+  /// @throws squint::error on a shape that does not fit, null pointers with elements, or an
+  ///         int8_static layer that has not been frozen.
+  void forward(const float* x, const image_shape& in, float* y, const parallelism& par = {}) const {
+    const conv2d_geometry g = check("nn::conv2d::forward", x, in, y);
+    squint::detail::require(ready(), "nn::conv2d::forward: int8_static layer is not calibrated; feed calibrate() and "
+                            "call freeze() (or set_input_qparams()) first");
+    if (input_.policy() == input_policy::floating) {
+      run(x, g, 0.0f, y, par, [&](std::size_t k, const float* a, std::size_t rows, const epilogue& e, float* c) {
+        groups_[k]->run(a, rows, e, c, {});
+      });
+      return;
+    }
+    std::vector<std::uint8_t> codes(g.in.size());
+    const qparams p = input_.quantize(x, codes.size(), codes.data(), kernels_);
+    run(codes.data(), g, static_cast<std::uint8_t>(p.zero_point), y, par,
+        [&](std::size_t k, const std::uint8_t* a, std::size_t rows, const epilogue& e, float* c) {
+          groups_[k]->run_quantized({a, &p, false}, rows, e, c, {});
+        });
+  }
+
+  /// Calibration step of an int8_static layer: shows x to the observer and writes the float
+  /// output (y may be null when only observing).
+  /// @throws squint::error on a layer that is not an unfrozen int8_static one, or bad shapes.
+  void calibrate(const float* x, const image_shape& in, float* y = nullptr) {
+    const conv2d_geometry g = check("nn::conv2d::calibrate", x, in, y);
+    input_.observe(tensor_view<const float>(x, shape{in.size()}), "nn::conv2d");
+    if (y)
+      run(x, g, 0.0f, y, {}, [&](std::size_t k, const float* a, std::size_t rows, const epilogue& e, float* c) {
+        calibration_groups_[k]->run(a, rows, e, c, {});
+      });
+  }
+
+  /// Ends calibration: freezes the observer's qparams and drops the float weights.
+  /// @throws squint::error if the layer is not an unfrozen int8_static one or saw no data.
+  void freeze() {
+    input_.freeze("nn::conv2d");
+    calibration_groups_.clear();
+  }
+  /// Freezes an int8_static layer with known activation qparams (uint8 range).
+  /// @throws squint::error if the layer is not int8_static or p is invalid for uint8.
+  void set_input_qparams(qparams p) {
+    input_.set(p, "nn::conv2d");
+    calibration_groups_.clear();
+  }
+
+ private:
+  conv2d_geometry check(const char* function, const float* x, const image_shape& in, const float* y) const {
+    const conv2d_geometry g = resolve(function, in, filter_, params_);
+    squint::detail::require_matrix(function, "x", x, g.in.pixels(), g.in.channels);
+    if (y) squint::detail::require_matrix(function, "y", y, g.out.pixels(), g.out.channels);
+    return g;
+  }
+
+  /// Runs every group's product on tiles of x (float, or codes with their zero point as
+  /// padding): product(group, tile, rows, epilogue, out) writes rows x group outputs, densely.
+  template <class T, class Product>
+  void run(const T* x, const conv2d_geometry& g, T pad, float* y, const parallelism& par, Product product) const {
+    const std::size_t oc = g.out.channels, ocg = g.group_out_channels();
+    squint::detail::for_each_tile(x, g, pad, par,
+                                  [&](const T* a, std::size_t rows, std::size_t, std::size_t r0, std::size_t k) {
+      const epilogue e{bias_.empty() ? nullptr : bias_.data() + k * ocg, act_ == activation::relu};
+      if (g.groups() == 1) {
+        product(k, a, rows, e, y + r0 * oc);
+        return;
+      }
+      // A group's outputs are a column block of y: computed densely, then put in place.
+      thread_local std::vector<float> block;
+      block.resize(rows * ocg);
+      product(k, a, rows, e, block.data());
+      for (std::size_t i = 0; i < rows; ++i)
+        std::copy(block.begin() + i * ocg, block.begin() + (i + 1) * ocg, y + (r0 + i) * oc + k * ocg);
+    });
+  }
+
+  filter_shape filter_;
+  conv2d_params params_;
+  const recipe* recipe_ = nullptr;
+  activation act_ = activation::none;
+  backend kernels_ = native_backend();
+  input_quantizer input_;
+  std::vector<float> bias_;
+  std::vector<weights_ptr> groups_, calibration_groups_;
+};
+
+}  // namespace nn
+SQUINT_NAMESPACE_END

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn/graph.hpp: a model as a small graph of named nodes — convolutions, linear layers, pooling,
+// residual adds, flatten — so CNNs with skip connections (ResNet blocks) run, calibrate and
+// measure as one model.
+//
+// Nodes are added in an order that computes every input first (each names earlier nodes, or
+// "input"); the last node is the output. Activations between nodes are float NHWC images
+// (float-boundary quantization: each layer quantizes its own input by its precision's policy).
+// A linear node applies to every pixel of its input (after flatten, one per image).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "squint/nn/conv2d.hpp"
+#include "squint/nn/linear.hpp"
+#include "squint/nn/sequential.hpp"
+#include "squint/ops/pool.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace nn {
+
+/// Pooling over windows (max or average) or over each whole image (global average).
+struct pool {
+  enum class kind : std::uint8_t { max, average, global_average } type = kind::max;
+  pool2d_params params = {};
+};
+
+/// The sum of two nodes' outputs of one shape (a residual connection), then ReLU if asked.
+struct add {
+  bool relu = false;
+};
+
+/// Each image as one row of height x width x channels features (NHWC order).
+struct flatten {};
+
+using node_op = std::variant<conv2d, linear, pool, add, flatten>;
+
+class graph {
+ public:
+  /// Appends node `name` computing `op` on `inputs` (names of earlier nodes or "input"; empty:
+  /// the previous node, or the model's input for the first). Returns its index.
+  /// @throws squint::error on a duplicate or reserved name, an unknown input, or the wrong number
+  ///         of inputs for the op (two for add, one otherwise).
+  std::size_t add(std::string name, node_op op, std::vector<std::string> inputs = {}) {
+    squint::detail::require(!name.empty() && name != "input", "graph::add: '", name, "' cannot name a node");
+    for (const node& n : nodes_) squint::detail::require(n.name != name, "graph::add: a node is already named '", name, "'");
+    if (inputs.empty()) inputs.push_back(nodes_.empty() ? std::string("input") : nodes_.back().name);
+    const std::size_t arity = std::holds_alternative<nn::add>(op) ? 2 : 1;
+    squint::detail::require(inputs.size() == arity, "graph::add: node '", name, "' takes ", arity, " inputs, got ",
+                            inputs.size());
+    node n{std::move(name), std::move(op), {}};
+    for (const std::string& in : inputs) n.inputs.push_back(index_of(in));
+    nodes_.push_back(std::move(n));
+    return nodes_.size() - 1;
+  }
+
+  std::size_t size() const { return nodes_.size(); }
+  const std::string& name(std::size_t i) const { return nodes_.at(i).name; }
+  const node_op& op(std::size_t i) const { return nodes_.at(i).op; }
+  node_op& op(std::size_t i) { return nodes_.at(i).op; }
+
+  /// Sum of the layers' weight bytes.
+  std::size_t weight_bytes() const {
+    std::size_t total = 0;
+    for (const node& n : nodes_) {
+      if (const auto* c = std::get_if<conv2d>(&n.op)) total += c->weight_bytes();
+      if (const auto* l = std::get_if<linear>(&n.op)) total += l->weight_bytes();
+    }
+    return total;
+  }
+
+  /// The shape of every node's output for inputs of shape `in` (the last is the model's).
+  /// @throws squint::error where a node does not fit its inputs' shapes.
+  std::vector<image_shape> shapes(const image_shape& in) const {
+    std::vector<image_shape> out;
+    for (const node& n : nodes_) {
+      const image_shape& a = n.inputs[0] == input_index ? in : out[n.inputs[0]];
+      out.push_back(std::visit([&](const auto& op) { return shape_of(op, a, n); }, n.op));
+      if (n.inputs.size() == 2) {
+        const image_shape& b = n.inputs[1] == input_index ? in : out[n.inputs[1]];
+        squint::detail::require(a.batch == b.batch && a.height == b.height && a.width == b.width &&
+                                    a.channels == b.channels,
+                                "graph: node '", n.name, "' adds inputs of different shapes");
+      }
+    }
+    return out;
+  }
+  image_shape output_shape(const image_shape& in) const {
+    squint::detail::require(!nodes_.empty(), "graph: the model has no nodes");
+    return shapes(in).back();
+  }
+
+  /// y (output_shape(in)) = the model on x (NHWC, `in`).
+  /// @throws squint::error on an empty model, shapes that do not fit, null pointers with
+  ///         elements, or an int8_static layer that has not been frozen.
+  void forward(const float* x, const image_shape& in, float* y, const parallelism& par = {}) const {
+    run(*this, x, in, y, par);
+  }
+
+  /// Runs x (NHWC; `in.batch` images) through the model in batches of `batch` images, showing
+  /// every unfrozen int8_static layer its input (such layers compute in float meanwhile, as
+  /// PyTorch's prepared model does). Call freeze() when done.
+  /// @throws squint::error on an empty model, batch == 0, null x with images, or bad shapes.
+  void calibrate(const float* x, const image_shape& in, std::size_t batch, const progress_callback& progress = nullptr) {
+    squint::detail::require(batch > 0, "graph::calibrate: batch must be positive");
+    squint::detail::require_matrix("graph::calibrate", "x", x, in.pixels(), in.channels);
+    const std::size_t total = (in.batch + batch - 1) / batch, image = in.height * in.width * in.channels;
+    for (std::size_t b = 0; b < total; ++b) {
+      image_shape part = in;
+      part.batch = std::min(batch, in.batch - b * batch);
+      std::vector<float> out(output_shape(part).size());
+      run(*this, x + b * batch * image, part, out.data(), {});
+      if (progress) progress(b + 1, total);
+    }
+  }
+
+  /// Freezes every int8_static layer that is still calibrating.
+  void freeze() {
+    for (node& n : nodes_) {
+      if (auto* c = std::get_if<conv2d>(&n.op); c && !c->ready()) c->freeze();
+      if (auto* l = std::get_if<linear>(&n.op); l && !l->ready()) l->freeze();
+    }
+  }
+
+ private:
+  static constexpr std::size_t input_index = static_cast<std::size_t>(-1);
+
+  struct node {
+    std::string name;
+    node_op op;
+    std::vector<std::size_t> inputs;
+  };
+
+  std::size_t index_of(const std::string& name) const {
+    if (name == "input") return input_index;
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      if (nodes_[i].name == name) return i;
+    squint::detail::fail("graph::add: no node named '", name, "' before this one");
+  }
+
+  static image_shape shape_of(const conv2d& c, const image_shape& a, const node&) { return c.output_shape(a); }
+  static image_shape shape_of(const linear& l, const image_shape& a, const node& n) {
+    squint::detail::require(a.channels == l.in_features(), "graph: node '", n.name, "' takes ", l.in_features(),
+                            " features, its input has ", a.channels);
+    return {a.batch, a.height, a.width, l.out_features()};
+  }
+  static image_shape shape_of(const pool& p, const image_shape& a, const node&) {
+    if (p.type == pool::kind::global_average) return {a.batch, 1, 1, a.channels};
+    return squint::detail::pool_geometry("graph pool", a, p.params).out;
+  }
+  static image_shape shape_of(const nn::add&, const image_shape& a, const node&) { return a; }
+  static image_shape shape_of(const flatten&, const image_shape& a, const node&) {
+    return {a.batch, 1, 1, a.height * a.width * a.channels};
+  }
+
+  /// Runs the nodes in order; a non-const graph also calibrates its unfrozen int8_static layers.
+  template <class Self>
+  static void run(Self& self, const float* x, const image_shape& in, float* y, const parallelism& par) {
+    constexpr bool calibrating = !std::is_const_v<Self>;
+    auto& nodes = self.nodes_;
+    squint::detail::require(!nodes.empty(), "graph: the model has no nodes");
+    squint::detail::require_matrix("graph::forward", "x", x, in.pixels(), in.channels);
+    const std::vector<image_shape> shape = self.shapes(in);
+    squint::detail::require_matrix("graph::forward", "y", y, shape.back().pixels(), shape.back().channels);
+    std::vector<std::vector<float>> outputs(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      auto& n = nodes[i];
+      const bool last = i + 1 == nodes.size();
+      if (!last) outputs[i].resize(shape[i].size());
+      float* out = last ? y : outputs[i].data();
+      auto input = [&](std::size_t k) { return n.inputs[k] == input_index ? x : outputs[n.inputs[k]].data(); };
+      auto input_shape = [&](std::size_t k) { return n.inputs[k] == input_index ? in : shape[n.inputs[k]]; };
+      const image_shape a = input_shape(0);
+      if (auto* c = std::get_if<conv2d>(&n.op)) {
+        if constexpr (calibrating)
+          if (!c->ready()) {
+            c->calibrate(input(0), a, out);
+            continue;
+          }
+        c->forward(input(0), a, out, par);
+      } else if (auto* l = std::get_if<linear>(&n.op)) {
+        if constexpr (calibrating)
+          if (!l->ready()) {
+            l->calibrate(input(0), a.pixels(), out);
+            continue;
+          }
+        l->forward(input(0), a.pixels(), out, par);
+      } else if (const auto* p = std::get_if<pool>(&n.op)) {
+        if (p->type == pool::kind::max) max_pool2d(input(0), a, p->params, out);
+        else if (p->type == pool::kind::average) avg_pool2d(input(0), a, p->params, out);
+        else global_avg_pool(input(0), a, out);
+      } else if (const auto* s = std::get_if<nn::add>(&n.op)) {
+        const float* u = input(0);
+        const float* v = input(1);
+        for (std::size_t e = 0; e < shape[i].size(); ++e) {
+          const float sum = u[e] + v[e];
+          out[e] = s->relu && !(sum > 0.0f) ? 0.0f : sum;
+        }
+      } else {  // flatten: NHWC is already one row per image
+        std::copy(input(0), input(0) + a.size(), out);
+      }
+    }
+  }
+
+  std::vector<node> nodes_;
+};
+
+}  // namespace nn
+SQUINT_NAMESPACE_END

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn_conv_test.cpp: squint::nn's convolution layer in every precision against the kernel-level
+// convolutions (bit for bit where they compute the same thing), BatchNorm folding, calibration.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "squint/conv/float_conv.hpp"
+#include "squint/dispatch.hpp"
+#include "squint/nn.hpp"
+#include "squint/ops/pool.hpp"
+#include "squint/reference/conv.hpp"
+#include "support/data.hpp"
+
+namespace {
+
+namespace nn = squint::nn;
+using squint::conv2d_params;
+using squint::filter_layout;
+using squint::filter_shape;
+using squint::image_shape;
+
+conv2d_params params(std::size_t stride, std::size_t pad, std::size_t groups = 1) {
+  conv2d_params p;
+  p.stride_h = p.stride_w = stride;
+  p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad;
+  p.groups = groups;
+  return p;
+}
+
+struct layer_case {
+  image_shape in;
+  filter_shape f;
+  conv2d_params p;
+};
+
+squint::conv2d_geometry layer_geometry(const layer_case& c) { return squint::resolve("test", c.in, c.f, c.p); }
+
+const layer_case cases[] = {{{2, 9, 8, 5}, {12, 5, 3, 3}, params(1, 1)},
+                            {{1, 7, 7, 8}, {6, 4, 3, 3}, params(2, 1, 2)},
+                            {{1, 6, 6, 16}, {24, 16, 1, 1}, params(1, 0)},
+                            {{1, 7, 6, 10}, {10, 1, 3, 3}, params(1, 1, 10)}};
+
+TEST(NnConvTest, Int8DynamicEqualsTheKernelConvolutionBitForBit) {
+  for (const layer_case& c : cases) {
+    const std::size_t wn = c.f.out_channels * c.f.taps() * c.f.group_channels;
+    const auto w = squint_test::normal(wn, 0.0f, 0.2f, 3);
+    const auto x = squint_test::normal(c.in.size(), 0.3f, 1.0f, 4);
+    std::vector<float> bias(c.f.out_channels);
+    for (std::size_t o = 0; o < bias.size(); ++o) bias[o] = 0.1f * static_cast<float>(o) - 0.4f;
+    for (nn::activation act : {nn::activation::none, nn::activation::relu}) {
+      nn::conv2d_options o;
+      o.mode = nn::precision::int8_dynamic;
+      o.act = act;
+      o.kernels = squint::runtime::backend();
+      const nn::conv2d layer(w.data(), c.f, filter_layout::oihw, c.p, bias.data(), o);
+      std::vector<float> got(layer.output_shape(c.in).size());
+      layer.forward(x.data(), c.in, got.data(), {2});
+      // The same computation spelled with the kernel-level API.
+      const auto range = squint::finite_min_max({x.data(), x.size()});
+      const squint::qparams xp = squint::choose_qparams(range.first, range.second);
+      std::vector<std::uint8_t> codes(x.size());
+      squint::quantize<std::uint8_t>({x.data(), x.size()}, {codes.data(), codes.size()}, xp);
+      const auto packed = squint::packed_conv::from_float(w.data(), c.f, filter_layout::oihw, c.p);
+      std::vector<float> expect(got.size());
+      squint::runtime::conv2d(codes.data(), c.in, xp, packed, bias.data(),
+                              act == nn::activation::relu ? squint::activation::relu : squint::activation::none,
+                              expect.data());
+      EXPECT_EQ(got, expect);
+    }
+  }
+}
+
+TEST(NnConvTest, EveryPrecisionTracksFp32) {
+  for (const layer_case& c : cases) {
+    const std::size_t wn = c.f.out_channels * c.f.taps() * c.f.group_channels;
+    const auto w = squint_test::normal(wn, 0.0f, 0.2f, 5);
+    const auto x = squint_test::normal(c.in.size(), 0.3f, 1.0f, 6);
+    const std::vector<float> bias(c.f.out_channels, 0.25f);
+    std::vector<double> ref;
+    for (nn::precision mode : {nn::precision::fp32, nn::precision::fp16, nn::precision::int8_weight_only,
+                               nn::precision::int8_dynamic, nn::precision::int8_static, nn::precision::automatic}) {
+      nn::conv2d_options o;
+      o.mode = mode;
+      nn::conv2d layer(w.data(), c.f, filter_layout::oihw, c.p, bias.data(), o);
+      std::vector<float> y(layer.output_shape(c.in).size());
+      if (!layer.ready()) {
+        EXPECT_THROW(layer.forward(x.data(), c.in, y.data()), squint::error);
+        layer.calibrate(x.data(), c.in, y.data());
+        layer.freeze();
+        EXPECT_TRUE(layer.input_qparams().has_value());
+      }
+      layer.forward(x.data(), c.in, y.data());
+      if (mode == nn::precision::fp32) {
+        // FP32 against the float64 reference over OHWI weights.
+        ref.assign(y.size(), 0.0);
+        const auto ohwi = layer.weights();
+        squint::reference::conv2d_float(x.data(), layer_geometry(c), ohwi.data(), bias.data(), ref.data());
+      }
+      double signal = 0, noise = 0;
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        signal += ref[i] * ref[i];
+        noise += (y[i] - ref[i]) * (y[i] - ref[i]);
+      }
+      const double sqnr = 10 * std::log10(signal / std::max(noise, 1e-30));
+      const double floor = mode == nn::precision::fp32 ? 100 : mode == nn::precision::fp16 ? 55 : 25;
+      EXPECT_GT(sqnr, floor) << nn::to_string(mode) << " groups " << c.p.groups;
+    }
+  }
+}
+
+TEST(NnConvTest, FoldBatchNormMatchesConvThenNormalize) {
+  const layer_case c{{1, 6, 6, 3}, {4, 3, 3, 3}, params(1, 1)};
+  auto w = squint_test::normal(4 * 27, 0.0f, 0.3f, 7);
+  std::vector<float> bias{0.1f, -0.2f, 0.3f, 0.0f};
+  const std::vector<float> gamma{1.5f, 0.5f, 2.0f, 1.0f}, beta{0.1f, 0.2f, -0.3f, 0.0f}, mean{0.3f, -0.1f, 0.0f, 0.5f},
+      var{0.8f, 1.2f, 0.05f, 2.0f};
+  const auto x = squint_test::normal(c.in.size(), 0.0f, 1.0f, 8);
+  const nn::conv2d plain(w.data(), c.f, filter_layout::oihw, c.p, bias.data(), {nn::precision::fp32});
+  std::vector<float> y(plain.output_shape(c.in).size());
+  plain.forward(x.data(), c.in, y.data());
+  nn::fold_batch_norm(w, bias, gamma, beta, mean, var, 1e-5f);
+  const nn::conv2d folded(w.data(), c.f, filter_layout::oihw, c.p, bias.data(), {nn::precision::fp32});
+  std::vector<float> z(y.size());
+  folded.forward(x.data(), c.in, z.data());
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    const std::size_t o = i % 4;
+    const float bn = (y[i] - mean[o]) / std::sqrt(var[o] + 1e-5f) * gamma[o] + beta[o];
+    EXPECT_NEAR(z[i], bn, 1e-4f * (1.0f + std::fabs(bn))) << i;
+  }
+  std::vector<float> empty;
+  const std::vector<float> five(5, 1.0f);
+  EXPECT_THROW(nn::fold_batch_norm(w, empty, five, five, five, five), squint::error);  // 108 weights, 5 channels
+  EXPECT_THROW(nn::fold_batch_norm(w, empty, gamma, beta, mean, {1.0f}), squint::error);
+  EXPECT_THROW(nn::fold_batch_norm(w, bias, gamma, beta, mean, {1.0f, 1.0f, -1.0f, 1.0f}), squint::error);
+}
+
+/// A small residual CNN: conv 3x3 1->8 + ReLU, max pool, [conv 3x3 8->8 + ReLU, conv 3x3 8->8]
+/// + skip, ReLU, global average, flatten, fc 8->4.
+nn::graph residual_cnn(nn::precision mode) {
+  nn::conv2d_options o;
+  o.mode = mode;
+  o.act = nn::activation::relu;
+  const auto w1 = squint_test::normal(8 * 9, 0.0f, 0.4f, 11), w2 = squint_test::normal(64 * 9, 0.0f, 0.15f, 12),
+             w3 = squint_test::normal(64 * 9, 0.0f, 0.15f, 13), fc = squint_test::normal(4 * 8, 0.0f, 0.5f, 14);
+  const std::vector<float> b(8, 0.05f);
+  nn::graph g;
+  g.add("conv1", nn::conv2d(w1.data(), {8, 1, 3, 3}, filter_layout::oihw, params(1, 1), b.data(), o));
+  nn::pool pool;
+  g.add("pool1", pool);
+  g.add("conv2", nn::conv2d(w2.data(), {8, 8, 3, 3}, filter_layout::oihw, params(1, 1), b.data(), o));
+  o.act = nn::activation::none;
+  g.add("conv3", nn::conv2d(w3.data(), {8, 8, 3, 3}, filter_layout::oihw, params(1, 1), b.data(), o));
+  g.add("skip", nn::add{true}, {"conv3", "pool1"});
+  g.add("gap", nn::pool{nn::pool::kind::global_average, {}});
+  g.add("flat", nn::flatten{});
+  nn::linear_options lo;
+  lo.mode = mode;
+  g.add("fc", nn::linear(fc.data(), 4, 8, 8, nullptr, lo));
+  return g;
+}
+
+TEST(NnGraphTest, ResidualCnnRunsAndCalibrates) {
+  const image_shape in{6, 10, 10, 1};
+  const auto x = squint_test::normal(in.size(), 0.0f, 1.0f, 15);
+  const nn::graph fp32 = residual_cnn(nn::precision::fp32);
+  EXPECT_EQ(fp32.output_shape(in).channels, 4u);
+  EXPECT_EQ(fp32.output_shape(in).pixels(), 6u);
+  std::vector<float> expect(6 * 4);
+  fp32.forward(x.data(), in, expect.data());
+  // The same model node by node.
+  const auto shapes = fp32.shapes(in);
+  std::vector<float> c1(shapes[0].size()), p1(shapes[1].size()), c2(shapes[2].size()), c3(shapes[3].size()),
+      sum(shapes[4].size()), gap(shapes[5].size()), out(6 * 4);
+  std::get<nn::conv2d>(fp32.op(0)).forward(x.data(), in, c1.data());
+  squint::max_pool2d(c1.data(), shapes[0], squint::pool2d_params{}, p1.data());
+  std::get<nn::conv2d>(fp32.op(2)).forward(p1.data(), shapes[1], c2.data());
+  std::get<nn::conv2d>(fp32.op(3)).forward(c2.data(), shapes[2], c3.data());
+  for (std::size_t i = 0; i < sum.size(); ++i) sum[i] = std::max(0.0f, c3[i] + p1[i]);
+  squint::global_avg_pool(sum.data(), shapes[4], gap.data());
+  std::get<nn::linear>(fp32.op(7)).forward(gap.data(), 6, out.data());
+  EXPECT_EQ(out, expect);
+
+  for (nn::precision mode : {nn::precision::fp16, nn::precision::int8_dynamic, nn::precision::int8_static}) {
+    nn::graph g = residual_cnn(mode);
+    std::vector<float> y(expect.size());
+    if (mode == nn::precision::int8_static) {
+      EXPECT_THROW(g.forward(x.data(), in, y.data()), squint::error);
+      g.calibrate(x.data(), in, 4);
+      g.freeze();
+    }
+    g.forward(x.data(), in, y.data(), {2});
+    double signal = 0, noise = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      signal += double(expect[i]) * expect[i];
+      noise += double(y[i] - expect[i]) * (y[i] - expect[i]);
+    }
+    EXPECT_GT(10 * std::log10(signal / std::max(noise, 1e-30)), mode == nn::precision::fp16 ? 50 : 20) << nn::to_string(mode);
+    // (FP16 panels pad these 8-channel layers to 16 channels: no smaller than FP32 here.)
+    if (mode != nn::precision::fp16) EXPECT_LT(g.weight_bytes(), fp32.weight_bytes());
+  }
+}
+
+TEST(NnGraphTest, BadGraphsThrow) {
+  nn::graph g;
+  EXPECT_THROW(g.add("input", nn::flatten{}), squint::error);
+  g.add("a", nn::flatten{});
+  EXPECT_THROW(g.add("a", nn::flatten{}), squint::error);
+  EXPECT_THROW(g.add("b", nn::flatten{}, {"nowhere"}), squint::error);
+  EXPECT_THROW(g.add("c", nn::add{}, {"a"}), squint::error);
+  g.add("d", nn::pool{nn::pool::kind::max, {}}, {"input"});
+  g.add("e", nn::add{}, {"a", "d"});
+  std::vector<float> x(2 * 4 * 4 * 3, 1.0f), y(64);
+  EXPECT_THROW(g.forward(x.data(), {2, 4, 4, 3}, y.data()), squint::error);  // 1x1x48 + 2x2x3
+  EXPECT_THROW(nn::graph().forward(x.data(), {2, 4, 4, 3}, y.data()), squint::error);
+}
+
+TEST(NnConvTest, BadArgumentsThrow) {
+  const std::vector<float> w(4 * 27, 0.1f);
+  EXPECT_THROW(nn::conv2d(nullptr, {4, 3, 3, 3}, filter_layout::oihw, params(1, 1), nullptr), squint::error);
+  EXPECT_THROW(nn::conv2d(w.data(), {4, 3, 3, 3}, filter_layout::oihw, params(0, 1), nullptr), squint::error);
+  const nn::conv2d layer(w.data(), {4, 3, 3, 3}, filter_layout::oihw, params(1, 1), nullptr, {nn::precision::int8_dynamic});
+  std::vector<float> x(5 * 5 * 3, 1.0f), y(5 * 5 * 4, 7.0f);
+  EXPECT_THROW(layer.forward(x.data(), {1, 5, 5, 4}, y.data()), squint::error);
+  EXPECT_THROW(layer.forward(nullptr, {1, 5, 5, 3}, y.data()), squint::error);
+  EXPECT_EQ(y, std::vector<float>(5 * 5 * 4, 7.0f));
+}
+
+}  // namespace
