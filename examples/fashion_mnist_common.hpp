@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+// fashion_mnist_common.hpp: what the two Fashion-MNIST demos (the MLP and the CNN) share: the
+// IDX reader, a portable random stream, the result rows and the accuracy / latency SVG.
+#pragma once
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace demo {
+
+using clock_type = std::chrono::steady_clock;
+
+inline double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// ---- data ----------------------------------------------------------------------------------
+
+struct dataset {
+  std::vector<float> images;  // n x 784, normalized
+  std::vector<std::uint8_t> labels;
+  std::size_t n = 0;
+};
+
+inline std::vector<std::uint8_t> read_gzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return {};
+  std::vector<std::uint8_t> bytes;
+  std::uint8_t buffer[1 << 16];
+  int got;
+  while ((got = gzread(f, buffer, sizeof buffer)) > 0) bytes.insert(bytes.end(), buffer, buffer + got);
+  gzclose(f);
+  return bytes;
+}
+
+inline std::uint32_t big_endian(const std::vector<std::uint8_t>& b, std::size_t at) {
+  return std::uint32_t{b[at]} << 24 | std::uint32_t{b[at + 1]} << 16 | std::uint32_t{b[at + 2]} << 8 | b[at + 3];
+}
+
+/// Reads an IDX image file and its label file; pixels scaled to [0, 1] and standardized with
+/// the training set's mean and deviation (0.2860, 0.3530).
+inline dataset load_idx(const std::string& dir, const std::string& prefix, std::size_t limit) {
+  const auto images = read_gzip(dir + "/" + prefix + "-images-idx3-ubyte.gz");
+  const auto labels = read_gzip(dir + "/" + prefix + "-labels-idx1-ubyte.gz");
+  if (images.size() < 16 || labels.size() < 8 || big_endian(images, 0) != 0x803 || big_endian(labels, 0) != 0x801) {
+    std::cerr << "cannot read the Fashion-MNIST " << prefix << " files in " << dir << ".\n"
+              << "Install them with:  sudo apt-get install dataset-fashion-mnist\n"
+              << "or pass --data DIR holding " << prefix << "-images-idx3-ubyte.gz and " << prefix
+              << "-labels-idx1-ubyte.gz.\n";
+    std::exit(2);
+  }
+  const std::size_t count = big_endian(images, 4), pixels = std::size_t{big_endian(images, 8)} * big_endian(images, 12);
+  if (pixels != 784 || big_endian(labels, 4) != count || images.size() != 16 + count * 784 ||
+      labels.size() != 8 + count) {
+    std::cerr << "fashion-mnist: " << prefix << " files have unexpected sizes\n";
+    std::exit(2);
+  }
+  dataset d;
+  d.n = std::min(count, limit);
+  d.images.resize(d.n * 784);
+  d.labels.assign(labels.begin() + 8, labels.begin() + 8 + static_cast<std::ptrdiff_t>(d.n));
+  for (std::size_t i = 0; i < d.n * 784; ++i)
+    d.images[i] = (static_cast<float>(images[16 + i]) / 255.0f - 0.2860f) / 0.3530f;
+  return d;
+}
+
+/// splitmix64: the same stream on every platform (std distributions are not).
+struct rng {
+  std::uint64_t state;
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  float normal() {
+    const double u = uniform() + 1e-300, v = uniform();
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v));
+  }
+};
+
+struct result {
+  std::string name, detail;
+  double accuracy = 0.0;
+  std::size_t bytes = 0;
+  double latency_1 = 0.0, latency_64 = 0.0;  // microseconds, median
+};
+
+inline std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return out;
+}
+
+/// Accuracy (y) against batch-64 latency (x, log scale); circle area proportional to weight bytes.
+inline void write_svg(const std::string& path, const std::vector<result>& results, const std::string& title) {
+  const double width = 900, height = 560, left = 80, right = 250, top = 50, bottom = 60;
+  double lo_t = 1e300, hi_t = 0, lo_a = 1e300, hi_a = 0, max_bytes = 0;
+  for (const result& r : results) {
+    lo_t = std::min(lo_t, r.latency_64);
+    hi_t = std::max(hi_t, r.latency_64);
+    lo_a = std::min(lo_a, r.accuracy);
+    hi_a = std::max(hi_a, r.accuracy);
+    max_bytes = std::max(max_bytes, static_cast<double>(r.bytes));
+  }
+  lo_t /= 1.25;
+  hi_t *= 1.25;
+  lo_a = std::floor(lo_a * 2.0 - 1.0) / 2.0;
+  hi_a = std::ceil(hi_a * 2.0 + 1.0) / 2.0;
+  const double plot_w = width - left - right, plot_h = height - top - bottom;
+  auto px = [&](double t) { return left + plot_w * std::log(t / lo_t) / std::log(hi_t / lo_t); };
+  auto py = [&](double a) { return top + plot_h * (hi_a - a) / (hi_a - lo_a); };
+  std::ofstream svg(path);
+  svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << width << "' height='" << height
+      << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n"
+      << "<text x='" << left << "' y='28' font-size='16'>" << xml_escape(title) << "</text>\n"
+      << "<rect x='" << left << "' y='" << top << "' width='" << plot_w << "' height='" << plot_h
+      << "' fill='none' stroke='#888'/>\n";
+  for (double a = lo_a; a <= hi_a + 1e-9; a += 0.5)
+    svg << "<line x1='" << left << "' x2='" << left + plot_w << "' y1='" << py(a) << "' y2='" << py(a)
+        << "' stroke='#eee'/><text x='" << left - 8 << "' y='" << py(a) + 4 << "' text-anchor='end'>" << a
+        << "%</text>\n";
+  for (double t = std::pow(10.0, std::floor(std::log10(lo_t))); t <= hi_t; t *= 10.0)
+    for (double f : {1.0, 2.0, 5.0})
+      if (t * f >= lo_t && t * f <= hi_t)
+        svg << "<line y1='" << top << "' y2='" << top + plot_h << "' x1='" << px(t * f) << "' x2='" << px(t * f)
+            << "' stroke='#eee'/><text y='" << top + plot_h + 18 << "' x='" << px(t * f) << "' text-anchor='middle'>"
+            << t * f << "</text>\n";
+  svg << "<text x='" << left + plot_w / 2 << "' y='" << height - 15
+      << "' text-anchor='middle'>latency per batch of 64, microseconds (log scale, 1 thread)</text>\n"
+      << "<text transform='translate(20," << top + plot_h / 2
+      << ") rotate(-90)' text-anchor='middle'>top-1 accuracy on the 10k test images</text>\n";
+  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                          "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"};
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const result& r = results[i];
+    const double radius = 4.0 + 16.0 * std::sqrt(static_cast<double>(r.bytes) / max_bytes);
+    svg << "<circle cx='" << px(r.latency_64) << "' cy='" << py(r.accuracy) << "' r='" << radius << "' fill='"
+        << colors[i % 12] << "' fill-opacity='0.45' stroke='" << colors[i % 12] << "'/>\n";
+    const double ly = top + 14 + 18.0 * static_cast<double>(i);
+    svg << "<circle cx='" << width - right + 20 << "' cy='" << ly - 4 << "' r='5' fill='" << colors[i % 12]
+        << "'/><text x='" << width - right + 30 << "' y='" << ly << "'>" << xml_escape(r.name + " " + r.detail)
+        << "</text>\n";
+  }
+  svg << "<text x='" << width - right + 20 << "' y='" << top + 30 + 18.0 * static_cast<double>(results.size())
+      << "' fill='#555'>circle area: weight bytes</text>\n</svg>\n";
+}
+
+}  // namespace demo
