@@ -82,6 +82,14 @@ std::vector<std::uint8_t> image(const layer& l) {
   return x;
 }
 
+squint::conv2d_params params_of(const layer& l) {
+  squint::conv2d_params p;
+  p.stride_h = p.stride_w = l.stride;
+  p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad_of(l);
+  p.groups = l.depthwise ? l.channels : 1;
+  return p;
+}
+
 /// OIHW float weights (depthwise: O x 1 x kh x kw).
 std::vector<float> filter(const layer& l) { return squint_bench::normal(l.out_channels * group_channels(l) * l.kernel * l.kernel); }
 
@@ -89,10 +97,7 @@ template <class Arch>
 void BM_ConvInt8(benchmark::State& state) {
   if (squint_bench::skip_unavailable<Arch>(state)) return;
   const layer& l = layer_of(state);
-  squint::conv2d_params p;
-  p.stride_h = p.stride_w = l.stride;
-  p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad_of(l);
-  p.groups = l.depthwise ? l.channels : 1;
+  const squint::conv2d_params p = params_of(l);
   const auto w = filter(l);
   const auto packed = squint::packed_conv::from_float(
       w.data(), {l.out_channels, group_channels(l), l.kernel, l.kernel}, squint::filter_layout::oihw, p);
@@ -114,10 +119,7 @@ void BM_ConvInt8(benchmark::State& state) {
 template <class Packed>
 void BM_ConvFloat(benchmark::State& state) {
   const layer& l = layer_of(state);
-  squint::conv2d_params p;
-  p.stride_h = p.stride_w = l.stride;
-  p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad_of(l);
-  p.groups = l.depthwise ? l.channels : 1;
+  const squint::conv2d_params p = params_of(l);
   const auto w = filter(l);
   const auto packed = squint::packed_float_conv<Packed>::from_float(
       w.data(), {l.out_channels, group_channels(l), l.kernel, l.kernel}, squint::filter_layout::oihw, p);

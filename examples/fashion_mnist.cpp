@@ -37,21 +37,12 @@ namespace {
 
 using demo::clock_type;
 using demo::dataset;
+using demo::options;
 using demo::result;
 using demo::seconds_since;
 using matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using squint::nn::precision;
 
-struct options {
-  std::string data = "/usr/share/datasets/fashion-mnist";
-  std::string out = SQUINT_DEMO_OUTPUT_DIR;
-  bool retrain = false;
-  int epochs = 8;
-  std::size_t train_limit = 60000, test_limit = 10000;
-  std::size_t calibration_images = 2048;
-  int latency_repeats = 7;
-  double max_drop = -1.0;  // fail when an INT8 mode loses more than this many points (off if < 0)
-};
 
 
 // ---- training (FP32, Eigen) -----------------------------------------------------------------
@@ -136,73 +127,23 @@ std::vector<squint::nn::float_layer> train(const dataset& train_set, int epochs)
 
 // ---- evaluation ----------------------------------------------------------------------------
 
-double accuracy(const squint::nn::sequential& model, const dataset& test) {
-  const std::size_t batch = 500;
-  std::vector<float> logits(batch * 10);
-  std::size_t correct = 0;
-  for (std::size_t r0 = 0; r0 < test.n; r0 += batch) {
-    const std::size_t m = std::min(batch, test.n - r0);
-    model.forward(test.images.data() + r0 * 784, m, logits.data());
-    for (std::size_t i = 0; i < m; ++i) {
-      const float* row = logits.data() + i * 10;
-      correct += static_cast<std::size_t>(std::max_element(row, row + 10) - row) == test.labels[r0 + i];
-    }
-  }
-  return 100.0 * static_cast<double>(correct) / static_cast<double>(test.n);
-}
-
-/// Median microseconds of one forward pass of `rows` images, single thread.
-double latency(const squint::nn::sequential& model, const dataset& test, std::size_t rows, int repeats) {
-  std::vector<float> out(rows * 10);
-  const std::size_t calls = rows == 1 ? 200 : 20;
-  std::vector<double> samples;
-  for (int r = 0; r < repeats; ++r) {
-    const auto start = clock_type::now();
-    for (std::size_t c = 0; c < calls; ++c)
-      model.forward(test.images.data() + (c * rows % (test.n - rows + 1)) * 784, rows, out.data());
-    samples.push_back(seconds_since(start) * 1e6 / static_cast<double>(calls));
-  }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+/// The model as the shared evaluation calls it.
+auto forward_of(const squint::nn::sequential& model) {
+  return [&model](const float* x, std::size_t images, float* y) { model.forward(x, images, y); };
 }
 
 int run_demo(int argc, char** argv) {
   options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "fashion_mnist: " << a << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--data") opt.data = value();
-    else if (a == "--out") opt.out = value();
-    else if (a == "--retrain") opt.retrain = true;
-    else if (a == "--max-drop") opt.max_drop = std::atof(value().c_str());
-    else if (a == "--epochs") opt.epochs = std::atoi(value().c_str());
-    else if (a == "--train-limit") opt.train_limit = std::strtoull(value().c_str(), nullptr, 10);
-    else if (a == "--test-limit") opt.test_limit = std::strtoull(value().c_str(), nullptr, 10);
-    else if (a == "--quick") {  // CI smoke run: small subsets, one epoch, nothing cached
-      opt.train_limit = 4096;
-      opt.test_limit = 1000;
-      opt.epochs = 1;
-      opt.calibration_images = 512;
-      opt.latency_repeats = 3;
-      opt.retrain = true;
-    } else {
-      std::cerr << "usage: fashion_mnist [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]\n"
-                   "                     [--test-limit N] [--max-drop PP] [--quick]\n";
-      return a == "--help" ? 0 : 2;
-    }
-  }
-  std::error_code created;
-  std::filesystem::create_directories(opt.out, created);
-  if (created) {
-    std::cerr << "fashion_mnist: cannot create the --out directory '" << opt.out << "': " << created.message() << "\n";
-    return 2;
-  }
+  opt.out = SQUINT_DEMO_OUTPUT_DIR;
+  opt.epochs = 8;
+  opt.calibration_images = 2048;
+  opt.latency_repeats = 7;
+  options quick;
+  quick.train_limit = 4096;
+  quick.test_limit = 1000;
+  quick.calibration_images = 512;
+  quick.latency_repeats = 3;
+  if (const int status = demo::parse_options(argc, argv, "fashion_mnist", opt, quick); status >= 0) return status;
   const auto start = clock_type::now();
   const std::string weights_path = opt.out + "/fashion_mnist_fp32.squint", svg_path = opt.out + "/fashion_mnist.svg";
   const squint::nn::backend kernels = squint::runtime::backend();
@@ -269,9 +210,9 @@ int run_demo(int argc, char** argv) {
       model.freeze();
     }
     if (v.name == "automatic") v.detail = std::string("= ") + squint::nn::to_string(model[0].mode());
-    result r{v.name, v.detail, accuracy(model, test), model.weight_bytes(), 0.0, 0.0};
-    r.latency_1 = latency(model, test, 1, opt.latency_repeats);
-    r.latency_64 = latency(model, test, std::min<std::size_t>(64, test.n), opt.latency_repeats);
+    result r{v.name, v.detail, demo::accuracy(test, forward_of(model)), model.weight_bytes(), 0.0, 0.0};
+    r.latency_1 = demo::latency(test, 1, opt.latency_repeats, 200, forward_of(model));
+    r.latency_64 = demo::latency(test, std::min<std::size_t>(64, test.n), opt.latency_repeats, 20, forward_of(model));
     results.push_back(r);
     models.push_back(std::move(model));
   }
@@ -303,7 +244,7 @@ int run_demo(int argc, char** argv) {
   const double load_ms = seconds_since(load_start) * 1e3;
   std::printf("\nsaved %s (%s, %zu bytes); loaded in %.2f ms, test accuracy %.2f%%\n", saved.c_str(),
               results[5].detail.c_str(), static_cast<std::size_t>(std::ifstream(saved, std::ios::binary | std::ios::ate).tellg()),
-              load_ms, accuracy(served, test));
+              load_ms, demo::accuracy(test, forward_of(served)));
 
   demo::write_svg(svg_path, results, std::string("squint on Fashion-MNIST MLP 784-512-256-10 (") + kernels.isa + ", 1 thread)");
   std::printf("wrote %s\n", svg_path.c_str());

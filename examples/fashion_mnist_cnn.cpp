@@ -38,22 +38,13 @@ namespace {
 
 using demo::clock_type;
 using demo::dataset;
+using demo::options;
 using demo::result;
 using demo::seconds_since;
 using matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using row = Eigen::RowVectorXf;
 using squint::nn::precision;
 
-struct options {
-  std::string data = "/usr/share/datasets/fashion-mnist";
-  std::string out = SQUINT_DEMO_OUTPUT_DIR;
-  bool retrain = false;
-  int epochs = 2;
-  std::size_t train_limit = 60000, test_limit = 10000;
-  std::size_t calibration_images = 1024;
-  int latency_repeats = 5;
-  double max_drop = -1.0;  // fail when static INT8 loses more than this many points (off if < 0)
-};
 
 // ---- training (FP32, Eigen; activations NHWC, one row per pixel) ---------------------------
 
@@ -197,8 +188,8 @@ struct cnn {
   param fc1, fc1_bias, fc2, fc2_bias;
 };
 
-cnn train(const dataset& train_set, bool residual, int epochs) {
-  demo::rng r{residual ? 20261202u : 20261201u};
+/// The network with He-initialized weights (BatchNorm: identity), ready to train or load into.
+cnn initialized(bool residual, demo::rng& r) {
   cnn net;
   net.residual = residual;
   net.conv1.init(1, 32, 28, 28, r);
@@ -213,6 +204,12 @@ cnn train(const dataset& train_set, bool residual, int epochs) {
   for (Eigen::Index i = 0; i < net.fc2.value.size(); ++i) net.fc2.value.data()[i] = std::sqrt(2.0f / 128.0f) * r.normal();
   net.fc1_bias.init(1, 128);
   net.fc2_bias.init(1, 10);
+  return net;
+}
+
+cnn train(const dataset& train_set, bool residual, int epochs) {
+  demo::rng r{residual ? 20261202u : 20261201u};
+  cnn net = initialized(residual, r);
   const std::size_t batch = 64, n = train_set.n, steps_per_epoch = n / batch;
   const std::size_t total_steps = steps_per_epoch * static_cast<std::size_t>(epochs);
   std::vector<std::size_t> order(n);
@@ -318,24 +315,6 @@ bool load_weights(cnn& net, const std::string& path) {
   return static_cast<bool>(in);
 }
 
-/// An untrained network of the right shapes (to load weights into).
-cnn shaped(bool residual) {
-  demo::rng r{1};
-  cnn net;
-  net.residual = residual;
-  net.conv1.init(1, 32, 28, 28, r);
-  net.conv2.init(32, 64, 14, 14, r);
-  if (residual) {
-    net.res1.init(64, 64, 7, 7, r);
-    net.res2.init(64, 64, 7, 7, r);
-  }
-  net.fc1.init(128, 3136);
-  net.fc1_bias.init(1, 128);
-  net.fc2.init(10, 128);
-  net.fc2_bias.init(1, 10);
-  return net;
-}
-
 // ---- the squint model ------------------------------------------------------------------------
 
 std::vector<float> values(const matrix& m) { return {m.data(), m.data() + m.size()}; }
@@ -377,73 +356,21 @@ squint::nn::graph build(const cnn& net, precision mode, const squint::nn::observ
   return g;
 }
 
-double accuracy(const squint::nn::graph& model, const dataset& test) {
-  const std::size_t batch = 500;
-  std::vector<float> logits(batch * 10);
-  std::size_t correct = 0;
-  for (std::size_t r0 = 0; r0 < test.n; r0 += batch) {
-    const std::size_t m = std::min(batch, test.n - r0);
-    model.forward(test.images.data() + r0 * 784, {m, 28, 28, 1}, logits.data());
-    for (std::size_t i = 0; i < m; ++i) {
-      const float* p = logits.data() + i * 10;
-      correct += static_cast<std::size_t>(std::max_element(p, p + 10) - p) == test.labels[r0 + i];
-    }
-  }
-  return 100.0 * static_cast<double>(correct) / static_cast<double>(test.n);
-}
-
-/// Median microseconds of one forward pass of `images` images, single thread.
-double latency(const squint::nn::graph& model, const dataset& test, std::size_t images, int repeats) {
-  std::vector<float> out(images * 10);
-  const std::size_t calls = images == 1 ? 50 : 3;
-  std::vector<double> samples;
-  for (int r = 0; r < repeats; ++r) {
-    const auto start = clock_type::now();
-    for (std::size_t c = 0; c < calls; ++c)
-      model.forward(test.images.data() + (c * images % (test.n - images + 1)) * 784, {images, 28, 28, 1}, out.data());
-    samples.push_back(seconds_since(start) * 1e6 / static_cast<double>(calls));
-  }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+/// The model as the shared evaluation calls it (images are 28 x 28 x 1, NHWC).
+auto forward_of(const squint::nn::graph& model) {
+  return [&model](const float* x, std::size_t images, float* y) { model.forward(x, {images, 28, 28, 1}, y); };
 }
 
 int run_demo(int argc, char** argv) {
   options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "fashion_mnist_cnn: " << a << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--data") opt.data = value();
-    else if (a == "--out") opt.out = value();
-    else if (a == "--retrain") opt.retrain = true;
-    else if (a == "--max-drop") opt.max_drop = std::atof(value().c_str());
-    else if (a == "--epochs") opt.epochs = std::atoi(value().c_str());
-    else if (a == "--train-limit") opt.train_limit = std::strtoull(value().c_str(), nullptr, 10);
-    else if (a == "--test-limit") opt.test_limit = std::strtoull(value().c_str(), nullptr, 10);
-    else if (a == "--quick") {  // CI smoke run: small subsets, one epoch, nothing cached
-      opt.train_limit = 2048;
-      opt.test_limit = 500;
-      opt.epochs = 1;
-      opt.calibration_images = 256;
-      opt.latency_repeats = 1;
-      opt.retrain = true;
-    } else {
-      std::cerr << "usage: fashion_mnist_cnn [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]\n"
-                   "                         [--test-limit N] [--max-drop PP] [--quick]\n";
-      return a == "--help" ? 0 : 2;
-    }
-  }
-  std::error_code created;
-  std::filesystem::create_directories(opt.out, created);
-  if (created) {
-    std::cerr << "fashion_mnist_cnn: cannot create the --out directory '" << opt.out << "': " << created.message() << "\n";
-    return 2;
-  }
+  opt.out = SQUINT_DEMO_OUTPUT_DIR;
+  opt.epochs = 2;
+  options quick;
+  quick.train_limit = 2048;
+  quick.test_limit = 500;
+  quick.calibration_images = 256;
+  quick.latency_repeats = 1;
+  if (const int status = demo::parse_options(argc, argv, "fashion_mnist_cnn", opt, quick); status >= 0) return status;
   const auto start = clock_type::now();
   const squint::nn::backend kernels = squint::runtime::backend();
   std::printf("squint Fashion-MNIST CNN demo: kernels %s (fast int8: %s)\n", kernels.isa, kernels.fast_int8 ? "yes" : "no");
@@ -478,7 +405,8 @@ int run_demo(int argc, char** argv) {
   for (bool residual : {false, true}) {
     const char* model_name = residual ? "residual" : "plain";
     const std::string path = opt.out + "/fashion_mnist_cnn_" + model_name + ".weights";
-    cnn net = shaped(residual);
+    demo::rng unused{1};
+    cnn net = initialized(residual, unused);
     if (!opt.retrain && load_weights(net, path)) {
       std::printf("\n%s CNN: FP32 weights loaded from %s (pass --retrain to train again)\n", model_name, path.c_str());
     } else {
@@ -498,9 +426,10 @@ int run_demo(int argc, char** argv) {
       std::string detail = v.detail;
       if (v.mode == precision::automatic)
         detail = std::string("= ") + squint::nn::to_string(std::get<squint::nn::conv2d>(model.op(0)).mode());
-      result r{std::string(model_name) + " " + v.name, detail, accuracy(model, test), model.weight_bytes(), 0.0, 0.0};
-      r.latency_1 = latency(model, test, 1, opt.latency_repeats);
-      r.latency_64 = latency(model, test, std::min<std::size_t>(64, test.n), opt.latency_repeats);
+      result r{std::string(model_name) + " " + v.name, detail, demo::accuracy(test, forward_of(model)),
+               model.weight_bytes(), 0.0, 0.0};
+      r.latency_1 = demo::latency(test, 1, opt.latency_repeats, 50, forward_of(model));
+      r.latency_64 = demo::latency(test, std::min<std::size_t>(64, test.n), opt.latency_repeats, 3, forward_of(model));
       results.push_back(r);
     }
     const result& ref = results.front();

@@ -10,9 +10,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace demo {
@@ -154,6 +156,95 @@ inline void write_svg(const std::string& path, const std::vector<result>& result
   }
   svg << "<text x='" << width - right + 20 << "' y='" << top + 30 + 18.0 * static_cast<double>(results.size())
       << "' fill='#555'>circle area: weight bytes</text>\n</svg>\n";
+}
+
+// ---- evaluation ----------------------------------------------------------------------------
+
+/// Top-1 accuracy (%) on `test` of forward(images, count, logits), 500 images at a time.
+template <class Forward>
+double accuracy(const dataset& test, Forward forward) {
+  const std::size_t batch = 500;
+  std::vector<float> logits(batch * 10);
+  std::size_t correct = 0;
+  for (std::size_t r0 = 0; r0 < test.n; r0 += batch) {
+    const std::size_t m = std::min(batch, test.n - r0);
+    forward(test.images.data() + r0 * 784, m, logits.data());
+    for (std::size_t i = 0; i < m; ++i) {
+      const float* p = logits.data() + i * 10;
+      correct += static_cast<std::size_t>(std::max_element(p, p + 10) - p) == test.labels[r0 + i];
+    }
+  }
+  return 100.0 * static_cast<double>(correct) / static_cast<double>(test.n);
+}
+
+/// Median microseconds (over `repeats` runs of `calls` calls) of forward on `images` images.
+template <class Forward>
+double latency(const dataset& test, std::size_t images, int repeats, std::size_t calls, Forward forward) {
+  std::vector<float> out(images * 10);
+  std::vector<double> samples;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = clock_type::now();
+    for (std::size_t c = 0; c < calls; ++c)
+      forward(test.images.data() + (c * images % (test.n - images + 1)) * 784, images, out.data());
+    samples.push_back(seconds_since(start) * 1e6 / static_cast<double>(calls));
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// ---- command line ---------------------------------------------------------------------------
+
+/// What both demos accept; each sets its own defaults and its --quick subset.
+struct options {
+  std::string data = "/usr/share/datasets/fashion-mnist";
+  std::string out;
+  bool retrain = false;
+  int epochs = 1;
+  std::size_t train_limit = 60000, test_limit = 10000;
+  std::size_t calibration_images = 1024;
+  int latency_repeats = 5;
+  double max_drop = -1.0;  // fail when an INT8 mode loses more than this many points (off if < 0)
+};
+
+/// Parses the command line into `opt` (`quick`: the --quick settings; nothing is cached then),
+/// and creates the --out directory. Returns -1 to go on, else the exit status.
+inline int parse_options(int argc, char** argv, const std::string& name, options& opt, const options& quick) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << name << ": " << a << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--data") opt.data = value();
+    else if (a == "--out") opt.out = value();
+    else if (a == "--retrain") opt.retrain = true;
+    else if (a == "--max-drop") opt.max_drop = std::atof(value().c_str());
+    else if (a == "--epochs") opt.epochs = std::atoi(value().c_str());
+    else if (a == "--train-limit") opt.train_limit = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--test-limit") opt.test_limit = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--quick") {  // CI smoke run: small subsets, nothing cached
+      opt.train_limit = quick.train_limit;
+      opt.test_limit = quick.test_limit;
+      opt.epochs = quick.epochs;
+      opt.calibration_images = quick.calibration_images;
+      opt.latency_repeats = quick.latency_repeats;
+      opt.retrain = true;
+    } else {
+      std::cerr << "usage: " << name << " [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]\n"
+                << "       [--test-limit N] [--max-drop PP] [--quick]\n";
+      return a == "--help" ? 0 : 2;
+    }
+  }
+  std::error_code created;
+  std::filesystem::create_directories(opt.out, created);
+  if (created) {
+    std::cerr << name << ": cannot create the --out directory '" << opt.out << "': " << created.message() << "\n";
+    return 2;
+  }
+  return -1;
 }
 
 }  // namespace demo

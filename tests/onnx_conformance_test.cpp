@@ -212,23 +212,18 @@ onnx_conv conv_of(const std::map<std::string, std::vector<std::int64_t>>& attrib
   return c;
 }
 
-/// NCHW -> NHWC, and back.
+/// NCHW -> NHWC (to_nhwc), or NHWC -> NCHW.
 template <class T>
-std::vector<T> to_nhwc(const std::vector<T>& x, const squint::image_shape& s) {
+std::vector<T> transpose_channels(const std::vector<T>& x, const squint::image_shape& s, bool to_nhwc) {
   std::vector<T> out(x.size());
   for (std::size_t n = 0; n < s.batch; ++n)
     for (std::size_t c = 0; c < s.channels; ++c)
-      for (std::size_t i = 0; i < s.height * s.width; ++i)
-        out[(n * s.height * s.width + i) * s.channels + c] = x[(n * s.channels + c) * s.height * s.width + i];
-  return out;
-}
-template <class T>
-std::vector<T> to_nchw(const std::vector<T>& x, const squint::image_shape& s) {
-  std::vector<T> out(x.size());
-  for (std::size_t n = 0; n < s.batch; ++n)
-    for (std::size_t c = 0; c < s.channels; ++c)
-      for (std::size_t i = 0; i < s.height * s.width; ++i)
-        out[(n * s.channels + c) * s.height * s.width + i] = x[(n * s.height * s.width + i) * s.channels + c];
+      for (std::size_t i = 0; i < s.height * s.width; ++i) {
+        const std::size_t nchw = (n * s.channels + c) * s.height * s.width + i;
+        const std::size_t nhwc = (n * s.height * s.width + i) * s.channels + c;
+        if (to_nhwc) out[nhwc] = x[nchw];
+        else out[nchw] = x[nhwc];
+      }
   return out;
 }
 
@@ -242,14 +237,14 @@ TEST_F(OnnxConformanceTest, ConvInteger) {
         fs::exists(dir(name) + "/test_data_set_0/input_3.pb") ? input(name, 3).values<std::uint8_t>()[0] : 0};
     const auto packed = squint::packed_conv::from_uint8(w.values<std::uint8_t>().data(), c.filter,
                                                         squint::filter_layout::oihw, c.params, {1.0f}, w_zp);
-    const auto xs = to_nhwc(x.values<std::uint8_t>(), c.in);
+    const auto xs = transpose_channels(x.values<std::uint8_t>(), c.in, true);
     const squint::conv2d_geometry g = packed.geometry(c.in);
     const auto expect = output(name, 0).values<std::int32_t>();
     ASSERT_EQ(g.out.size(), expect.size()) << name;
     on_every_isa([&](const std::string& isa) {
       std::vector<std::int32_t> y(g.out.size());
       squint::runtime::conv2d(xs.data(), c.in, x_zp, packed, y.data());
-      EXPECT_EQ(to_nchw(y, g.out), expect) << name << " on " << isa;
+      EXPECT_EQ(transpose_channels(y, g.out, false), expect) << name << " on " << isa;
     });
   }
 }
@@ -267,7 +262,7 @@ TEST_F(OnnxConformanceTest, QLinearConv) {
       fs::exists(dir(name) + "/test_data_set_0/input_8.pb") ? input(name, 8).values<std::int32_t>() : std::vector<std::int32_t>{};
   const auto packed = squint::packed_conv::from_uint8(w.values<std::uint8_t>().data(), c.filter,
                                                       squint::filter_layout::oihw, c.params, w_scale, w_zp);
-  const auto xs = to_nhwc(x.values<std::uint8_t>(), c.in);
+  const auto xs = transpose_channels(x.values<std::uint8_t>(), c.in, true);
   const squint::conv2d_geometry g = packed.geometry(c.in);
   const auto expect = output(name, 0).values<std::uint8_t>();
   ASSERT_EQ(g.out.size(), expect.size());
@@ -275,7 +270,7 @@ TEST_F(OnnxConformanceTest, QLinearConv) {
     std::vector<std::uint8_t> y(g.out.size());
     squint::runtime::conv2d(xs.data(), c.in, xp, packed, bias.empty() ? nullptr : bias.data(), yp,
                             squint::activation::none, y.data());
-    EXPECT_EQ(to_nchw(y, g.out), expect) << name << " on " << isa;
+    EXPECT_EQ(transpose_channels(y, g.out, false), expect) << name << " on " << isa;
   });
 }
 
