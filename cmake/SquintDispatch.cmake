@@ -62,10 +62,11 @@ function(squint_add_runtime_dispatch target)
     # Always optimized, Debug builds included: at -O0 xsimd emits its register wrappers for the
     # base archs (sse2 under sse41, avx under avx2) out of line, weak and untagged, and the
     # linker could hand the baseline path a copy built with the wider flags.
+    # No FMA contraction: a kernel's a * b + c rounds twice on every ISA, as the reference does.
     if(MSVC AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
       list(APPEND flags /O2)
     else()
-      list(APPEND flags -O2)
+      list(APPEND flags -O2 -ffp-contract=off)
     endif()
     target_compile_options(${lib} PRIVATE ${flags})
     target_sources(${target} PRIVATE $<TARGET_OBJECTS:${lib}>)

@@ -252,6 +252,37 @@ TYPED_TEST(KernelsTest, RequantizeRowClampsLikeTheReference) {
   }
 }
 
+TYPED_TEST(KernelsTest, FloatStageMatchesItsFormula) {
+  // float(acc) * m + bias rounded twice (no FMA on any ISA), ReLU sending NaN to 0, ReLU6's cap.
+  for (std::size_t n : sizes()) {
+    std::vector<std::int32_t> acc = squint_test::uniform_ints<std::int32_t>(n, -2000000, 2000000, 4);
+    const std::int32_t extremes[] = {2147483647, -2147483647 - 1, 0, 16777217, -3};
+    for (std::size_t i = 0; i < n && i < 5; ++i) acc[i] = extremes[i];
+    std::vector<float> m(n), bias(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      m[i] = 1e-3f * static_cast<float>(i % 11 + 1) + 1.1920929e-7f;
+      bias[i] = 0.37f * static_cast<float>(i % 5) - 0.7f;
+    }
+    if (n > 6) bias[6] = std::numeric_limits<float>::quiet_NaN();
+    for (bool with_bias : {false, true})
+      for (int act = 0; act < 3; ++act) {
+        const bool relu = act > 0;
+        const float cap = act == 2 ? 6.0f : HUGE_VALF;
+        guarded<float> y(n);
+        k::float_stage_kernel<TypeParam>::row(acc.data(), y.data(), n, m.data(), with_bias ? bias.data() : nullptr, relu,
+                                              cap);
+        const auto got = y.values(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          volatile float scaled = static_cast<float>(acc[i]) * m[i];  // rounded on its own: no FMA here either
+          float v = with_bias ? scaled + bias[i] : scaled;
+          if (relu) v = !(v > 0.0f) ? 0.0f : std::min(v, cap);
+          ASSERT_EQ(ref::float_bits(got[i]), ref::float_bits(v)) << "n=" << n << " i=" << i << " act=" << act;
+        }
+        ASSERT_TRUE(y.guard_intact(n));
+      }
+  }
+}
+
 TYPED_TEST(KernelsTest, HalfConversionMatchesReference) {
   // Every fp16 bit pattern converts exactly.
   std::vector<std::uint16_t> all(65536);

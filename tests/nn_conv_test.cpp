@@ -200,7 +200,9 @@ TEST(NnGraphTest, ResidualCnnRunsAndCalibrates) {
     }
     EXPECT_GT(10 * std::log10(signal / std::max(noise, 1e-30)), mode == nn::precision::fp16 ? 50 : 20) << nn::to_string(mode);
     // (FP16 panels pad these 8-channel layers to 16 channels: no smaller than FP32 here.)
-    if (mode != nn::precision::fp16) EXPECT_LT(g.weight_bytes(), fp32.weight_bytes());
+    if (mode != nn::precision::fp16) {
+      EXPECT_LT(g.weight_bytes(), fp32.weight_bytes());
+    }
   }
 }
 

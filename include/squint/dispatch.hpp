@@ -115,6 +115,7 @@ struct kernel_table {
                         std::int32_t) noexcept;
   squint::detail::requantize_fn<std::int8_t> requantize_row_s8;
   squint::detail::requantize_fn<std::uint8_t> requantize_row_u8;
+  squint::detail::float_stage_fn float_stage;
   void (*float_to_half)(const float*, std::uint16_t*, std::size_t) noexcept;
   void (*half_to_float)(const std::uint16_t*, float*, std::size_t) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
@@ -144,6 +145,7 @@ kernel_table table_for() {
           &requantize_kernel<F, std::uint8_t>::run,
           &requantize_kernel<F, std::int8_t>::row,
           &requantize_kernel<F, std::uint8_t>::row,
+          &float_stage_kernel<F>::row,
           &convert_kernel<F>::float_to_half,
           &convert_kernel<F>::half_to_float,
           &reduce_kernel<F>::min_max,
@@ -315,7 +317,8 @@ void gemm(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_point
 template <class TA>
 void gemm(const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b, const float* bias,
           bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  squint::detail::gemm_to_float(active_gemm<TA>(), a, m, lda, a_params, b, bias, relu, c, ldc, par);
+  squint::detail::gemm_to_float(active_gemm<TA>(), a, m, lda, a_params, b, bias, relu, c, ldc, par,
+                                detail::active().float_stage);
 }
 
 /// squint::gemm (requantized output) on the dispatched micro-kernel.
@@ -346,7 +349,8 @@ void conv2d(const TA* x, const image_shape& in, std::int32_t x_zero_point, const
 template <class TA>
 void conv2d(const TA* x, const image_shape& in, qparams x_params, const packed_conv& w, const float* bias,
             activation act, float* y, const parallelism& par = {}) {
-  squint::detail::conv_to_float(active_conv<TA>(), x, in, x_params, w, bias, act, y, par);
+  squint::detail::conv_to_float(active_conv<TA>(), x, in, x_params, w, bias, act, y, par,
+                                detail::active().float_stage);
 }
 
 /// squint::conv2d (requantized output) on the dispatched kernels.
@@ -416,7 +420,8 @@ inline nn::backend backend() {
           t.gemm_half,
           t.gemm_weight_only,
           t.quantize_u8,
-          t.min_max};
+          t.min_max,
+          t.float_stage};
 }
 
 }  // namespace runtime

@@ -90,7 +90,10 @@ void im2col(const T* x, const conv2d_geometry& g, std::size_t group, const T* pa
   window_walker<T> walk(x, g, pad_row, r0, taps);
   for (std::size_t r = 0; r < rows; ++r) {
     if (r > 0) walk.next();
-    for (std::size_t t = 0; t < count; ++t, tile += cg) std::memcpy(tile, taps[t] + offset, cg * sizeof(T));
+    if (cg == 1)  // one channel per group (a first layer on grey images): no call per element
+      for (std::size_t t = 0; t < count; ++t) *tile++ = taps[t][offset];
+    else
+      for (std::size_t t = 0; t < count; ++t, tile += cg) std::memcpy(tile, taps[t] + offset, cg * sizeof(T));
   }
 }
 
@@ -105,7 +108,7 @@ void for_each_tile(const T* x, const conv2d_geometry& g, T pad_value, const para
   if (m == 0) return;
   const std::vector<T> pad_row(g.in.channels, pad_value);
   const bool direct = g.pointwise();
-  const std::size_t tile_rows = direct ? m : std::clamp<std::size_t>(131072 / depth, 16, 256);
+  const std::size_t tile_rows = direct ? m : std::clamp<std::size_t>(131072 / depth, 16, 4096);
   const std::size_t tasks = task_count(par, m, m, g.out.channels, depth);
   run_tasks(par, tasks, [&](std::size_t t) {
     const std::size_t i0 = m * t / tasks, i1 = m * (t + 1) / tasks;

@@ -24,6 +24,7 @@
   M(::squint::kernels::dequantize_kernel<A, std::uint8_t>)       \
   M(::squint::kernels::requantize_kernel<A, std::int8_t>)        \
   M(::squint::kernels::requantize_kernel<A, std::uint8_t>)       \
+  M(::squint::kernels::float_stage_kernel<A>)                     \
   M(::squint::kernels::convert_kernel<A>)                        \
   M(::squint::kernels::reduce_kernel<A>)                         \
   M(::squint::kernels::half_gemm_kernel<A>)                      \

@@ -213,18 +213,9 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
   }
 }
 
-/// The float output stage: c[i][j] = float(acc[i][j]) * multiplier[j] + bias[j] (bias may be
-/// null), then min(max(0, .), cap) with relu (cap = 6 is ReLU6), for `rows` rows of n
-/// accumulators (row stride ldacc).
-inline void accumulators_to_float(const std::int32_t* acc, std::size_t rows, std::size_t n, std::size_t ldacc,
-                                  const float* multiplier, const float* bias, bool relu, float* c, std::size_t ldc,
-                                  float cap = HUGE_VALF) {
-  for (std::size_t i = 0; i < rows; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      const float v = static_cast<float>(acc[i * ldacc + j]) * multiplier[j] + (bias ? bias[j] : 0.0f);
-      c[i * ldc + j] = relu ? (!(v > 0.0f) ? 0.0f : std::min(v, cap)) : v;
-    }
-}
+/// An output stage's float kernel (float_stage_kernel::row).
+using float_stage_fn = void (*)(const std::int32_t*, float*, std::size_t, const float*, const float*, bool,
+                                float) noexcept;
 
 /// Float output: c[i][j] = float(acc) * (a_scale[i or 0] * b_scale[j]) + bias[j], then ReLU.
 /// `a_scales` holds one scale per row with `per_row`, else one for all. With per-row activation
@@ -241,6 +232,8 @@ struct float_output {
   const std::int32_t* row_zero_points = nullptr;
   const std::int32_t* column_sums = nullptr;
   float cap = HUGE_VALF;  ///< upper clamp with relu (6 for ReLU6)
+  /// The float stage kernel (runtime dispatch passes the CPU's; otherwise this TU's own).
+  float_stage_fn stage = &kernels::float_stage_kernel<arch::native>::row;
 
   static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                      std::size_t j0, std::size_t cols) {
@@ -255,9 +248,9 @@ struct float_output {
       for (std::size_t c0 = 0; c0 < cols; c0 += 256) {
         const std::size_t width = std::min<std::size_t>(256, cols - c0);
         for (std::size_t j = 0; j < width; ++j) multiplier[j] = a_scale * o.b_scales[j0 + c0 + j];
-        accumulators_to_float(acc + i * ldacc + c0, count, width, ldacc, multiplier,
-                              o.bias ? o.bias + j0 + c0 : nullptr, o.relu, o.c + (i0 + i) * o.ldc + j0 + c0, o.ldc,
-                              o.cap);
+        for (std::size_t r = 0; r < count; ++r)
+          o.stage(acc + (i + r) * ldacc + c0, o.c + (i0 + i + r) * o.ldc + j0 + c0, width, multiplier,
+                  o.bias ? o.bias + j0 + c0 : nullptr, o.relu, o.cap);
       }
       i += count;
     }
@@ -349,11 +342,13 @@ inline std::vector<float> output_multipliers(const char* function, float a_scale
 /// Float output stage over a GEMM `s32(a, m, lda, zp, b, c, ldc, par, stage)`.
 template <class TA, class S32>
 void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams a_params, const packed_weights& b,
-                   const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par) {
+                   const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par,
+                   float_stage_fn float_stage = &kernels::float_stage_kernel<arch::native>::row) {
   check_gemm("gemm", a, m, lda, a_params.zero_point, b, c, ldc);
   validate(a_params, full_range(dtype_of<TA>()), "gemm: a_params");
   check_scale_products("gemm", a_params.scale, b.scales());
-  const float_output out{&a_params.scale, false, b.scales().data(), bias, relu, c, ldc};
+  const float_output out{&a_params.scale, false, b.scales().data(), bias, relu, c, ldc, nullptr, nullptr, HUGE_VALF,
+                         float_stage};
   const output_stage stage{&float_output::finish, &out};
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }

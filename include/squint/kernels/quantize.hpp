@@ -63,7 +63,25 @@ struct requantize_kernel {
                   std::int32_t lo, std::int32_t hi) noexcept;
 };
 
+/// The float output stage of the GEMM and the convolution: y[i] = float(acc[i]) * multiplier[i]
+/// + bias[i] (bias may be null), two roundings (kernel translation units build with
+/// -ffp-contract=off, so no ISA fuses them), then with relu 0 for anything not above 0 (NaN
+/// included) and at most cap (6 for ReLU6, +inf for ReLU).
+template <class Arch>
+struct float_stage_kernel {
+  static void row(const std::int32_t* acc, float* y, std::size_t n, const float* multiplier, const float* bias,
+                  bool relu, float cap) noexcept;
+};
+
 namespace detail_quantize {
+
+/// One element of the float output stage (the scalar family's and every ISA's tail).
+template <class Arch>
+inline float stage_value(std::int32_t acc, float multiplier, const float* bias, bool relu, float cap) {
+  const float scaled = static_cast<float>(acc) * multiplier;
+  const float v = bias ? scaled + *bias : scaled;
+  return relu ? (!(v > 0.0f) ? 0.0f : (cap < v ? cap : v)) : v;
+}
 
 /// Outputs at least this many codes are written with non-temporal stores (where the ISA has
 /// them): 4 MB of codes from 16 MB of floats cannot stay in cache anyway, and skipping the
@@ -323,6 +341,33 @@ void requantize_kernel<Arch, T>::row(const std::int32_t* acc, T* q, std::size_t 
             lo, hi, zp);
       });
 }
+
+template <class Arch>
+void float_stage_kernel<Arch>::row(const std::int32_t* acc, float* y, std::size_t n, const float* multiplier,
+                                   const float* bias, bool relu, float cap) noexcept {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  using vi = typename O::vi;
+  constexpr std::size_t L = O::lanes;
+  const vf zero(0.0f), top(cap);
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) {
+    vf v = O::to_float(vi::load_unaligned(acc + i)) * vf::load_unaligned(multiplier + i);
+    if (bias) v = v + vf::load_unaligned(bias + i);
+    if (relu) v = xsimd::select(top < v, top, xsimd::select(v > zero, v, zero));
+    v.store_unaligned(y + i);
+  }
+  for (; i < n; ++i) y[i] = detail_quantize::stage_value<Arch>(acc[i], multiplier[i], bias ? bias + i : nullptr, relu, cap);
+}
+
+template <>
+struct float_stage_kernel<arch::scalar> {
+  static void row(const std::int32_t* acc, float* y, std::size_t n, const float* multiplier, const float* bias,
+                  bool relu, float cap) noexcept {
+    for (std::size_t i = 0; i < n; ++i)
+      y[i] = detail_quantize::stage_value<arch::scalar>(acc[i], multiplier[i], bias ? bias + i : nullptr, relu, cap);
+  }
+};
 
 /// The scalar family: the reference loops themselves, so it is equal to them by construction.
 template <class T>

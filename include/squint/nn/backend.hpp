@@ -65,6 +65,7 @@ struct backend {
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
+  squint::detail::float_stage_fn float_stage;  ///< the integer forms' float output stage
 
   /// The precision `automatic` stands for on this backend; other precisions are returned as is.
   precision resolve(precision p) const {
@@ -82,7 +83,8 @@ inline backend native_backend() {
           &kernels::half_gemm_kernel<arch::native>::run,
           &kernels::weight_only_gemm_kernel<arch::native>::run,
           &kernels::quantize_kernel<arch::native, std::uint8_t>::per_tensor,
-          &kernels::reduce_kernel<arch::native>::min_max};
+          &kernels::reduce_kernel<arch::native>::min_max,
+          &kernels::float_stage_kernel<arch::native>::row};
 }
 
 }  // namespace nn

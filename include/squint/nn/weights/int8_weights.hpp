@@ -34,6 +34,7 @@ class int8_weights final : public weight_form {
                      const parallelism& par) const override {
     // The float output stage runs on each finished block of the GEMM (squint::gemm's).
     squint::detail::float_output stage{&x.params[0].scale, false, packed_.scales().data(), e.bias, e.relu, y, out()};
+    stage.stage = kernels_.float_stage;
     std::vector<float> scales;
     std::vector<std::int32_t> zero_points;
     std::int32_t zero_point = x.params[0].zero_point;
