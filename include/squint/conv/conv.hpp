@@ -132,9 +132,6 @@ void conv_s32(const TA* x, const conv2d_geometry& g, std::int32_t x_zero_point, 
   }
 }
 
-/// The upper clamp of a float stage for `act`.
-inline float float_cap(activation act) { return act == activation::relu6 ? 6.0f : HUGE_VALF; }
-
 /// Float output stage over a convolution `s32(x, geometry, zp, w, y, par, stage)`.
 template <class TA, class S32>
 void conv_to_float(S32 s32, const TA* x, const image_shape& in, qparams x_params, const packed_conv& w,
@@ -144,7 +141,7 @@ void conv_to_float(S32 s32, const TA* x, const image_shape& in, qparams x_params
   validate(x_params, full_range(dtype_of<TA>()), "conv2d: x_params");
   check_scale_products("conv2d", x_params.scale, w.scales());
   const float_output out{&x_params.scale, false, w.scales().data(), bias, act != activation::none, y,
-                         g.out.channels, nullptr, nullptr, float_cap(act), float_stage};
+                         g.out.channels, nullptr, nullptr, activation_cap(act), float_stage};
   const output_stage stage{&float_output::finish, &out};
   s32(x, g, x_params.zero_point, w, nullptr, par, &stage);
 }

@@ -142,7 +142,7 @@ void conv_float_checked(const float* x, const image_shape& in, const packed_floa
   require_matrix("conv2d", "y", y, g.out.pixels(), g.out.channels);
   const std::size_t ocg = g.group_out_channels();
   const bool relu = act != activation::none;
-  const float cap = act == activation::relu6 ? 6.0f : HUGE_VALF;
+  const float cap = activation_cap(act);
   if (!w.depthwise_weights().empty()) {
     depthwise_float(x, g, w.depthwise_weights().data(), bias, relu, cap, y, par);
     return;

@@ -8,6 +8,7 @@
 // ceil(in / stride), the odd pad at the end / at the beginning).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <limits>
 
@@ -68,6 +69,9 @@ struct conv2d_geometry {
 };
 
 namespace detail {
+
+/// The upper clamp of a float output stage for `act` (applied with ReLU).
+inline float activation_cap(activation act) { return act == activation::relu6 ? 6.0f : HUGE_VALF; }
 
 /// Checks the filter against the parameters (independent of the input size).
 inline void check_filter(const char* function, const filter_shape& f, const conv2d_params& p) {

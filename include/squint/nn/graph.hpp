@@ -79,10 +79,11 @@ class graph {
   std::vector<image_shape> shapes(const image_shape& in) const {
     std::vector<image_shape> out;
     for (const node& n : nodes_) {
-      const image_shape& a = n.inputs[0] == input_index ? in : out[n.inputs[0]];
+      // Copies: push_back below may move the vector's elements.
+      const image_shape a = n.inputs[0] == input_index ? in : out[n.inputs[0]];
       out.push_back(std::visit([&](const auto& op) { return shape_of(op, a, n); }, n.op));
       if (n.inputs.size() == 2) {
-        const image_shape& b = n.inputs[1] == input_index ? in : out[n.inputs[1]];
+        const image_shape b = n.inputs[1] == input_index ? in : out[n.inputs[1]];
         squint::detail::require(a.batch == b.batch && a.height == b.height && a.width == b.width &&
                                     a.channels == b.channels,
                                 "graph: node '", n.name, "' adds inputs of different shapes");
