@@ -66,7 +66,7 @@ class conv2d {
   /// @throws squint::error on null weights, bad filter sizes or parameters (squint::resolve), or
   ///         an int8 precision whose depth (taps x group channels) exceeds gemm_max_k.
   conv2d(const float* w, const filter_shape& f, filter_layout layout, const conv2d_params& params, const float* bias,
-         conv2d_options options = {})
+         const conv2d_options& options = {})
       : filter_(f),
         params_(params),
         recipe_(&recipe_for(options.kernels.resolve(options.mode))),

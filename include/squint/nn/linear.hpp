@@ -50,7 +50,7 @@ class linear {
   /// entries, or null for none), packing them in the stored form of options.mode.
   /// @throws squint::error on null weights with elements, ldw < in, or zero sizes.
   linear(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const float* bias,
-         linear_options options = {})
+         const linear_options& options = {})
       : out_(out),
         in_(in),
         recipe_(&recipe_for(options.kernels.resolve(options.mode))),
