@@ -200,7 +200,8 @@ TEST(ConvTest, FloatAndRequantizedStagesOnEveryIsa) {
       std::vector<std::int8_t> qexpect(g.out.size());
       for (std::size_t i = 0; i < acc.size(); ++i) {
         const std::size_t o = i % g.out.channels;
-        float v = static_cast<float>(acc[i]) * (xp.scale * ws[o]) + fbias[o];
+        const volatile float product = static_cast<float>(acc[i]) * (xp.scale * ws[o]);  // no FMA: two roundings
+        float v = product + fbias[o];
         if (act != activation::none) v = !(v > 0.0f) ? 0.0f : (act == activation::relu6 ? std::min(v, 6.0f) : v);
         fexpect[i] = v;
         const std::int64_t biased = std::clamp<std::int64_t>(acc[i] + ibias[o], INT32_MIN, INT32_MAX);

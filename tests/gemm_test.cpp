@@ -232,7 +232,8 @@ TEST(GemmApiTest, OutputStagesFollowTheirFormulas) {
             for (std::size_t j = 0; j < n; ++j) {
               const std::string where = std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
                                         " at " + std::to_string(i) + "," + std::to_string(j);
-              const float v = static_cast<float>(acc[i * n + j]) * (ap.scale * b.scales()[j]) + bias[j];
+              const volatile float product = static_cast<float>(acc[i * n + j]) * (ap.scale * b.scales()[j]);
+              const float v = product + bias[j];  // two roundings, as the stage (no FMA)
               ASSERT_EQ(out[i * n + j], v > 0.0f ? v : 0.0f) << where;
               const float mult = ap.scale * b.scales()[j] / cp.scale;
               const std::int32_t u8 =

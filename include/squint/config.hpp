@@ -57,3 +57,14 @@
 #else
 #define SQUINT_UNROLL
 #endif
+
+// Keeps a function's separate float multiply and add rounding twice wherever it is compiled or
+// inlined: GCC fuses them into an FMA under its default -ffp-contract=fast (on AArch64, where
+// FMA is baseline, even in code the kernel objects' -ffp-contract=off never sees), and GCC does
+// not inline a function with other optimization settings into its caller. Clang's default
+// (contract "on") fuses only within one expression, which the code so marked never writes.
+#if defined(__GNUC__) && !defined(__clang__)
+#define SQUINT_NO_FP_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define SQUINT_NO_FP_CONTRACT
+#endif

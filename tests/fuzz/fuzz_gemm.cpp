@@ -80,7 +80,8 @@ void gemm_case(squint_fuzz::input& in) {
   } else {
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j) {
-        const float v = static_cast<float>(expect[i * n + j]) * (ap.scale * b.scales()[j]) + bias[j];
+        const volatile float product = static_cast<float>(expect[i * n + j]) * (ap.scale * b.scales()[j]);
+        const float v = product + bias[j];  // two roundings, as the stage (no FMA)
         const float e = relu && !(v > 0.0f) && !std::isnan(v) ? 0.0f : v;
         SQUINT_FUZZ_CHECK(squint_fuzz::same_bits({out[i * n + j]}, {e}));
       }

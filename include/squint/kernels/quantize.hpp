@@ -64,8 +64,8 @@ struct requantize_kernel {
 };
 
 /// The float output stage of the GEMM and the convolution: y[i] = float(acc[i]) * multiplier[i]
-/// + bias[i] (bias may be null), two roundings (kernel translation units build with
-/// -ffp-contract=off, so no ISA fuses them), then with relu 0 for anything not above 0 (NaN
+/// + bias[i] (bias may be null), two roundings (SQUINT_NO_FP_CONTRACT, and kernel translation
+/// units build with -ffp-contract=off: no ISA fuses them), then with relu 0 for anything not above 0 (NaN
 /// included) and at most cap (6 for ReLU6, +inf for ReLU).
 template <class Arch>
 struct float_stage_kernel {
@@ -77,7 +77,8 @@ namespace detail_quantize {
 
 /// One element of the float output stage (the scalar family's and every ISA's tail).
 template <class Arch>
-inline float stage_value(std::int32_t acc, float multiplier, const float* bias, bool relu, float cap) {
+SQUINT_NO_FP_CONTRACT inline float stage_value(std::int32_t acc, float multiplier, const float* bias, bool relu,
+                                               float cap) {
   const float scaled = static_cast<float>(acc) * multiplier;
   const float v = bias ? scaled + *bias : scaled;
   return relu ? (!(v > 0.0f) ? 0.0f : (cap < v ? cap : v)) : v;
@@ -343,8 +344,9 @@ void requantize_kernel<Arch, T>::row(const std::int32_t* acc, T* q, std::size_t 
 }
 
 template <class Arch>
-void float_stage_kernel<Arch>::row(const std::int32_t* acc, float* y, std::size_t n, const float* multiplier,
-                                   const float* bias, bool relu, float cap) noexcept {
+SQUINT_NO_FP_CONTRACT void float_stage_kernel<Arch>::row(const std::int32_t* acc, float* y, std::size_t n,
+                                                         const float* multiplier, const float* bias, bool relu,
+                                                         float cap) noexcept {
   using O = ops<Arch>;
   using vf = typename O::vf;
   using vi = typename O::vi;
@@ -362,8 +364,8 @@ void float_stage_kernel<Arch>::row(const std::int32_t* acc, float* y, std::size_
 
 template <>
 struct float_stage_kernel<arch::scalar> {
-  static void row(const std::int32_t* acc, float* y, std::size_t n, const float* multiplier, const float* bias,
-                  bool relu, float cap) noexcept {
+  SQUINT_NO_FP_CONTRACT static void row(const std::int32_t* acc, float* y, std::size_t n, const float* multiplier,
+                                        const float* bias, bool relu, float cap) noexcept {
     for (std::size_t i = 0; i < n; ++i)
       y[i] = detail_quantize::stage_value<arch::scalar>(acc[i], multiplier[i], bias ? bias + i : nullptr, relu, cap);
   }
