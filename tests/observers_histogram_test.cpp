@@ -238,7 +238,8 @@ TEST(HistogramObserverTest, MergeOfAlignedObserversIsExact) {
   auto x = squint_test::normal(20000, 0.0f, 1.0f, 21);
   x[0] = x[10000] = -5.0f;  // both halves start on the same range, hence the same layout
   x[1] = x[10001] = 5.0f;
-  histogram_observer<> all({}, {calibration_method::l2}), a({}, {calibration_method::l2}), b({}, {calibration_method::l2});
+  histogram_observer<> all({}, {calibration_method::entropy}), a({}, {calibration_method::entropy}),
+      b({}, {calibration_method::entropy});
   a.observe({x.data(), 10000});
   b.observe({x.data() + 10000, 10000});
   a.merge(b);
@@ -246,8 +247,43 @@ TEST(HistogramObserverTest, MergeOfAlignedObserversIsExact) {
   all.observe({x.data() + 10000, 10000});
   EXPECT_EQ(a.histogram().counts(), all.histogram().counts());
   EXPECT_EQ(a.qparams(), all.qparams());
-  histogram_observer<> other({}, {calibration_method::entropy});
+  histogram_observer<> other({}, {calibration_method::percentile});
   EXPECT_THROW(a.merge(other), squint::error);
+}
+
+// PyTorch's and pytorch-quantization's running histograms depend on the order of the batches:
+// merging them is refused (and changes nothing); pytorch-quantization's per-channel weight
+// histograms are made from all of a channel's values at the end, so those merge exactly.
+TEST(HistogramObserverTest, ProfileHistogramsMergeOnlyWhereOrderCannotMatter) {
+  auto x = squint_test::normal(4000, 0.0f, 1.0f, 23);
+  histogram_observer<> l2({}, {calibration_method::l2}), l2_other({}, {calibration_method::l2});
+  l2.observe({x.data(), 2000});
+  l2_other.observe({x.data() + 2000, 2000});
+  const squint::qparams before = l2.qparams();
+  EXPECT_THROW(l2.merge(l2_other), squint::error);
+  EXPECT_EQ(l2.qparams(), before);
+  EXPECT_THROW(l2.histogram(), squint::error);  // it keeps PyTorch's float32 histogram instead
+
+  quant_spec trt{squint::dtype::int8, squint::qscheme::symmetric};
+  trt.profile = squint::calibration_profile::tensorrt;
+  histogram_observer<> t(trt, {calibration_method::entropy}), t_other(trt, {calibration_method::entropy});
+  t.observe({x.data(), 2000});
+  EXPECT_THROW(t.merge(t_other), squint::error);
+
+  histogram_observer<granularity::per_channel> w(trt, 0, {calibration_method::mse}),
+      w_b(trt, 0, {calibration_method::mse});
+  w.observe({x.data(), shape{4, 1000}});
+  std::vector<float> rest;
+  for (std::size_t c = 0; c < 4; ++c) rest.insert(rest.end(), x.begin() + c * 1000 + 400, x.begin() + (c + 1) * 1000);
+  std::vector<float> first;
+  for (std::size_t c = 0; c < 4; ++c) first.insert(first.end(), x.begin() + c * 1000, x.begin() + c * 1000 + 400);
+  histogram_observer<granularity::per_channel> split(trt, 0, {calibration_method::mse});
+  split.observe({first.data(), shape{4, 400}});
+  w_b.observe({rest.data(), shape{4, 600}});
+  split.merge(w_b);
+  const auto p = w.qparams(), q = split.qparams();
+  EXPECT_EQ(p.scale, q.scale);
+  EXPECT_EQ(p.zero_point, q.zero_point);
 }
 
 TEST(HistogramObserverTest, InvalidOptionsAreRejected) {

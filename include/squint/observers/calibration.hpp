@@ -20,6 +20,15 @@
 #include "squint/reference/calibration.hpp"
 
 SQUINT_NAMESPACE_BEGIN
+
+/// How a histogram observer picks its clipping range.
+enum class calibration_method : std::uint8_t {
+  entropy,     ///< TensorRT's KL-divergence threshold on |x| (pytorch-quantization's algorithm)
+  percentile,  ///< |x| threshold covering `percentile` percent of the values
+  mse,         ///< |x| threshold minimising the squared fake-quantization error
+  l2,          ///< PyTorch HistogramObserver's L2 norm-minimisation search on x
+};
+
 namespace calibration {
 
 namespace detail {
@@ -88,10 +97,11 @@ std::size_t confirm_best(const std::vector<double>& fast, std::size_t first, dou
 ///   KL(i) = (sum_{j<i-1} b_j log b_j + b'_{i-1} log b'_{i-1} - sum_g G_g log(s_g / n_g)) / T
 ///           - log T + log S(i)
 /// so prefix sums make each candidate O(levels) instead of O(i) logs. Candidates within rounding
-/// of the least are then evaluated exactly.
-inline double entropy_threshold(const std::vector<std::uint64_t>& counts, double width, std::size_t levels) {
+/// of the least are then evaluated exactly. The search starts at edge `first` (squint: `levels`;
+/// pytorch-quantization: 128 whatever the levels) and returns the best edge.
+inline std::size_t entropy_edge(const std::vector<std::uint64_t>& counts, std::size_t levels, std::size_t first) {
   const std::size_t nbins = counts.size();
-  if (nbins == 0 || levels == 0) return 0.0;
+  if (nbins == 0 || levels == 0) return 0;
   const std::vector<double> bins = reference::entropy_bins(counts);
   // Counts are integers: their prefix sums are exact, and index the log table directly.
   std::vector<std::uint64_t> below(nbins + 1, 0), nonzero(nbins + 1, 0);
@@ -105,7 +115,7 @@ inline double entropy_threshold(const std::vector<std::uint64_t>& counts, double
   std::vector<double> xlogx(nbins + 1, 0.0);
   for (std::size_t j = 0; j < nbins; ++j)
     xlogx[j + 1] = xlogx[j] + bins[j] * log(static_cast<std::uint64_t>(bins[j]));
-  const std::size_t first = std::min(levels, nbins);
+  first = std::min(first, nbins);
   std::vector<double> fast(nbins + 1 - first);
   std::vector<std::size_t> start(levels + 1);
   const bool power_of_two = (levels & (levels - 1)) == 0 && nbins < (std::size_t{1} << 40);
@@ -144,25 +154,39 @@ inline double entropy_threshold(const std::vector<std::uint64_t>& counts, double
          log(total) + log(below[i]);
   }
   const double tolerance = 1e-9 * (1.0 + log(total));
-  const std::size_t best = detail::confirm_best(fast, first, tolerance, true, [&](std::size_t i) {
-    return reference::entropy_divergence(bins, levels, i);
-  });
-  return static_cast<double>(best) * width;
+  return detail::confirm_best(fast, first, tolerance, true,
+                              [&](std::size_t i) { return reference::entropy_divergence(bins, levels, i); });
+}
+
+/// entropy_edge from edge `levels` on, as a threshold amax = edge * width.
+inline double entropy_threshold(const std::vector<std::uint64_t>& counts, double width, std::size_t levels) {
+  return static_cast<double>(entropy_edge(counts, levels, levels)) * width;
+}
+
+/// The first bin whose cumulative share of the counts reaches `share` (np.searchsorted on
+/// np.cumsum(counts / total): the per-bin quotients summed in order, as pytorch-quantization and
+/// ONNX Runtime compute it); counts.size() when rounding leaves every share below it.
+template <class Count>
+std::size_t percentile_index(const std::vector<Count>& counts, double share) {
+  double total = 0.0;
+  for (Count c : counts) total += static_cast<double>(c);
+  double cumulative = 0.0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    cumulative += static_cast<double>(counts[i]) / total;
+    if (cumulative >= share) return i;
+  }
+  return counts.size();
 }
 
 /// The left edge of the first bin whose cumulative share of the counts reaches `percentile`
-/// percent (pytorch-quantization's and ONNX Runtime's edges[idx], idx = searchsorted(cdf, p);
-/// so even 100 % gives the left edge of the last occupied bin, below the maximum).
+/// percent (pytorch-quantization's and ONNX Runtime's edges[idx]; so even 100 % gives the left
+/// edge of the last occupied bin, below the maximum).
 inline double percentile_threshold(const std::vector<std::uint64_t>& counts, double width, double percentile) {
-  double total = 0.0;
-  for (std::uint64_t c : counts) total += static_cast<double>(c);
-  if (total == 0.0) return 0.0;
-  double cumulative = 0.0;
-  for (std::size_t i = 0; i < counts.size(); ++i) {
-    cumulative += static_cast<double>(counts[i]);
-    if (cumulative / total >= percentile / 100.0) return static_cast<double>(i) * width;
-  }
-  return static_cast<double>(counts.size() - 1) * width;
+  std::uint64_t total = 0;
+  for (std::uint64_t c : counts) total += c;
+  if (total == 0) return 0.0;
+  const std::size_t i = std::min(percentile_index(counts, percentile / 100.0), counts.size() - 1);
+  return static_cast<double>(i) * width;
 }
 
 /// Bin centre amax (from bin `levels` on) whose fake-quantization of the bin centres onto
@@ -235,8 +259,9 @@ inline double l2_norm(double begin, double end, double density) {
 }
 
 /// L2 error of quantizing the histogram onto `levels` codes spread over bins [first, last].
-inline double l2_error(const std::vector<std::uint64_t>& counts, double width, std::size_t levels,
-                       std::size_t first, std::size_t last) {
+template <class Count>
+double l2_error(const std::vector<Count>& counts, double width, std::size_t levels, std::size_t first,
+                std::size_t last) {
   const double dst_width = width * static_cast<double>(last - first + 1) / static_cast<double>(levels);
   if (dst_width == 0.0) return 0.0;
   const double max_dst = static_cast<double>(levels - 1);
@@ -260,14 +285,18 @@ inline double l2_error(const std::vector<std::uint64_t>& counts, double width, s
 
 /// PyTorch's L2 (norm-minimization) search: starting from the full histogram, repeatedly drop
 /// 1e-5 of the mass from whichever end frees more bins while the L2 quantization error onto
-/// `levels` codes keeps falling. Returns the chosen [min, max] for a histogram starting at `lo`.
-inline std::pair<double, double> l2_range(const std::vector<std::uint64_t>& counts, double lo, double width,
-                                          std::size_t levels) {
+/// `levels` codes keeps falling. Returns the chosen bins [first, last]. The cumulative counts
+/// are held and compared as `Cumulative` (PyTorch: float32, its cumsum and comparison types).
+template <class Cumulative = double, class Count>
+std::pair<std::size_t, std::size_t> l2_bins(const std::vector<Count>& counts, double width, std::size_t levels) {
   const std::size_t nbins = counts.size();
-  if (nbins == 0) return {lo, lo};
-  std::vector<double> cumulative(nbins);
+  if (nbins == 0) return {0, 0};
+  std::vector<Cumulative> cumulative(nbins);
   double total = 0.0;
-  for (std::size_t i = 0; i < nbins; ++i) cumulative[i] = total += static_cast<double>(counts[i]);
+  for (std::size_t i = 0; i < nbins; ++i) {
+    total += static_cast<double>(counts[i]);
+    cumulative[i] = static_cast<Cumulative>(total);
+  }
 
   const double step = 1e-5;
   double alpha = 0.0, beta = 1.0;
@@ -276,9 +305,10 @@ inline std::pair<double, double> l2_range(const std::vector<std::uint64_t>& coun
   while (alpha < beta) {
     const double next_alpha = alpha + step;
     const double next_beta = beta - step;
+    const auto low = static_cast<Cumulative>(next_alpha * total), high = static_cast<Cumulative>(next_beta * total);
     std::size_t l = first, r = last;
-    while (l < last && cumulative[l] < next_alpha * total) ++l;
-    while (r > first && cumulative[r] > next_beta * total) --r;
+    while (l < last && cumulative[l] < low) ++l;
+    while (r > first && cumulative[r] > high) --r;
     std::size_t next_first = first, next_last = last;
     if (l - first > last - r) {
       next_first = l;
@@ -294,6 +324,13 @@ inline std::pair<double, double> l2_range(const std::vector<std::uint64_t>& coun
     first = next_first;
     last = next_last;
   }
+  return {first, last};
+}
+
+/// l2_bins on a histogram starting at `lo`, as the range [min, max] of the chosen bins.
+inline std::pair<double, double> l2_range(const std::vector<std::uint64_t>& counts, double lo, double width,
+                                          std::size_t levels) {
+  const auto [first, last] = l2_bins(counts, width, levels);
   return {lo + width * static_cast<double>(first), lo + width * static_cast<double>(last + 1)};
 }
 

@@ -32,6 +32,10 @@ inline float rounded(float v) {
   volatile float r = v;
   return r;
 }
+inline double rounded(double v) {
+  volatile double r = v;
+  return r;
+}
 
 /// Finite min and max of each channel of one batch; non-finite values are counted, not used.
 /// Runs the native min/max kernels; a zero extreme is reported as +0 whatever its sign, so

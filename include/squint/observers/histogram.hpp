@@ -8,21 +8,17 @@
 #include <cstdint>
 #include <limits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "squint/kernels/reduce.hpp"
 #include "squint/observers/calibration.hpp"
 #include "squint/observers/granularity.hpp"
+#include "squint/observers/numpy.hpp"
+#include "squint/observers/pytorch_histogram.hpp"
+#include "squint/observers/tensorrt_histogram.hpp"
 
 SQUINT_NAMESPACE_BEGIN
-
-/// How a histogram observer picks its clipping range.
-enum class calibration_method : std::uint8_t {
-  entropy,     ///< TensorRT's KL-divergence threshold on |x| (pytorch-quantization's algorithm)
-  percentile,  ///< |x| threshold covering `percentile` percent of the values
-  mse,         ///< |x| threshold minimising the squared fake-quantization error
-  l2,          ///< PyTorch HistogramObserver's L2 norm-minimisation search on x
-};
 
 struct histogram_options {
   calibration_method method = calibration_method::entropy;
@@ -136,6 +132,16 @@ class histogram {
 /// methods, of x for L2) and chooses the clipping range with the configured method; qparams()
 /// applies choose_qparams to that range. Outliers that min-max would let stretch the scale are
 /// clipped. Non-finite values are skipped and counted. Per-channel keeps one histogram per channel.
+///
+/// Which histogram depends on the spec's profile, so that a profile's numbers are its stack's:
+///   pytorch profile, L2            PyTorch's HistogramObserver (pytorch_histogram)
+///   tensorrt profile, per tensor   pytorch-quantization's HistogramCalibrator (tensorrt_histogram)
+///   tensorrt profile, per channel  its calibrate_weights: np.histogram of each channel's |w| once
+///                                  the values are all in, so a channel's batches are kept
+///   otherwise                      squint's histogram, whose growth never re-estimates a count
+/// The entropy, percentile and MSE searches are pytorch-quantization's under both histograms
+/// (squint's entropy starts at `levels`, its MSE compares in float64, and its percentile and MSE
+/// clip to the data range; the tensorrt profile returns the calibrator's amax as it is).
 template <granularity G = granularity::per_tensor>
 class histogram_observer {
  public:
@@ -154,7 +160,13 @@ class histogram_observer {
   std::size_t nonfinite_count() const { return nonfinite_; }
   std::size_t channels() const { return channels_.size(); }
   /// The histogram of channel c (0 per tensor); empty before the first observation.
-  const squint::histogram& histogram(std::size_t c = 0) const { return channels_.at(c).hist; }
+  /// @throws squint::error when the profile keeps its own histogram (see the class comment).
+  const squint::histogram& histogram(std::size_t c = 0) const {
+    const auto* h = std::get_if<squint::histogram>(&channels_.at(c).hist);
+    detail::require(h != nullptr, "histogram_observer::histogram: the ", name(spec_.profile),
+                    " profile keeps its own histogram for this method and granularity");
+    return *h;
+  }
 
   /// Adds x's finite values to the histogram(s), growing the range as needed.
   /// @throws squint::error if x is null with elements or its channel count changed; the
@@ -167,22 +179,35 @@ class histogram_observer {
     detail::require(channels_.empty() || channels_.size() == split.channels, "histogram_observer::observe: x has ",
                     split.channels, " channels along axis ", axis_, " but earlier batches had ", channels_.size());
     const detail::batch_range batch(x.data(), split);
-    if (channels_.empty()) channels_.assign(split.channels, channel_state{squint::histogram(options_.bins)});
+    if (channels_.empty()) channels_.assign(split.channels, channel_state{new_histogram()});
     for (std::size_t c = 0; c < split.channels; ++c) {
       if (!(batch.min[c] <= batch.max[c])) continue;
       channel_state& s = channels_[c];
       s.min = std::min(s.min, batch.min[c]);
       s.max = std::max(s.max, batch.max[c]);
+      if (!std::holds_alternative<squint::histogram>(s.hist)) {
+        std::vector<float> values;
+        for (std::size_t o = 0; o < split.outer; ++o) {
+          const float* row = x.data() + (o * split.channels + c) * split.inner;
+          for (std::size_t i = 0; i < split.inner; ++i)
+            if (row[i] - row[i] == 0.0f) values.push_back(row[i]);
+        }
+        if (auto* h = std::get_if<pytorch_histogram>(&s.hist)) h->collect(values, batch.min[c], batch.max[c]);
+        if (auto* h = std::get_if<tensorrt_histogram>(&s.hist)) h->collect(values);
+        if (auto* h = std::get_if<std::vector<float>>(&s.hist)) h->insert(h->end(), values.begin(), values.end());
+        continue;
+      }
+      squint::histogram& hist = std::get<squint::histogram>(s.hist);
       if (magnitude()) {
-        s.hist.cover(0.0, std::max(-static_cast<double>(batch.min[c]), static_cast<double>(batch.max[c])));
+        hist.cover(0.0, std::max(-static_cast<double>(batch.min[c]), static_cast<double>(batch.max[c])));
       } else {
-        s.hist.cover(batch.min[c], batch.max[c]);
+        hist.cover(batch.min[c], batch.max[c]);
       }
       for (std::size_t o = 0; o < split.outer; ++o) {
         const float* row = x.data() + (o * split.channels + c) * split.inner;
         std::size_t finite = 0;
         for (std::size_t i = 0; i < split.inner; ++i) finite += row[i] - row[i] == 0.0f;
-        s.hist.add(row, split.inner, finite, magnitude());
+        hist.add(row, split.inner, finite, magnitude());
       }
     }
     count_ += batch.finite;
@@ -190,7 +215,9 @@ class histogram_observer {
   }
 
   /// Adds another observer's histograms (bins re-placed at their centres when ranges differ).
-  /// @throws squint::error if spec, options, axis or channel count differ.
+  /// @throws squint::error if spec, options, axis or channel count differ, or when the profile
+  ///         keeps PyTorch's or pytorch-quantization's running histogram, whose result depends on
+  ///         the order of the batches (observe them in one observer instead).
   void merge(const histogram_observer& other) {
     detail::require(spec_.type == other.spec_.type && spec_.scheme == other.spec_.scheme &&
                         options_.method == other.options_.method && options_.bins == other.options_.bins &&
@@ -199,11 +226,21 @@ class histogram_observer {
     detail::require(channels_.empty() || other.channels_.empty() || channels_.size() == other.channels_.size(),
                     "histogram_observer::merge: observers have ", channels_.size(), " and ",
                     other.channels_.size(), " channels");
+    detail::require(spec_.profile == other.spec_.profile, "histogram_observer::merge: observers differ in profile");
+    const bool running = std::holds_alternative<pytorch_histogram>(new_histogram()) ||
+                         std::holds_alternative<tensorrt_histogram>(new_histogram());
+    detail::require(!running, "histogram_observer::merge: the ", name(spec_.profile),
+                    " profile's running histogram depends on the order of the batches and cannot be merged");
     if (channels_.empty()) {
       channels_ = other.channels_;
     } else {
       for (std::size_t c = 0; c < other.channels_.size(); ++c) {
-        channels_[c].hist.merge(other.channels_[c].hist);
+        if (auto* h = std::get_if<squint::histogram>(&channels_[c].hist))
+          h->merge(std::get<squint::histogram>(other.channels_[c].hist));
+        if (auto* h = std::get_if<std::vector<float>>(&channels_[c].hist)) {
+          const auto& v = std::get<std::vector<float>>(other.channels_[c].hist);
+          h->insert(h->end(), v.begin(), v.end());
+        }
         channels_[c].min = std::min(channels_[c].min, other.channels_[c].min);
         channels_[c].max = std::max(channels_[c].max, other.channels_[c].max);
       }
@@ -221,15 +258,26 @@ class histogram_observer {
   /// An empty channel gives [0, 0].
   std::pair<float, float> clip_range(std::size_t c = 0) const {
     const channel_state& s = channels_.at(c);
-    if (s.hist.empty()) return {0.0f, 0.0f};
+    if (!(s.min <= s.max)) return {0.0f, 0.0f};
+    if (const auto* h = std::get_if<pytorch_histogram>(&s.hist)) return h->l2_range(destination_bins());
+    if (const auto* h = std::get_if<tensorrt_histogram>(&s.hist)) {
+      const float a = h->amax(options_.method, tensorrt_search());
+      return {-a, a};
+    }
+    if (const auto* values = std::get_if<std::vector<float>>(&s.hist)) {
+      std::vector<float> magnitudes(values->size());
+      for (std::size_t i = 0; i < values->size(); ++i) magnitudes[i] = std::fabs((*values)[i]);
+      const float top = std::max(-s.min, s.max);
+      if (top == 0.0f) return {0.0f, 0.0f};  // an all-zero channel (where pytorch-quantization's MSE fails)
+      const detail::numpy_histogram h(magnitudes, options_.bins, 0.0f, top);
+      const float a = calibration::tensorrt_amax(options_.method, h.counts, h.edges, tensorrt_search());
+      return {-a, a};
+    }
+    const squint::histogram& hist = std::get<squint::histogram>(s.hist);
     const quant_range r = range_of(spec_);
     const auto levels = static_cast<std::size_t>(r.qmax - r.qmin + 1);
     if (!magnitude()) {
-      // PyTorch's HistogramObserver searches onto 2^bits destination bins whatever the range
-      // (reduce_range and custom ranges included).
-      const quant_range full = full_range(spec_.type);
-      const auto [lo, hi] = calibration::l2_range(s.hist.counts(), s.hist.lo(), s.hist.width(),
-                                                  static_cast<std::size_t>(full.qmax - full.qmin + 1));
+      const auto [lo, hi] = calibration::l2_range(hist.counts(), hist.lo(), hist.width(), destination_bins());
       return clip(s, static_cast<float>(lo), static_cast<float>(hi));
     }
     // Data without negatives can use every code of an affine range for [0, amax]; otherwise
@@ -240,13 +288,13 @@ class histogram_observer {
     double amax = 0.0;
     switch (options_.method) {
       case calibration_method::entropy:
-        amax = calibration::entropy_threshold(s.hist.counts(), s.hist.width(), magnitude_levels);
+        amax = calibration::entropy_threshold(hist.counts(), hist.width(), magnitude_levels);
         break;
       case calibration_method::percentile:
-        amax = calibration::percentile_threshold(s.hist.counts(), s.hist.width(), options_.percentile);
+        amax = calibration::percentile_threshold(hist.counts(), hist.width(), options_.percentile);
         break;
       default:
-        amax = calibration::mse_threshold(s.hist.counts(), s.hist.width(), magnitude_levels, unsigned_data);
+        amax = calibration::mse_threshold(hist.counts(), hist.width(), magnitude_levels, unsigned_data);
         break;
     }
     const auto a = static_cast<float>(amax);
@@ -270,8 +318,12 @@ class histogram_observer {
   }
 
  private:
+  /// squint's histogram, PyTorch's, pytorch-quantization's, or a channel's values kept for
+  /// pytorch-quantization's calibrate_weights.
+  using any_histogram = std::variant<squint::histogram, pytorch_histogram, tensorrt_histogram, std::vector<float>>;
+
   struct channel_state {
-    squint::histogram hist;
+    any_histogram hist;
     float min = std::numeric_limits<float>::infinity();
     float max = -std::numeric_limits<float>::infinity();
   };
@@ -287,6 +339,34 @@ class histogram_observer {
 
   bool magnitude() const { return options_.method != calibration_method::l2; }
 
+  /// The histogram the profile, method and granularity call for (see the class comment).
+  any_histogram new_histogram() const {
+    if (spec_.profile == calibration_profile::pytorch && !magnitude()) return pytorch_histogram(options_.bins);
+    if (spec_.profile == calibration_profile::tensorrt && magnitude()) {
+      if (G == granularity::per_channel) return std::vector<float>();
+      return tensorrt_histogram(options_.bins);
+    }
+    return squint::histogram(options_.bins);
+  }
+
+  /// PyTorch's HistogramObserver searches onto 2^bits destination bins whatever the range
+  /// (reduce_range and custom ranges included).
+  std::size_t destination_bins() const {
+    const quant_range full = full_range(spec_.type);
+    return static_cast<std::size_t>(full.qmax - full.qmin + 1);
+  }
+
+  /// The quantizer as pytorch-quantization's searches see it: 2^(bits - 1 + unsigned) levels.
+  calibration::tensorrt_search tensorrt_search() const {
+    const quant_range r = range_of(spec_);
+    calibration::tensorrt_search search;
+    search.levels = static_cast<std::size_t>(r.qmax) + 1;
+    search.max_bound = static_cast<float>(r.qmax);
+    search.unsigned_codes = r.qmin >= 0;
+    search.percentile = options_.percentile;
+    return search;
+  }
+
   /// The data range [min, max] clipped to [lo, hi]: each end clamped into it, so data lying
   /// wholly outside (a constant above the threshold, whose bin centre is below it) collapses to
   /// the nearest end instead of giving an inverted range.
@@ -299,7 +379,7 @@ class histogram_observer {
     return {1.0f, std::clamp<std::int32_t>(0, r.qmin, r.qmax)};
   }
   squint::qparams channel_qparams(std::size_t c) const {
-    if (channels_[c].hist.empty()) return empty_qparams();
+    if (!(channels_[c].min <= channels_[c].max)) return empty_qparams();
     const auto [lo, hi] = clip_range(c);
     return choose_qparams(lo, hi, spec_);
   }

@@ -57,7 +57,7 @@ struct numpy_histogram {
     const double delta = static_cast<double>(last) - static_cast<double>(first);
     const double step = delta / static_cast<double>(bins);
     for (std::size_t i = 0; i < bins; ++i)
-      edges[i] = static_cast<float>(rounded_double(static_cast<double>(i) * step) + static_cast<double>(first));
+      edges[i] = static_cast<float>(rounded(static_cast<double>(i) * step) + static_cast<double>(first));
     edges[bins] = last;
     const auto n = static_cast<float>(bins);
     const float norm = n / (last - first);  // numpy: (v - first) * (bins / (last - first))
@@ -72,12 +72,6 @@ struct numpy_histogram {
       if (v >= edges[static_cast<std::size_t>(index) + 1] && index != static_cast<std::ptrdiff_t>(bins) - 1) ++index;
       ++counts[static_cast<std::size_t>(index)];
     }
-  }
-
-  /// A product rounded on its own (no fused multiply-add with what follows).
-  static double rounded_double(double v) {
-    volatile double r = v;
-    return r;
   }
 };
 

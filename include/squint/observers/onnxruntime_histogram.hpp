@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "squint/observers/calibration.hpp"
 #include "squint/observers/granularity.hpp"
 #include "squint/observers/numpy.hpp"
 
@@ -197,28 +198,19 @@ class onnxruntime_histogram_observer {
   }
 
   std::pair<float, float> percentile_range(float lo, float hi) const {
-    const auto cut = [](const std::vector<std::int64_t>& counts, double share) {
-      std::int64_t total = 0;
-      for (std::int64_t c : counts) total += c;
-      double cdf = 0.0;
-      for (std::size_t i = 0; i < counts.size(); ++i) {  // np.cumsum(hist / total), searchsorted left
-        cdf += static_cast<double>(counts[i]) / static_cast<double>(total);
-        if (cdf >= share) return i;
-      }
-      return counts.size();
-    };
     if (options_.symmetric) {
       std::vector<float> magnitudes(values_.size());
       for (std::size_t i = 0; i < values_.size(); ++i) magnitudes[i] = std::fabs(values_[i]);
       const auto [a, b] = std::minmax_element(magnitudes.begin(), magnitudes.end());
       const detail::numpy_histogram h(magnitudes, options_.bins, *a, *b);
-      const float amax = h.edges[cut(h.counts, options_.percentile / 100.0)];
+      const float amax = h.edges[calibration::percentile_index(h.counts, options_.percentile / 100.0)];
       return {-amax, amax};
     }
     const float t = std::max(std::fabs(lo), std::fabs(hi));
     const detail::numpy_histogram h(values_, options_.bins, -t, t);
     const double side = (100.0 - options_.percentile) / 200.0;
-    return {h.edges[cut(h.counts, side)], h.edges[cut(h.counts, 1.0 - side)]};
+    return {h.edges[calibration::percentile_index(h.counts, side)],
+            h.edges[calibration::percentile_index(h.counts, 1.0 - side)]};
   }
 
   quant_spec spec_;
