@@ -125,28 +125,31 @@ TEST(HistogramVectorsTest, PytorchL2RangeBitExact) {
 }
 
 // pytorch-quantization's HistogramCalibrator: histc of |x| with linspace edges, growth by arange,
-// and its entropy, percentile and MSE amax.
+// and its entropy, percentile and MSE amax; and its numpy path (torch_hist=False).
 TEST(HistogramVectorsTest, TensorRtAmaxBitExact) {
-  const auto records = records_of("tensorrt");
-  ASSERT_GE(records.size(), 130u);
-  for (std::size_t r = 0; r < records.size(); ++r) {
-    tokens t(records[r]);
-    t.word();
-    squint::histogram_options options;
-    options.method = method_of(t.word());
-    quant_spec spec{t.word() == "int8" ? squint::dtype::int8 : squint::dtype::uint8, squint::qscheme::symmetric};
-    spec.profile = calibration_profile::tensorrt;
-    spec.reduce_range = t.integer() != 0;
-    options.bins = t.count();
-    options.percentile = std::strtod(t.word().c_str(), nullptr);
-    squint::histogram_observer<> o(spec, options);
-    for (const auto& b : batches(t)) o.observe({b.data(), b.size()});
-    expect_word(t, "amax");
-    const float amax = bits(t);
-    expect_word(t, "expect");
-    const qparams expect{bits(t), static_cast<std::int32_t>(t.integer())};
-    EXPECT_EQ(o.clip_range().second, amax) << "case " << r << ": " << records[r].substr(0, 40);
-    EXPECT_EQ(o.qparams(), expect) << "case " << r << ": " << records[r].substr(0, 40);
+  for (const char* kind : {"tensorrt", "tensorrt_numpy"}) {
+    const auto records = records_of(kind);
+    ASSERT_GE(records.size(), std::string(kind) == "tensorrt" ? 130u : 40u) << kind;
+    for (std::size_t r = 0; r < records.size(); ++r) {
+      tokens t(records[r]);
+      t.word();
+      squint::histogram_options options;
+      options.method = method_of(t.word());
+      options.tensorrt_torch_hist = std::string(kind) == "tensorrt";
+      quant_spec spec{t.word() == "int8" ? squint::dtype::int8 : squint::dtype::uint8, squint::qscheme::symmetric};
+      spec.profile = calibration_profile::tensorrt;
+      spec.reduce_range = t.integer() != 0;
+      options.bins = t.count();
+      options.percentile = std::strtod(t.word().c_str(), nullptr);
+      squint::histogram_observer<> o(spec, options);
+      for (const auto& b : batches(t)) o.observe({b.data(), b.size()});
+      expect_word(t, "amax");
+      const float amax = bits(t);
+      expect_word(t, "expect");
+      const qparams expect{bits(t), static_cast<std::int32_t>(t.integer())};
+      EXPECT_EQ(o.clip_range().second, amax) << kind << " case " << r << ": " << records[r].substr(0, 40);
+      EXPECT_EQ(o.qparams(), expect) << kind << " case " << r << ": " << records[r].substr(0, 40);
+    }
   }
 }
 

@@ -15,7 +15,8 @@ arange, bucketize, bincount, cumsum, the float32 elementwise arithmetic), as the
       integers (fixed in 2.0) and merges by another scheme (replaced in 2.5), so it is not called.
   pytorch_quantization/calib/histogram.py
       HistogramCalibrator.collect (torch_hist=True: histc of |x| on [0, amax], linspace edges,
-      growth by arange with the first bin width), _compute_amax_entropy (start_bin 128, stride 1),
+      growth by arange with the first bin width; torch_hist=False: np.histogram of |x| on its own
+      range, growth by appending np.arange edges), _compute_amax_entropy (start_bin 128, stride 1),
       _compute_amax_percentile, _compute_amax_mse (fake quant of tensor_quant.py's _tensor_quant,
       narrow range), calibrate_weights (per channel: np.histogram of |w_c| on [0, max |w_c|]);
       the exported scale amax / max_bound in float32.
@@ -31,6 +32,7 @@ Format, one case per line; floats as the 8 hex digits of their float32 bits:
      range <min> <max> expect <scale> <zero_point>
   tensorrt <entropy|percentile|mse> <dtype> <reduce_range> <bins> <percentile> <batches>
      (<n> <values...>){batches} amax <amax> expect <scale> <zero_point>
+  tensorrt_numpy (the same, HistogramCalibrator(torch_hist=False))
   tensorrt_weights <percentile|mse> <dtype> <bins> <percentile> <channels> <per_channel>
      <values...> expect (<scale> <zero_point>){channels}
   linspace <start> <end> <steps> <fnv>     torch.linspace (two threads), FNV-1a 64 of the bits
@@ -186,8 +188,9 @@ def torch_qparams(lo, hi, dtype, scheme, reduce_range):
 
 # --- pytorch-quantization HistogramCalibrator ------------------------------------------------
 class TensorRTHistogram:
-    def __init__(self, num_bins):
+    def __init__(self, num_bins, torch_hist=True):
         self._num_bins = num_bins
+        self._torch_hist = torch_hist
         self._calib_bin_edges = None
         self._calib_hist = None
 
@@ -195,6 +198,20 @@ class TensorRTHistogram:
         if torch.min(x) < 0.:
             x = x.abs()
         x = x.float()
+        if not self._torch_hist:
+            x_np = x.cpu().detach().numpy()
+            if self._calib_bin_edges is None and self._calib_hist is None:
+                self._calib_hist, self._calib_bin_edges = np.histogram(x_np, bins=self._num_bins)
+            else:
+                temp_amax = np.max(x_np)
+                if temp_amax > self._calib_bin_edges[-1]:
+                    width = self._calib_bin_edges[1] - self._calib_bin_edges[0]
+                    new_bin_edges = np.arange(self._calib_bin_edges[-1] + width, temp_amax + width, width)
+                    self._calib_bin_edges = np.hstack((self._calib_bin_edges, new_bin_edges))
+                hist, self._calib_bin_edges = np.histogram(x_np, bins=self._calib_bin_edges)
+                hist[:len(self._calib_hist)] += self._calib_hist
+                self._calib_hist = hist
+            return
         x_max = x.max()
         if self._calib_bin_edges is None and self._calib_hist is None:
             self._calib_hist = torch.histc(x, bins=self._num_bins, min=0, max=float(x_max))
@@ -209,8 +226,11 @@ class TensorRTHistogram:
             self._calib_hist = hist
 
     def compute_amax(self, method, num_bits, unsigned, percentile):
-        calib_hist = self._calib_hist.int().cpu().numpy()
-        calib_bin_edges = self._calib_bin_edges.cpu().numpy()
+        if self._torch_hist:
+            calib_hist = self._calib_hist.int().cpu().numpy()
+            calib_bin_edges = self._calib_bin_edges.cpu().numpy()
+        else:
+            calib_hist, calib_bin_edges = self._calib_hist, self._calib_bin_edges
         return trt_amax(method, calib_hist, calib_bin_edges, num_bits, unsigned, percentile)
 
 
@@ -358,23 +378,24 @@ for case in range(96):
     lines.append(" ".join(["l2", dtype, scheme, str(int(reduce_range)), str(bins)] + batch_tokens(batches) +
                           ["range", bits(lo), bits(hi), "expect", bits(scale), str(zp)]))
 
-for case in range(144):
+for case in range(192):
     kind = kinds[case % len(kinds)]
     batches = batches_for(case, kind)
+    torch_hist = case < 144
     method = ("entropy", "percentile", "mse")[case % 3]
     dtype = "uint8" if kind in ("positive", "relu") and rng.integers(0, 2) else "int8"
     reduce_range = bool(rng.integers(0, 5) == 0)
     bins = 2048 if case % 4 else int(rng.choice([256, 512, 1000]))
     percentile = float(rng.choice([99.99, 99.9, 99.0, 100.0]))
     num_bits, unsigned = (7 if reduce_range else 8), dtype == "uint8"
-    h = TensorRTHistogram(bins)
+    h = TensorRTHistogram(bins, torch_hist)
     for b in batches:
         h.collect(torch.from_numpy(b))
     if len(h._calib_hist) > 8192:
         continue  # a heavy tail grew the histogram past what the Python entropy search runs in seconds
     amax = h.compute_amax(method, num_bits, unsigned, percentile)
     scale, zp = trt_scale(amax, num_bits, unsigned)
-    lines.append(" ".join(["tensorrt", method, dtype, str(int(reduce_range)), str(bins), float(percentile).hex()] +
+    lines.append(" ".join(["tensorrt" if torch_hist else "tensorrt_numpy", method, dtype, str(int(reduce_range)), str(bins), float(percentile).hex()] +
                           batch_tokens(batches) + ["amax", bits(amax), "expect", bits(scale), str(zp)]))
 
 for case in range(24):

@@ -26,6 +26,9 @@ struct histogram_options {
   std::size_t bins = 2048;
   /// For calibration_method::percentile, in (0, 100].
   double percentile = 99.99;
+  /// tensorrt profile, per tensor: pytorch-quantization's torch histogram (torch_hist=True, its
+  /// default), or its numpy one (torch_hist=False: |x| from its own minimum, float64 edges).
+  bool tensorrt_torch_hist = true;
 };
 
 /// Counts over [lo, lo + bins * width) whose range grows as data arrives. Growing doubles the bin
@@ -135,7 +138,8 @@ class histogram {
 ///
 /// Which histogram depends on the spec's profile, so that a profile's numbers are its stack's:
 ///   pytorch profile, L2            PyTorch's HistogramObserver (pytorch_histogram)
-///   tensorrt profile, per tensor   pytorch-quantization's HistogramCalibrator (tensorrt_histogram)
+///   tensorrt profile, per tensor   pytorch-quantization's HistogramCalibrator (tensorrt_histogram,
+///                                  or tensorrt_numpy_histogram with tensorrt_torch_hist off)
 ///   tensorrt profile, per channel  its calibrate_weights: np.histogram of each channel's |w| once
 ///                                  the values are all in, so a channel's batches are kept
 ///   otherwise                      squint's histogram, whose growth never re-estimates a count
@@ -194,6 +198,7 @@ class histogram_observer {
         }
         if (auto* h = std::get_if<pytorch_histogram>(&s.hist)) h->collect(values, batch.min[c], batch.max[c]);
         if (auto* h = std::get_if<tensorrt_histogram>(&s.hist)) h->collect(values);
+        if (auto* h = std::get_if<tensorrt_numpy_histogram>(&s.hist)) h->collect(values);
         if (auto* h = std::get_if<std::vector<float>>(&s.hist)) h->insert(h->end(), values.begin(), values.end());
         continue;
       }
@@ -227,8 +232,9 @@ class histogram_observer {
                     "histogram_observer::merge: observers have ", channels_.size(), " and ",
                     other.channels_.size(), " channels");
     detail::require(spec_.profile == other.spec_.profile, "histogram_observer::merge: observers differ in profile");
-    const bool running = std::holds_alternative<pytorch_histogram>(new_histogram()) ||
-                         std::holds_alternative<tensorrt_histogram>(new_histogram());
+    const any_histogram fresh = new_histogram();
+    const bool running = !std::holds_alternative<squint::histogram>(fresh) &&
+                         !std::holds_alternative<std::vector<float>>(fresh);
     detail::require(!running, "histogram_observer::merge: the ", name(spec_.profile),
                     " profile's running histogram depends on the order of the batches and cannot be merged");
     if (channels_.empty()) {
@@ -261,6 +267,10 @@ class histogram_observer {
     if (!(s.min <= s.max)) return {0.0f, 0.0f};
     if (const auto* h = std::get_if<pytorch_histogram>(&s.hist)) return h->l2_range(destination_bins());
     if (const auto* h = std::get_if<tensorrt_histogram>(&s.hist)) {
+      const float a = h->amax(options_.method, tensorrt_search());
+      return {-a, a};
+    }
+    if (const auto* h = std::get_if<tensorrt_numpy_histogram>(&s.hist)) {
       const float a = h->amax(options_.method, tensorrt_search());
       return {-a, a};
     }
@@ -320,7 +330,8 @@ class histogram_observer {
  private:
   /// squint's histogram, PyTorch's, pytorch-quantization's, or a channel's values kept for
   /// pytorch-quantization's calibrate_weights.
-  using any_histogram = std::variant<squint::histogram, pytorch_histogram, tensorrt_histogram, std::vector<float>>;
+  using any_histogram = std::variant<squint::histogram, pytorch_histogram, tensorrt_histogram,
+                                     tensorrt_numpy_histogram, std::vector<float>>;
 
   struct channel_state {
     any_histogram hist;
@@ -344,6 +355,7 @@ class histogram_observer {
     if (spec_.profile == calibration_profile::pytorch && !magnitude()) return pytorch_histogram(options_.bins);
     if (spec_.profile == calibration_profile::tensorrt && magnitude()) {
       if (G == granularity::per_channel) return std::vector<float>();
+      if (!options_.tensorrt_torch_hist) return tensorrt_numpy_histogram(options_.bins);
       return tensorrt_histogram(options_.bins);
     }
     return squint::histogram(options_.bins);

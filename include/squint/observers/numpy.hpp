@@ -4,6 +4,8 @@
 // uniform-bin histogram (np.histogram, which ONNX Runtime's calibrators call).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -47,20 +49,23 @@ struct numpy_histogram {
   std::vector<std::int64_t> counts;
   std::vector<float> edges;
 
-  numpy_histogram(const std::vector<float>& x, std::size_t bins, float first, float last) : counts(bins, 0) {
-    if (first == last) {  // _get_outer_edges widens an empty range by half a unit each side
-      first = first - 0.5f;
-      last = last + 0.5f;
-    }
+  numpy_histogram(const std::vector<float>& x, std::size_t bins, float lo, float hi) : counts(bins, 0) {
+    // _get_outer_edges widens an empty range by half a unit each side, in float64 (numpy's scalar
+    // arithmetic promotes float32 - 0.5 to float64).
+    const double first_edge = lo == hi ? static_cast<double>(lo) - 0.5 : static_cast<double>(lo);
+    const double last_edge = lo == hi ? static_cast<double>(hi) + 0.5 : static_cast<double>(hi);
     // linspace in float64, cast to float32, the last edge exactly `last`.
     edges.resize(bins + 1);
-    const double delta = static_cast<double>(last) - static_cast<double>(first);
-    const double step = delta / static_cast<double>(bins);
+    const double step = (last_edge - first_edge) / static_cast<double>(bins);
     for (std::size_t i = 0; i < bins; ++i)
-      edges[i] = static_cast<float>(rounded(static_cast<double>(i) * step) + static_cast<double>(first));
-    edges[bins] = last;
+      edges[i] = static_cast<float>(rounded(static_cast<double>(i) * step) + first_edge);
+    edges[bins] = static_cast<float>(last_edge);
+    // The binning runs on the float32 data, the float64 scalars cast to it:
+    // (v - first) * (bins / (last - first)), the width in the edges' own type.
+    const auto first = static_cast<float>(first_edge), last = static_cast<float>(last_edge);
     const auto n = static_cast<float>(bins);
-    const float norm = n / (last - first);  // numpy: (v - first) * (bins / (last - first))
+    const double width = lo == hi ? last_edge - first_edge : static_cast<double>(rounded(hi - lo));
+    const auto norm = static_cast<float>(static_cast<double>(bins) / width);
     for (float v : x) {
       if (!(v >= first && v <= last)) continue;
       const float f = (v - first) * norm;
@@ -74,6 +79,35 @@ struct numpy_histogram {
     }
   }
 };
+
+/// np.histogram(x, bins=edges) with explicit ascending edges: bin i counts edges[i] <= v <
+/// edges[i + 1] (the last bin closed), compared in float64; values outside are not counted.
+inline std::vector<std::int64_t> numpy_histogram_on_edges(const std::vector<float>& x, const std::vector<double>& edges) {
+  std::vector<std::int64_t> counts(edges.size() - 1, 0);
+  for (float f : x) {
+    const auto v = static_cast<double>(f);
+    if (!(v >= edges.front() && v <= edges.back())) continue;
+    const auto above = static_cast<std::size_t>(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin());
+    ++counts[std::min(above - 1, counts.size() - 1)];
+  }
+  return counts;
+}
+
+/// np.arange(start, stop, step) on numpy scalars of type T (float32 or float64): the length
+/// ceil((stop - start) / step) and the second point start + step in T's arithmetic, the rest
+/// start + i * (second - start) in float64, as numpy fills an arange.
+template <class T>
+std::vector<double> numpy_arange(T start, T stop, T step) {
+  const T span = static_cast<T>(rounded(static_cast<T>(stop - start)) / step);
+  const double length = std::ceil(static_cast<double>(rounded(span)));
+  if (!(length > 0.0)) return {};
+  std::vector<double> out(static_cast<std::size_t>(length));
+  out[0] = static_cast<double>(start);
+  if (out.size() > 1) out[1] = static_cast<double>(rounded(static_cast<T>(start + step)));
+  const double delta = out.size() > 1 ? out[1] - out[0] : 0.0;
+  for (std::size_t i = 2; i < out.size(); ++i) out[i] = out[0] + rounded(static_cast<double>(i) * delta);
+  return out;
+}
 
 }  // namespace detail
 SQUINT_NAMESPACE_END
