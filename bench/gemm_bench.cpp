@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm_bench.cpp: INT8 GEMM GOP/s (1 MAC = 2 ops) per micro-kernel arch (int32 output; float
-// output on the dispatched kernel), with baselines in the same binary: OpenBLAS sgemm (float)
-// and oneDNN's u8 x s8 -> s32 matmul, when installed.
+// output on the dispatched kernel; 7-bit activations where an arch has a kernel for them), with
+// baselines in the same binary: OpenBLAS sgemm (float) and oneDNN's u8 x s8 -> s32 matmul, when
+// installed.
 // Shapes (M, N, K): C is M x N, weights N x K, as a linear layer with N outputs and K inputs.
 #include <benchmark/benchmark.h>
 
@@ -71,6 +72,27 @@ void BM_GemmU8S8(benchmark::State& state) {
   const squint::parallelism par{static_cast<unsigned>(state.range(3))};
   for (auto _ : state) {
     squint::detail::gemm_s32<Arch>(x.a.data(), m, k, 128, x.b, c.data(), n, par);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_ops(state);
+}
+
+/// 7-bit activations (codes in [0, 127], e.g. quantized with reduce_range) on the archs whose
+/// full-range kernel is the sign trick: the plain vpmaddubsw kernel the driver picks for them.
+template <class Arch>
+void BM_GemmU7S8(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  if (!squint::kernels::has_u7_gemm_kernel<Arch>()) {
+    state.SkipWithError("no 7-bit kernel: 7-bit codes run the arch's full-range kernel");
+    return;
+  }
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  u8_operands x = make_u8_operands(m, n, k);
+  for (auto& v : x.a) v = static_cast<std::uint8_t>(v % 128);
+  std::vector<std::int32_t> c(m * n);
+  for (auto _ : state) {
+    squint::detail::gemm_s32<Arch>(x.a.data(), m, k, 64, x.b, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
   set_ops(state);
@@ -158,6 +180,9 @@ BENCHMARK(BM_GemmOneDNN)->Apply(all_shapes)->UseRealTime();
 #endif
 
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU8S8, A)->Apply(all_shapes_threads);
+SQUINT_DISPATCH_GEMM_ARCHS
+#undef SQUINT_X
+#define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU7S8, A)->Apply(all_shapes)->UseRealTime();
 SQUINT_DISPATCH_GEMM_ARCHS
 #undef SQUINT_X
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmHalf, A)->Apply(all_shapes);

@@ -199,6 +199,10 @@ int run_demo(int argc, char** argv) {
     add("int8_static", obs.name(), precision::int8_static)->input_observer = obs;
   add("mixed", "int8 + fp16 last", precision::int8_dynamic)->overrides = {{2, precision::fp16}};
   add("automatic", "", precision::automatic);
+  // 7-bit activations (reduce_range): one bit of resolution for the exact 7-bit kernel of CPUs
+  // without VNNI (on VNNI CPUs they run the same kernel as 8-bit codes).
+  add("int8_dynamic", "7-bit activations", precision::int8_dynamic)->reduce_range = true;
+  add("int8_static", "minmax 7-bit", precision::int8_static)->reduce_range = true;
 
   std::vector<result> results;
   std::vector<squint::nn::sequential> models;

@@ -86,6 +86,49 @@ TYPED_TEST(GemmTest, ExtremeCodesAndTheDepthBound) {
   check<TypeParam>(1, 2, k, 255, {-128}, std::vector<std::uint8_t>(k, 0), std::vector<std::int8_t>(2 * k, 127));
 }
 
+// Codes in [0, 127] take the 7-bit kernel where the arch has one (AVX2, AVX-512BW: plain
+// vpmaddubsw, exact for any weight, -128 included); a row block holding a code of 128 or more
+// keeps the full-range kernel.
+TYPED_TEST(GemmTest, SevenBitActivationsMatchTheReference) {
+  for (std::size_t m : {1u, 2u, 5u, 33u})
+    for (std::size_t n : {1u, 17u, 64u, 70u})
+      for (std::size_t k : {1u, 5u, 11u, 64u, 65u, 257u}) {
+        const auto a7 = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 127, static_cast<unsigned>(m * k + 1));
+        const auto s7 = squint_test::uniform_ints<std::int8_t>(m * k, 0, 127, static_cast<unsigned>(m + k + 1));
+        const auto full = squint_test::uniform_ints<std::int8_t>(n * k, -128, 127, static_cast<unsigned>(n + k));
+        std::vector<std::int32_t> zb(n);
+        for (std::size_t j = 0; j < n; ++j) zb[j] = static_cast<std::int32_t>(j * 37 % 256) - 128;
+        check<TypeParam>(m, n, k, 0, {0}, a7, full);
+        check<TypeParam>(m, n, k, 64, zb, a7, full);
+        check<TypeParam>(m, n, k, -128, zb, s7, full);
+        auto mixed = a7;
+        mixed[m * k / 2] = 128;  // one code outside 7 bits: the full-range kernel for that block
+        check<TypeParam>(m, n, k, 3, zb, mixed, full);
+      }
+  // The extremes: 127 x -128 at every k, up to the depth bound.
+  for (std::size_t k : {std::size_t{64}, std::size_t{1001}, static_cast<std::size_t>(squint::gemm_max_k)})
+    check<TypeParam>(2, 33, k, 0, {127}, std::vector<std::uint8_t>(2 * k, 127), std::vector<std::int8_t>(33 * k, -128));
+  // A staged product whose blocks of rows differ: some 7-bit, some not; the same floats as the
+  // scalar kernel's.
+  const std::size_t m = 700, n = 40, k = 67;
+  auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 127, 5);
+  for (std::size_t i = 0; i < m; i += 97) a[i * k + i % k] = static_cast<std::uint8_t>(128 + i % 128);
+  const auto w = squint_test::uniform_ints<std::int8_t>(n * k, -128, 127, 6);
+  const auto b = packed_weights::from_int8(w.data(), n, k, k, std::vector<float>(n, 0.003f), {0});
+  std::vector<float> got(m * n), expect(m * n), bias(n, 0.25f);
+  auto s32 = [](auto arch) {
+    return [](const std::uint8_t* x, std::size_t rows, std::size_t lda, std::int32_t zp, const packed_weights& p,
+              std::int32_t* c, std::size_t ldc, const squint::parallelism& par,
+              const squint::detail::output_stage* st) {
+      squint::detail::gemm_s32<decltype(arch)>(x, rows, lda, zp, p, c, ldc, par, st);
+    };
+  };
+  squint::detail::gemm_to_float(s32(TypeParam{}), a.data(), m, k, {0.02f, 9}, b, bias.data(), false, got.data(), n, {});
+  squint::detail::gemm_to_float(s32(squint::arch::scalar{}), a.data(), m, k, {0.02f, 9}, b, bias.data(), false,
+                                expect.data(), n, {});
+  EXPECT_EQ(got, expect);
+}
+
 TYPED_TEST(GemmTest, Uint8WeightsMatchTheReference) {
   // from_uint8 shifts codes and zero points by -128: every difference, so every result, stays.
   for (std::int32_t zb : {0, 128, 255})
@@ -139,12 +182,14 @@ TYPED_TEST(GemmTest, ThreadsAndCustomRunnersGiveIdenticalResults) {
 TEST(GemmEmulatedTest, EveryX86StepMatchesTheScalarKernel) {
   if (!squint::is_available<squint::arch::avx2>()) GTEST_SKIP() << "the emulation is built for AVX2";
   using squint_test::emulated::step;
-  for (step s : {step::avx512_vnni, step::avx512bw, step::avx2_vnni, step::avx2})
+  for (step s : {step::avx512_vnni, step::avx512bw, step::avx2_vnni, step::avx2, step::avx512bw_u7, step::avx2_u7})
     for (std::size_t m : {1u, 5u, 9u, 13u})
       for (std::size_t n : {1u, 16u, 17u, 40u, 70u})
         for (std::size_t k : {1u, 5u, 64u, 131u})
           for (bool a_signed : {false, true}) {
-            const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, 255, static_cast<unsigned>(m * k + n));
+            const bool seven_bits = s == step::avx512bw_u7 || s == step::avx2_u7;
+            const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, seven_bits ? 127 : 255,
+                                                                   static_cast<unsigned>(m * k + n));
             const bool narrow = s == step::avx512bw || s == step::avx2;
             const auto w = squint_test::uniform_ints<std::int8_t>(n * k, narrow ? -127 : -128, 127, static_cast<unsigned>(n + k));
             const auto b = packed_weights::from_int8(w.data(), n, k, k, {1.0f}, {0});

@@ -87,60 +87,66 @@ TEST(NnLinearTest, EveryPrecisionTracksFp32) {
 /// reference::quantize, the accumulators reference::gemm against the weights' codes; the float
 /// output applies scale_x * scale_w[j] and the bias to them.
 TEST(NnLinearTest, DynamicInt8IntegerStageEqualsTheReferencePieces) {
-  for (bool per_row : {false, true})
-    for (std::size_t m : {1u, 3u, 17u}) {
-      const std::size_t in = 203, out = 37;
-      const auto w = squint_test::normal(out * in, 0.0f, 0.2f, 9);
-      const auto bias = squint_test::normal(out, 0.0f, 0.5f, 10);
-      auto x = squint_test::normal(m * in, 0.3f, 2.0f, static_cast<unsigned>(11 + m));
-      x[0] = 40.0f;  // an outlier that sets the range
-      squint::nn::linear_options o;
-      o.mode = precision::int8_dynamic;
-      o.per_row = per_row;
-      for (const squint::nn::backend& kernels : {squint::nn::native_backend(), squint::runtime::backend()}) {
-        o.kernels = kernels;
-        const squint::nn::linear layer(w.data(), out, in, in, bias.data(), o);
-        std::vector<std::uint8_t> codes(m * in);
-        std::vector<squint::qparams> params(per_row ? m : 1);
-        std::vector<std::int32_t> acc(m * out);
-        layer.accumulate(x.data(), m, codes.data(), params.data(), acc.data());
+  for (bool reduce_range : {false, true})
+    for (bool per_row : {false, true})
+      for (std::size_t m : {1u, 3u, 17u}) {
+        const std::size_t in = 203, out = 37;
+        const auto w = squint_test::normal(out * in, 0.0f, 0.2f, 9);
+        const auto bias = squint_test::normal(out, 0.0f, 0.5f, 10);
+        auto x = squint_test::normal(m * in, 0.3f, 2.0f, static_cast<unsigned>(11 + m));
+        x[0] = 40.0f;  // an outlier that sets the range
+        squint::nn::linear_options o;
+        o.mode = precision::int8_dynamic;
+        o.per_row = per_row;
+        o.reduce_range = reduce_range;  // 7-bit codes: the 7-bit kernel on AVX2 / AVX-512BW
+        for (const squint::nn::backend& kernels : {squint::nn::native_backend(), squint::runtime::backend()}) {
+          o.kernels = kernels;
+          const squint::nn::linear layer(w.data(), out, in, in, bias.data(), o);
+          std::vector<std::uint8_t> codes(m * in);
+          std::vector<squint::qparams> params(per_row ? m : 1);
+          std::vector<std::int32_t> acc(m * out);
+          layer.accumulate(x.data(), m, codes.data(), params.data(), acc.data());
 
-        const auto packed = squint::packed_weights::from_float(w.data(), out, in, in);
-        std::vector<std::int8_t> wq(out * in);
-        for (std::size_t j = 0; j < out; ++j)
-          for (std::size_t i = 0; i < in; ++i) wq[j * in + i] = packed.at(j, i);
-        std::vector<float> y(m * out);
-        layer.forward(x.data(), m, y.data());
-        for (std::size_t g = 0; g < params.size(); ++g) {
-          const std::size_t rows = per_row ? 1 : m, r0 = g * rows;
-          float lo = HUGE_VALF, hi = -HUGE_VALF;
-          for (std::size_t v = r0 * in; v < (r0 + rows) * in; ++v) {
-            lo = std::min(lo, x[v]);
-            hi = std::max(hi, x[v]);
-          }
-          const squint::qparams p = squint::choose_qparams(lo, hi, squint::quant_spec{});
-          ASSERT_EQ(params[g].scale, p.scale);
-          ASSERT_EQ(params[g].zero_point, p.zero_point);
-          std::vector<std::uint8_t> expected_codes(rows * in);
-          squint::reference::quantize(x.data() + r0 * in, expected_codes.data(), rows * in, p);
-          ASSERT_TRUE(std::equal(expected_codes.begin(), expected_codes.end(), codes.begin() + r0 * in))
-              << "codes, rows " << r0 << "+" << rows << " on " << kernels.isa;
-          std::vector<std::int64_t> expected_acc(rows * out);
-          squint::reference::gemm(
-              squint::matrix_view<const std::uint8_t>::row_major(expected_codes.data(), rows, in), p.zero_point,
-              squint::matrix_view<const std::int8_t>::row_major(wq.data(), out, in), nullptr, 0,
-              squint::matrix_view<std::int64_t>::row_major(expected_acc.data(), rows, out));
-          for (std::size_t i = 0; i < rows * out; ++i) {
-            ASSERT_EQ(acc[r0 * out + i], expected_acc[i]) << "accumulator " << i << " on " << kernels.isa;
-            const std::size_t j = i % out;
-            // The output stage is squint::gemm's float one, bit for bit.
-            const volatile float product = static_cast<float>(expected_acc[i]) * (p.scale * packed.scales()[j]);
-            const float expected = product + bias[j];  // two roundings (no FMA)
-            ASSERT_EQ(y[r0 * out + i], expected) << "output " << i << " on " << kernels.isa;
+          const auto packed = squint::packed_weights::from_float(w.data(), out, in, in);
+          std::vector<std::int8_t> wq(out * in);
+          for (std::size_t j = 0; j < out; ++j)
+            for (std::size_t i = 0; i < in; ++i) wq[j * in + i] = packed.at(j, i);
+          std::vector<float> y(m * out);
+          layer.forward(x.data(), m, y.data());
+          for (std::size_t g = 0; g < params.size(); ++g) {
+            const std::size_t rows = per_row ? 1 : m, r0 = g * rows;
+            float lo = HUGE_VALF, hi = -HUGE_VALF;
+            for (std::size_t v = r0 * in; v < (r0 + rows) * in; ++v) {
+              lo = std::min(lo, x[v]);
+              hi = std::max(hi, x[v]);
+            }
+            squint::quant_spec spec;
+            spec.reduce_range = reduce_range;
+            const squint::qparams p = squint::choose_qparams(lo, hi, spec);
+            ASSERT_EQ(params[g].scale, p.scale);
+            ASSERT_EQ(params[g].zero_point, p.zero_point);
+            std::vector<std::uint8_t> expected_codes(rows * in);
+            squint::reference::quantize(x.data() + r0 * in, expected_codes.data(), rows * in, p);
+            if (reduce_range)  // codes past 127 saturate (the range maps onto [0, 127] up to rounding)
+              for (auto& c : expected_codes) c = std::min<std::uint8_t>(c, 127);
+            ASSERT_TRUE(std::equal(expected_codes.begin(), expected_codes.end(), codes.begin() + r0 * in))
+                << "codes, rows " << r0 << "+" << rows << " on " << kernels.isa;
+            std::vector<std::int64_t> expected_acc(rows * out);
+            squint::reference::gemm(
+                squint::matrix_view<const std::uint8_t>::row_major(expected_codes.data(), rows, in), p.zero_point,
+                squint::matrix_view<const std::int8_t>::row_major(wq.data(), out, in), nullptr, 0,
+                squint::matrix_view<std::int64_t>::row_major(expected_acc.data(), rows, out));
+            for (std::size_t i = 0; i < rows * out; ++i) {
+              ASSERT_EQ(acc[r0 * out + i], expected_acc[i]) << "accumulator " << i << " on " << kernels.isa;
+              const std::size_t j = i % out;
+              // The output stage is squint::gemm's float one, bit for bit.
+              const volatile float product = static_cast<float>(expected_acc[i]) * (p.scale * packed.scales()[j]);
+              const float expected = product + bias[j];  // two roundings (no FMA)
+              ASSERT_EQ(y[r0 * out + i], expected) << "output " << i << " on " << kernels.isa;
+            }
           }
         }
       }
-    }
 }
 
 TEST(NnLinearTest, StaticInt8NeedsCalibrationAndFreezesTheObserverQparams) {
@@ -171,6 +177,37 @@ TEST(NnLinearTest, StaticInt8NeedsCalibrationAndFreezesTheObserverQparams) {
   squint::nn::linear dynamic(w.data(), out, in, in, nullptr, {precision::int8_dynamic});
   EXPECT_THROW(dynamic.set_input_qparams({0.1f, 3}), squint::error);
   EXPECT_THROW(dynamic.calibrate(x.data(), 16), squint::error);
+}
+
+// 7-bit activations: the default observer works on [0, 127], a user observer must too, the codes
+// never pass 127 (values beyond the calibrated range saturate), and the frozen qparams are
+// checked against the 7-bit range.
+TEST(NnLinearTest, ReduceRangeGivesSevenBitCodes) {
+  const std::size_t in = 40, out = 8, m = 16;
+  const auto w = squint_test::normal(out * in, 0.0f, 0.3f, 12);
+  const auto x = squint_test::normal(m * in, 1.0f, 1.0f, 13);
+  squint::nn::linear_options o;
+  o.mode = precision::int8_static;
+  o.reduce_range = true;
+  squint::nn::linear layer(w.data(), out, in, in, nullptr, o);
+  layer.calibrate(x.data(), m);
+  layer.freeze();
+  const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+  squint::quant_spec seven;
+  seven.reduce_range = true;
+  EXPECT_EQ(*layer.input_qparams(), squint::choose_qparams(*lo, *hi, seven));
+  auto wider = x;
+  for (float& v : wider) v *= 3.0f;  // beyond the calibrated range
+  std::vector<std::uint8_t> codes(m * in);
+  squint::qparams p;
+  std::vector<std::int32_t> acc(m * out);
+  layer.accumulate(wider.data(), m, codes.data(), &p, acc.data());
+  EXPECT_EQ(*std::max_element(codes.begin(), codes.end()), 127);
+  EXPECT_THROW(layer.set_input_qparams({0.1f, 200}), squint::error);  // zero point outside [0, 127]
+  o.input_observer = squint::nn::observers::min_max();                  // a full-range observer
+  EXPECT_THROW(squint::nn::linear(w.data(), out, in, in, nullptr, o), squint::error);
+  o.input_observer = squint::nn::observers::entropy(seven);
+  EXPECT_NO_THROW(squint::nn::linear(w.data(), out, in, in, nullptr, o));
 }
 
 TEST(NnLinearTest, EveryObserverCalibratesAModelThatTracksFp32) {
@@ -301,6 +338,7 @@ TEST(NnSerializeTest, SaveThenLoadGivesIdenticalOutputsInEveryPrecision) {
       squint::nn::build_options o;
       o.mode = mode;
       o.per_row = per_row;
+      o.reduce_range = per_row;  // 7-bit activations travel with the file (flag bit 2)
       o.overrides = {{2, precision::fp16}};
       squint::nn::sequential model(layers, o);
       if (mode == precision::int8_static) {
@@ -314,6 +352,10 @@ TEST(NnSerializeTest, SaveThenLoadGivesIdenticalOutputsInEveryPrecision) {
       EXPECT_EQ(loaded[0].mode(), mode);
       EXPECT_EQ(loaded[2].mode(), precision::fp16);
       EXPECT_EQ(loaded[0].per_row(), per_row);
+      EXPECT_EQ(loaded[0].reduce_range(), model[0].reduce_range());
+      if (mode == precision::int8_dynamic || mode == precision::int8_static) {
+        EXPECT_EQ(model[0].reduce_range(), per_row);
+      }
       EXPECT_EQ(loaded[1].act(), activation::relu);
       EXPECT_EQ(loaded.weight_bytes(), model.weight_bytes());
       EXPECT_EQ(run(loaded, x), run(model, x)) << squint::nn::to_string(mode);

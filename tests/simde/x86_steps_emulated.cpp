@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // x86_steps_emulated.cpp: squint's x86 GEMM micro-kernels, every step (AVX-512 VNNI, AVX-512BW,
-// AVX-VNNI, AVX2), compiled with AVX2 flags only, the wider instructions emulated by SIMDe.
+// AVX-VNNI, AVX2, the 7-bit ones), compiled with AVX2 flags only, the wider instructions emulated by SIMDe.
 // The kernel code is squint's own header, unchanged; this file only maps intrinsic names to
 // SIMDe and instantiates the driver under tags of its own (no symbol shared with the real
 // kernels). It lets an AVX2-only CPU check the AVX-512 kernels, and any CPU the AVX-VNNI one.
@@ -53,6 +53,14 @@ void gemm_kernel(step s, const std::uint8_t* a, std::size_t m, std::size_t k, st
       break;
     case step::avx2:
       run_x86<avx2_tag, sign_trick_ymm<avx2_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+      break;
+    case step::avx512bw_u7:
+      dot_panels<avx512bw_tag, u7_zmm<avx512bw_tag>, false>(a, m, k, lda, packed, column_sums, column_offsets, n,
+                                                            k_groups, c, ldc);
+      break;
+    case step::avx2_u7:
+      dot_panels<avx2_tag, u7_ymm<avx2_tag>, false>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups,
+                                                    c, ldc);
       break;
   }
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -115,8 +116,26 @@ inline void row_sums(const std::uint8_t* a, bool a_signed, std::size_t rows, std
   }
 }
 
+/// Whether every byte of `rows` x k bytes of A (row stride lda) lies in [0, 127].
+inline bool fits_7_bits(const std::uint8_t* a, std::size_t rows, std::size_t k, std::size_t lda) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    const std::uint8_t* row = a + i * lda;
+    std::uint64_t high = 0;
+    std::size_t kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, row + kk, 8);
+      high |= word;
+    }
+    for (; kk < k; ++kk) high |= row[kk];
+    if ((high & 0x8080808080808080ull) != 0) return false;
+  }
+  return true;
+}
+
 /// One product's prepared state on the kernel of `Arch` (weights holding -128 run the scalar
-/// kernel where Arch's is exact for narrow weights only): the kernel and the column offsets.
+/// kernel where Arch's is exact for narrow weights only, unless the rows' codes fit in 7 bits):
+/// the kernels and the column offsets.
 /// run() takes any block of A's rows, so the GEMM and the convolution (on im2col tiles) share
 /// the blocking, the zero-point terms and the fused output stage.
 template <class Arch>
@@ -127,6 +146,7 @@ class gemm_blocks {
         stage_(stage),
         kernel_(kernels::gemm_kernel_needs_narrow<Arch>() && !b.narrow() ? &kernels::gemm_kernel<arch::scalar>::run
                                                                           : &kernels::gemm_kernel<Arch>::run),
+        kernel_u7_(kernels::has_u7_gemm_kernel<Arch>() ? &kernels::gemm_kernel<Arch>::run_u7 : nullptr),
         offsets_(column_offsets(a_zero_point, b, stage ? stage->column_terms : nullptr)) {}
 
   /// Output channels per register block of the kernel: work is split in multiples of it.
@@ -150,6 +170,8 @@ class gemm_blocks {
     for (std::size_t r0 = 0; r0 < rows; r0 += row_step) {
       const std::size_t n_rows = std::min(row_step, rows - r0);
       const std::uint8_t* a_rows = a + r0 * lda;
+      // Codes in [0, 127] (7-bit activations, e.g. reduce_range) take the faster exact kernel.
+      const kernel_fn kernel = kernel_u7_ && fits_7_bits(a_rows, n_rows, k, lda) ? kernel_u7_ : kernel_;
       // Asymmetric weights: b_zp[j] * rowsum_i(a) comes off every element.
       if (!b_.symmetric()) {
         rowsum.resize(n_rows);
@@ -163,7 +185,7 @@ class gemm_blocks {
           for (std::size_t i = 0; i < n_rows; ++i)
             for (std::size_t j = 0; j < cols; ++j) out[i * ld + j] = offsets_.empty() ? 0 : offsets_[c0 + j];
         } else {
-          kernel_(a_rows, n_rows, k, lda, a_signed, b_.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
+          kernel(a_rows, n_rows, k, lda, a_signed, b_.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
                   b_.column_sums() + c0, offsets_.empty() ? nullptr : offsets_.data() + c0, cols, b_.k_groups(), out,
                   ld);
           if (!b_.symmetric()) subtract_outer(rowsum.data(), b_.zero_points().data() + c0, n_rows, cols, out, ld);
@@ -180,6 +202,7 @@ class gemm_blocks {
   const packed_weights& b_;
   const output_stage* stage_;
   kernel_fn kernel_;
+  kernel_fn kernel_u7_;
   std::vector<std::int32_t> offsets_;
 };
 

@@ -28,6 +28,10 @@ struct gemm_kernel {
   static void run(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
                   const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
                   std::int32_t* c, std::size_t ldc) noexcept;
+  /// run() for A whose bytes all lie in [0, 127] (see has_u7_gemm_kernel); a_signed is moot.
+  static void run_u7(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
+                     const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets,
+                     std::size_t n, std::size_t k_groups, std::int32_t* c, std::size_t ldc) noexcept;
 };
 
 /// Whether Arch has a GEMM micro-kernel of its own (the others run the scalar one).
@@ -52,6 +56,13 @@ constexpr bool gemm_kernel_needs_narrow() {
   return std::is_same_v<Arch, arch::avx2> || std::is_same_v<Arch, arch::avx512bw>;
 }
 
+/// Whether Arch has a faster kernel for 7-bit A (codes in [0, 127], any weights): the sign-trick
+/// archs, whose plain vpmaddubsw is exact there.
+template <class Arch>
+constexpr bool has_u7_gemm_kernel() {
+  return gemm_kernel_needs_narrow<Arch>();
+}
+
 template <class Arch>
 void gemm_kernel<Arch>::run(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
                             const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n,
@@ -65,6 +76,17 @@ void gemm_kernel<Arch>::run(const std::uint8_t* a, std::size_t m, std::size_t k,
     detail_gemm::run_x86<Arch>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
   } else
     detail_gemm::run_scalar<Arch>(a, m, k, lda, a_signed, packed, column_offsets, n, k_groups, c, ldc);
+}
+
+template <class Arch>
+void gemm_kernel<Arch>::run_u7(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
+                               const std::int8_t* packed, const std::int32_t* column_sums,
+                               const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
+                               std::int32_t* c, std::size_t ldc) noexcept {
+  if constexpr (has_u7_gemm_kernel<Arch>())
+    detail_gemm::run_x86_u7<Arch>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+  else
+    run(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
 }
 
 }  // namespace squint::kernels

@@ -28,10 +28,13 @@ struct conv2d_options {
   /// Requested precision; `automatic` is resolved by the backend when the layer is built.
   precision mode = precision::automatic;
   activation act = activation::none;
-  /// int8_static: the observer calibration feeds (min-max when none is given).
+  /// int8_static: the observer calibration feeds (min-max when none is given; with
+  /// reduce_range its quant_spec must have reduce_range too).
   std::optional<observer> input_observer = std::nullopt;
   /// The kernels the layer runs on.
   backend kernels = native_backend();
+  /// int8_dynamic / int8_static: 7-bit activation codes (see linear_options::reduce_range).
+  bool reduce_range = false;
 };
 
 /// Folds an inference BatchNorm (per output channel: gamma, beta, running mean and variance)
@@ -72,7 +75,7 @@ class conv2d {
         recipe_(&recipe_for(options.kernels.resolve(options.mode))),
         act_(options.act),
         kernels_(options.kernels),
-        input_(recipe_->input, options.input_observer) {
+        input_(recipe_->input, options.input_observer, options.reduce_range) {
     squint::detail::check_filter("nn::conv2d", f, params);
     squint::detail::require(w != nullptr, "nn::conv2d: argument 'w' is null");
     const std::size_t depth = f.taps() * f.group_channels, ocg = f.out_channels / params.groups;

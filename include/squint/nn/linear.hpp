@@ -34,10 +34,14 @@ struct linear_options {
   activation act = activation::none;
   /// int8_dynamic: one set of activation qparams per row of x (per token) instead of per call.
   bool per_row = false;
-  /// int8_static: the observer calibration feeds (min-max when none is given).
+  /// int8_static: the observer calibration feeds (min-max when none is given; with
+  /// reduce_range its quant_spec must have reduce_range too).
   std::optional<observer> input_observer = std::nullopt;
   /// The kernels the layer runs on.
   backend kernels = native_backend();
+  /// int8_dynamic / int8_static: 7-bit activation codes, [0, 127] (PyTorch's x86 qconfigs):
+  /// exact on the faster 7-bit GEMM kernel of CPUs without VNNI, one bit less resolution.
+  bool reduce_range = false;
 };
 
 namespace detail {
@@ -65,7 +69,7 @@ class linear {
                             " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
     weights_ = r.pack(w, out, in, ldw, kernels_);
-    input_ = input_quantizer(r.input, options.input_observer);
+    input_ = input_quantizer(r.input, options.input_observer, options.reduce_range);
     // The calibration pass computes in float, as the model it measures.
     if (input_.calibrating()) calibration_weights_ = float_weights::pack(w, out, in, ldw, kernels_);
   }
@@ -76,6 +80,8 @@ class linear {
   precision mode() const { return recipe_->mode; }
   activation act() const { return act_; }
   bool per_row() const { return per_row_; }
+  /// Whether the activation codes are 7-bit ([0, 127]; int8_dynamic / int8_static).
+  bool reduce_range() const { return input_.reduce_range(); }
   const backend& kernels() const { return kernels_; }
   /// The stored weights (shared by copies of the layer).
   const weight_form& stored_weights() const { return *weights_; }

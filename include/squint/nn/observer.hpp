@@ -32,6 +32,7 @@ class observer {
 
   void observe(tensor_view<const float> x) { self_->observe(x); }
   squint::qparams qparams() const { return self_->qparams(); }
+  const quant_spec& spec() const { return self_->spec(); }
   const std::string& name() const { return name_; }
 
  private:
@@ -39,6 +40,7 @@ class observer {
     virtual ~concept_t() = default;
     virtual void observe(tensor_view<const float> x) = 0;
     virtual squint::qparams qparams() const = 0;
+    virtual const quant_spec& spec() const = 0;
     virtual std::unique_ptr<concept_t> clone() const = 0;
   };
   template <class O>
@@ -46,6 +48,7 @@ class observer {
     explicit model(O o) : obs(std::move(o)) {}
     void observe(tensor_view<const float> x) override { obs.observe(x); }
     squint::qparams qparams() const override { return obs.qparams(); }
+    const quant_spec& spec() const override { return obs.spec(); }
     std::unique_ptr<concept_t> clone() const override { return std::make_unique<model>(obs); }
     O obs;
   };

@@ -32,6 +32,8 @@ struct build_options {
   /// The observer every int8_static layer starts with (copied per layer).
   std::optional<observer> input_observer = std::nullopt;
   backend kernels = native_backend();
+  /// 7-bit activation codes for the layers that quantize activations (linear_options::reduce_range).
+  bool reduce_range = false;
 };
 
 /// Reports calibration progress: batches done and the total.
@@ -69,6 +71,7 @@ class sequential {
       o.per_row = options.per_row;
       o.input_observer = options.input_observer;
       o.kernels = options.kernels;
+      o.reduce_range = options.reduce_range;
       add(linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(), o));
     }
   }

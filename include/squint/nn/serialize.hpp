@@ -10,7 +10,8 @@
 //   per layer:
 //     precision  u8      0 fp32, 1 fp16, 2 int8_dynamic, 3 int8_static, 4 int8_weight_only
 //     activation u8      0 none, 1 relu
-//     flags      u8      bit 0 per_row, bit 1 has bias; other bits 0
+//     flags      u8      bit 0 per_row, bit 1 has bias, bit 2 7-bit activations (reduce_range,
+//                        int8_dynamic / int8_static only); other bits 0
 //     reserved   u8      0
 //     out, in    u64, u64
 //     int8_static only: input scale f32, input zero point i32
@@ -49,7 +50,8 @@ struct linear_access {
     const recipe& r = *l.recipe_;
     w.uint(r.code);
     w.uint(static_cast<std::uint8_t>(l.act_ == activation::relu ? 1 : 0));
-    w.uint(static_cast<std::uint8_t>((l.per_row_ ? 1u : 0u) | (l.bias_.empty() ? 0u : 2u)));
+    w.uint(static_cast<std::uint8_t>((l.per_row_ ? 1u : 0u) | (l.bias_.empty() ? 0u : 2u) |
+                                     (l.input_.reduce_range() ? 4u : 0u)));
     w.uint(std::uint8_t{0});
     w.uint(static_cast<std::uint64_t>(l.out_));
     w.uint(static_cast<std::uint64_t>(l.in_));
@@ -68,7 +70,7 @@ struct linear_access {
     const auto act_code = r.uint<std::uint8_t>("activation");
     squint::detail::require(act_code < 2, "nn::load: layer ", index, " has unknown activation code ", +act_code);
     const auto flags = r.uint<std::uint8_t>("flags");
-    squint::detail::require((flags & ~3u) == 0, "nn::load: layer ", index, " has unknown flags ", +flags);
+    squint::detail::require((flags & ~7u) == 0, "nn::load: layer ", index, " has unknown flags ", +flags);
     squint::detail::require(r.uint<std::uint8_t>("reserved") == 0, "nn::load: layer ", index,
                             " has a non-zero reserved byte");
     const auto out = r.uint<std::uint64_t>("out"), in = r.uint<std::uint64_t>("in");
@@ -84,13 +86,16 @@ struct linear_access {
     l.act_ = act_code == 1 ? activation::relu : activation::none;
     l.per_row_ = (flags & 1u) != 0;
     l.kernels_ = kernels;
-    l.input_ = input_quantizer(layer_recipe->input, std::nullopt);
+    const bool reduce_range = (flags & 4u) != 0;
+    squint::detail::require(!reduce_range || layer_recipe->input != input_policy::floating, "nn::load: layer ", index,
+                            " has 7-bit activations (flag 4) but takes floats");
+    l.input_ = input_quantizer(layer_recipe->input, std::nullopt, reduce_range);
     if (layer_recipe->input == input_policy::calibrated) {
       qparams p;
       p.scale = r.f32("input scale");
       p.zero_point = static_cast<std::int32_t>(r.uint<std::uint32_t>("input zero point"));
-      validate(p, full_range(dtype::uint8), "nn::load: input qparams");
-      l.input_ = input_quantizer::frozen_at(p);
+      validate(p, range_of(quant_spec{dtype::uint8, qscheme::affine, reduce_range}), "nn::load: input qparams");
+      l.input_ = input_quantizer::frozen_at(p, reduce_range);
     }
     l.weights_ = layer_recipe->load(r, l.out_, l.in_, kernels);
     if (flags & 2u) {

@@ -12,6 +12,10 @@
 //     is at most 2 * 128 * 127 = 32512, exact, then vpmaddwd adds pairs into int32. AVX-512 has
 //     no vpsignb: b is negated under the sign mask of a (vpmovb2m, masked vpsubb). Packed
 //     weights holding -128 run the scalar kernel on these ISAs instead (see gemm_s32).
+//   7-bit A (AVX2, AVX-512BW): activation codes in [0, 127] times any int8 weight make pairs of
+//     at most 2 * 127 * 128 = 32512, so plain vpmaddubsw + vpmaddwd is exact: one instruction
+//     less per vector than the sign trick, no flip, and weights holding -128 are fine. The
+//     driver takes it for the blocks of rows whose bytes all fit (run_u7).
 // Register blocking (FBGEMM/ruy style outer product): R rows x V vectors of C stay in registers
 // over all of K; each 4-k group loads V weight vectors once and broadcasts each row's A
 // quadruple once, straight from memory. VNNI zmm: 8 rows x 2 vectors (32 channels, 16
@@ -48,6 +52,10 @@ template <class Arch>
 struct dpbusd_ymm;
 template <class Arch>
 struct sign_trick_ymm;
+template <class Arch>
+struct u7_zmm;
+template <class Arch>
+struct u7_ymm;
 
 #if (defined(__AVX512BW__) && defined(__AVX512VL__)) || defined(SQUINT_X86_STEPS_EMULATED)
 /// What the zmm steps share: 16 int32 lanes, loads and a masked store.
@@ -80,6 +88,19 @@ struct sign_trick_zmm : zmm_common<Arch> {
     const __m512i signed_b = _mm512_mask_sub_epi8(b, a.negative, _mm512_setzero_si512(), b);
     const __m512i pairs = _mm512_maddubs_epi16(a.magnitude, signed_b);
     return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+  }
+};
+
+/// AVX-512BW on 7-bit A: vpmaddubsw straight on the codes, in the sign trick's block shape.
+template <class Arch>
+struct u7_zmm : zmm_common<Arch> {
+  using vec = __m512i;
+  using operand = __m512i;
+  static constexpr bool unsigned_a = true;
+  static constexpr std::size_t rows = 4, vectors = 4;
+  static operand prepare(vec a) { return a; }
+  static vec dot(vec acc, operand a, vec b) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), _mm512_set1_epi16(1)));
   }
 };
 #endif
@@ -133,6 +154,18 @@ struct sign_trick_ymm : ymm_common<Arch> {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
   }
 };
+
+/// AVX2 on 7-bit A: vpmaddubsw straight on the codes, in the sign trick's block shape.
+template <class Arch>
+struct u7_ymm : ymm_common<Arch> {
+  using vec = __m256i;
+  using operand = __m256i;
+  static constexpr bool unsigned_a = true;
+  static operand prepare(vec a) { return a; }
+  static vec dot(vec acc, operand a, vec b) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+  }
+};
 #endif
 
 #if (defined(__AVX2__) && defined(__AVXVNNI__)) || (defined(__AVX2__) && defined(SQUINT_X86_STEPS_EMULATED))
@@ -155,6 +188,10 @@ using x86_step = std::conditional_t<
     std::conditional_t<std::is_same_v<Arch, arch::avx512bw>, sign_trick_zmm<Arch>,
                        std::conditional_t<std::is_same_v<Arch, arch::avx2_vnni>, dpbusd_ymm<Arch>,
                                           sign_trick_ymm<Arch>>>>;
+
+/// The 7-bit step of the archs whose full-range step is the sign trick.
+template <class Arch>
+using x86_u7_step = std::conditional_t<std::is_same_v<Arch, arch::avx512bw>, u7_zmm<Arch>, u7_ymm<Arch>>;
 
 /// R rows x V vectors of C over all of K with the step D. `panel` holds the first vector's panel; a vector covers D::lanes
 /// channels of a 16-channel, 64-byte-per-group panel. `cols` columns of C are written.
@@ -253,6 +290,14 @@ void run_x86(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t ld
     dot_panels<Arch, D, true>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
   else
     dot_panels<Arch, D, false>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+}
+
+/// run_x86 for A whose bytes are all in [0, 127] (the same codes signed or not): the 7-bit step.
+template <class Arch>
+void run_x86_u7(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
+                const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n,
+                std::size_t k_groups, std::int32_t* c, std::size_t ldc) {
+  dot_panels<Arch, x86_u7_step<Arch>, false>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
 }
 
 }  // namespace squint::kernels::detail_gemm
