@@ -76,13 +76,15 @@ TEST(ProfileVectorsTest, OnnxRuntimeAndTensorRtMinMaxCalibrationBitExact) {
 
 // ONNX Runtime's entropy and percentile calibrators (numpy histogram, ORT's searches, scipy's
 // entropy): the same clipping range and the same scale and zero point on every case.
+// With ort_histogram_calls each batch is its own collect_data call (end_call() after it): ORT's
+// merge_histogram widening and collect_absolute_value's appended edges between calls.
 TEST(ProfileVectorsTest, OnnxRuntimeHistogramCalibrationBitExact) {
   const auto records = squint_test::records("profile_vectors.txt");
-  std::size_t checked = 0;
+  std::size_t checked = 0, calls_checked = 0;
   for (std::size_t r = 0; r < records.size(); ++r) {
     if (records[r].rfind("ort_histogram", 0) != 0) continue;
     tokens t(records[r]);
-    t.word();
+    const bool calls = t.word() == "ort_histogram_calls";
     squint::onnxruntime_histogram_options options;
     options.search = t.word() == "entropy" ? squint::onnxruntime_histogram_options::method::entropy
                                            : squint::onnxruntime_histogram_options::method::percentile;
@@ -99,6 +101,7 @@ TEST(ProfileVectorsTest, OnnxRuntimeHistogramCalibrationBitExact) {
     for (std::size_t b = 0; b < batches; ++b) {
       const auto x = t.reals(t.count());
       o.observe({x.data(), x.size()});
+      if (calls) o.end_call();
     }
     if (t.word() != "range") throw std::runtime_error("profile vectors: expected 'range'");
     const float lo = t.real(), hi = t.real();
@@ -109,8 +112,38 @@ TEST(ProfileVectorsTest, OnnxRuntimeHistogramCalibrationBitExact) {
     EXPECT_EQ(range.second, hi) << "case " << r << ": " << records[r].substr(0, 60);
     EXPECT_EQ(o.qparams(), expect) << "case " << r << ": " << records[r].substr(0, 60);
     ++checked;
+    calls_checked += calls ? 1 : 0;
   }
-  EXPECT_GE(checked, 150u);
+  EXPECT_GE(checked, 200u);
+  EXPECT_GE(calls_checked, 50u);
+}
+
+// end_call() without new values changes nothing; observers that ended calls cannot merge (the
+// result depends on the calls' order), and reset() forgets the calls.
+TEST(ProfileVectorsTest, OnnxRuntimeCallsKeepTheirOrder) {
+  quant_spec spec;
+  spec.profile = calibration_profile::onnxruntime;
+  squint::onnxruntime_histogram_options options;
+  options.bins = 256;
+  const std::vector<float> small{-1.0f, 0.5f, 0.25f, 1.0f}, wide{-4.0f, 3.0f, 0.5f};
+  squint::onnxruntime_histogram_observer a(spec, options), b(spec, options), one_call(spec, options);
+  a.observe({small.data(), small.size()});
+  a.end_call();
+  const auto before = a.clip_range();
+  a.end_call();
+  EXPECT_EQ(a.clip_range(), before);
+  a.observe({wide.data(), wide.size()});
+  one_call.observe({small.data(), small.size()});
+  one_call.observe({wide.data(), wide.size()});
+  EXPECT_EQ(a.count(), one_call.count());
+  b.observe({wide.data(), wide.size()});
+  EXPECT_THROW(a.merge(b), squint::error);
+  EXPECT_THROW(b.merge(a), squint::error);
+  EXPECT_EQ(a.count(), 7u);
+  a.reset();
+  EXPECT_EQ(a.count(), 0u);
+  a.merge(b);
+  EXPECT_EQ(a.clip_range(), b.clip_range());
 }
 
 // Each channel of a per-channel observer gets what a per-tensor one computes on its data, in

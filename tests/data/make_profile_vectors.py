@@ -24,6 +24,8 @@ Format, one case per line, floats as exact hex:
   <batches> (<n> <values...>){batches} expect <scale> <zero_point>
   ort_histogram <entropy|percentile> <bins> <quantized_bins> <percentile> <symmetric> <dtype> <scheme>
   <batches> (<n> <values...>){batches} range <lo> <hi> expect <scale> <zero_point>
+  ort_histogram_calls (the same fields, each batch its own collect_data call: collect_value's
+  merge_histogram and collect_absolute_value's appended edges between calls)
 """
 import numpy as np
 from scipy.stats import entropy
@@ -186,6 +188,79 @@ def ort_histogram_case(method, bins, qbins, percentile, symmetric, dtype, scheme
     return F32(lo), F32(hi), scale, zp
 
 
+def ort_collect_value(histogram, data_arr, num_bins):
+    """HistogramCollector.collect_value on one collect_data call, with merge_histogram."""
+    min_value, max_value = np.min(data_arr), np.max(data_arr)
+    threshold = max(abs(min_value), abs(max_value))
+    if histogram is None:
+        hist, hist_edges = np.histogram(data_arr, num_bins, range=(-threshold, threshold))
+        return (hist, hist_edges, min_value, max_value, threshold)
+    old_hist, old_hist_edges, old_min, old_max, old_threshold = histogram
+    new_min, new_max, new_threshold = min_value, max_value, threshold
+    if new_threshold <= old_threshold:
+        new_hist, _ = np.histogram(data_arr, len(old_hist), range=(-old_threshold, old_threshold))
+        return (new_hist + old_hist, old_hist_edges, min(old_min, new_min), max(old_max, new_max), old_threshold)
+    if old_threshold == 0:
+        hist, hist_edges = np.histogram(data_arr, len(old_hist), range=(-new_threshold, new_threshold))
+        hist += old_hist
+    else:
+        old_num_bins = len(old_hist)
+        old_stride = 2 * old_threshold / old_num_bins
+        half_increased_bins = int((new_threshold - old_threshold) // old_stride + 1)
+        new_num_bins = old_num_bins + 2 * half_increased_bins
+        if new_num_bins > 8192:
+            raise ValueError("the test skips histograms grown past 8192 bins")
+        new_threshold = half_increased_bins * old_stride + old_threshold
+        hist, hist_edges = np.histogram(data_arr, new_num_bins, range=(-new_threshold, new_threshold))
+        hist[half_increased_bins:new_num_bins - half_increased_bins] += old_hist
+    return (hist, hist_edges, min(old_min, new_min), max(old_max, new_max), new_threshold)
+
+
+def ort_collect_absolute_value(histogram, data_arr, num_bins):
+    """HistogramCollector.collect_absolute_value on one collect_data call."""
+    min_value, max_value = np.min(data_arr), np.max(data_arr)
+    data_arr = np.absolute(data_arr)
+    if histogram is None:
+        hist, hist_edges = np.histogram(data_arr, bins=num_bins)
+        return (hist, hist_edges, min_value, max_value)
+    old_hist, old_hist_edges, old_min, old_max = histogram
+    temp_amax = np.max(data_arr)
+    if temp_amax > old_hist_edges[-1]:
+        width = old_hist_edges[1] - old_hist_edges[0]
+        if (temp_amax - old_hist_edges[-1]) / width > 8192:
+            raise ValueError("the test skips histograms grown past 8192 bins")
+        new_bin_edges = np.arange(old_hist_edges[-1] + width, temp_amax + width, width)
+        old_hist_edges = np.hstack((old_hist_edges, new_bin_edges))
+    hist, hist_edges = np.histogram(data_arr, bins=old_hist_edges)
+    hist[:len(old_hist)] += old_hist
+    return (hist, hist_edges, min(old_min, min_value), max(old_max, max_value))
+
+
+def ort_histogram_calls_case(method, bins, qbins, percentile, symmetric, dtype, scheme, batches):
+    """As ort_histogram_case, with each batch its own collect_data call."""
+    histogram = None
+    absolute = method == "percentile" and symmetric
+    for b in batches:
+        data_arr = np.asarray(b, dtype=np.float32).flatten()
+        if absolute:
+            histogram = ort_collect_absolute_value(histogram, data_arr, bins)
+        else:
+            histogram = ort_collect_value(histogram, data_arr, bins)
+    hist4 = histogram[:4]
+    if len(hist4[0]) > 4096:
+        raise ValueError("a heavy tail grew the histogram past what the Python entropy search runs in seconds")
+    if absolute:
+        lo, hi = ort_percentile(hist4, percentile, True)
+    elif method == "entropy":
+        lo, hi = ort_entropy_threshold(hist4, qbins)
+    else:
+        lo, hi = ort_percentile(hist4, percentile, False)
+    sym = scheme == "symmetric"
+    qmin, qmax = ort_qmin_qmax(dtype, False, sym)
+    scale, zp = ort_compute_scale_zp(F32(lo), F32(hi), qmin, qmax, sym, None)
+    return F32(lo), F32(hi), scale, zp
+
+
 def data(kind, n):
     if kind == "normal":
         return (rng.standard_normal(n) * rng.uniform(0.01, 10)).astype(F32)
@@ -255,6 +330,34 @@ for case in range(160):
         continue
     tokens = ["ort_histogram", method, str(bins), str(qbins), float(percentile).hex(), str(int(symmetric)), dtype,
               scheme, str(nb)]
+    for b in batches:
+        tokens += [str(len(b))] + [hexf(v) for v in b]
+    tokens += ["range", hexf(lo), hexf(hi), "expect", hexf(scale), str(zp)]
+    lines.append(" ".join(tokens))
+# Several collect_data calls, one per batch: ORT widens the value histogram by whole bins and
+# appends |x| bins between calls; ranges that grow call by call.
+for case in range(72):
+    kind = kinds[case % len(kinds)]
+    nb = 2 + int(rng.integers(0, 3))
+    batches = []
+    for b in range(nb):
+        x = data(kind, int(rng.integers(1, 200)) if case % 9 else 1)
+        if case % 2 == 0 and kind not in ("constant", "zero"):
+            x = (x * F32(1.0 + 0.6 * b)).astype(F32)
+        batches.append(x)
+    method = "entropy" if case % 2 == 0 else "percentile"
+    bins = int(rng.choice([128, 256, 1000, 2048]))
+    qbins = int(rng.choice([128, 64])) if method == "entropy" else 128
+    percentile = float(rng.choice([99.999, 99.9, 99.0, 100.0]))
+    symmetric = bool(rng.integers(0, 2))
+    dtype = "int8" if rng.integers(0, 2) else "uint8"
+    scheme = "symmetric" if rng.integers(0, 2) else "affine"
+    try:
+        lo, hi, scale, zp = ort_histogram_calls_case(method, bins, qbins, percentile, symmetric, dtype, scheme, batches)
+    except (IndexError, ValueError):  # np.histogram fails on huge constants, arange on runaway growth
+        continue
+    tokens = ["ort_histogram_calls", method, str(bins), str(qbins), float(percentile).hex(), str(int(symmetric)),
+              dtype, scheme, str(nb)]
     for b in batches:
         tokens += [str(len(b))] + [hexf(v) for v in b]
     tokens += ["range", hexf(lo), hexf(hi), "expect", hexf(scale), str(zp)]

@@ -139,7 +139,7 @@ class histogram {
 /// Which histogram depends on the spec's profile, so that a profile's numbers are its stack's:
 ///   pytorch profile, L2            PyTorch's HistogramObserver (pytorch_histogram)
 ///   tensorrt profile, per tensor   pytorch-quantization's HistogramCalibrator (tensorrt_histogram,
-///                                  or tensorrt_numpy_histogram with tensorrt_torch_hist off)
+///                                  or its numpy path with tensorrt_torch_hist off)
 ///   tensorrt profile, per channel  its calibrate_weights: np.histogram of each channel's |w| once
 ///                                  the values are all in, so a channel's batches are kept
 ///   otherwise                      squint's histogram, whose growth never re-estimates a count
@@ -198,7 +198,10 @@ class histogram_observer {
         }
         if (auto* h = std::get_if<pytorch_histogram>(&s.hist)) h->collect(values, batch.min[c], batch.max[c]);
         if (auto* h = std::get_if<tensorrt_histogram>(&s.hist)) h->collect(values);
-        if (auto* h = std::get_if<tensorrt_numpy_histogram>(&s.hist)) h->collect(values);
+        if (auto* h = std::get_if<detail::numpy_appending_histogram>(&s.hist)) {
+          for (float& v : values) v = std::fabs(v);
+          h->collect(values);
+        }
         if (auto* h = std::get_if<std::vector<float>>(&s.hist)) h->insert(h->end(), values.begin(), values.end());
         continue;
       }
@@ -270,8 +273,8 @@ class histogram_observer {
       const float a = h->amax(options_.method, tensorrt_search());
       return {-a, a};
     }
-    if (const auto* h = std::get_if<tensorrt_numpy_histogram>(&s.hist)) {
-      const float a = h->amax(options_.method, tensorrt_search());
+    if (const auto* h = std::get_if<detail::numpy_appending_histogram>(&s.hist)) {
+      const float a = calibration::tensorrt_amax(options_.method, h->counts(), h->float_edges(), tensorrt_search());
       return {-a, a};
     }
     if (const auto* values = std::get_if<std::vector<float>>(&s.hist)) {
@@ -331,7 +334,7 @@ class histogram_observer {
   /// squint's histogram, PyTorch's, pytorch-quantization's, or a channel's values kept for
   /// pytorch-quantization's calibrate_weights.
   using any_histogram = std::variant<squint::histogram, pytorch_histogram, tensorrt_histogram,
-                                     tensorrt_numpy_histogram, std::vector<float>>;
+                                     detail::numpy_appending_histogram, std::vector<float>>;
 
   struct channel_state {
     any_histogram hist;
@@ -355,7 +358,7 @@ class histogram_observer {
     if (spec_.profile == calibration_profile::pytorch && !magnitude()) return pytorch_histogram(options_.bins);
     if (spec_.profile == calibration_profile::tensorrt && magnitude()) {
       if (G == granularity::per_channel) return std::vector<float>();
-      if (!options_.tensorrt_torch_hist) return tensorrt_numpy_histogram(options_.bins);
+      if (!options_.tensorrt_torch_hist) return detail::numpy_appending_histogram(options_.bins);
       return tensorrt_histogram(options_.bins);
     }
     return squint::histogram(options_.bins);

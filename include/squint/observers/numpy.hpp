@@ -44,16 +44,21 @@ inline float numpy_mean(const std::vector<float>& v) {
   return static_cast<float>(static_cast<double>(numpy_pairwise_sum(v.data(), v.size())) / static_cast<double>(v.size()));
 }
 
-/// np.histogram(x, bins, range=(first, last)) on float32 data: counts and float32 edges.
+/// np.histogram(x, bins, range=(lo, hi)) on float32 data: counts and float32 edges. The range's
+/// ends are numpy scalars: float32 ones (`float32_range`, a float32 tensor's min or max) or
+/// float64 ones (arithmetic on them with Python numbers), which decides the type its width is
+/// computed in.
 struct numpy_histogram {
   std::vector<std::int64_t> counts;
   std::vector<float> edges;
 
-  numpy_histogram(const std::vector<float>& x, std::size_t bins, float lo, float hi) : counts(bins, 0) {
+  numpy_histogram(const std::vector<float>& x, std::size_t bins, double lo, double hi, bool float32_range = true)
+      : counts(bins, 0) {
     // _get_outer_edges widens an empty range by half a unit each side, in float64 (numpy's scalar
     // arithmetic promotes float32 - 0.5 to float64).
-    const double first_edge = lo == hi ? static_cast<double>(lo) - 0.5 : static_cast<double>(lo);
-    const double last_edge = lo == hi ? static_cast<double>(hi) + 0.5 : static_cast<double>(hi);
+    const bool widen = lo == hi;
+    const double first_edge = widen ? lo - 0.5 : lo;
+    const double last_edge = widen ? hi + 0.5 : hi;
     // linspace in float64, cast to float32, the last edge exactly `last`.
     edges.resize(bins + 1);
     const double step = (last_edge - first_edge) / static_cast<double>(bins);
@@ -64,7 +69,9 @@ struct numpy_histogram {
     // (v - first) * (bins / (last - first)), the width in the edges' own type.
     const auto first = static_cast<float>(first_edge), last = static_cast<float>(last_edge);
     const auto n = static_cast<float>(bins);
-    const double width = lo == hi ? last_edge - first_edge : static_cast<double>(rounded(hi - lo));
+    const double width = widen || !float32_range
+                             ? last_edge - first_edge
+                             : static_cast<double>(rounded(static_cast<float>(hi) - static_cast<float>(lo)));
     const auto norm = static_cast<float>(static_cast<double>(bins) / width);
     for (float v : x) {
       if (!(v >= first && v <= last)) continue;
@@ -108,6 +115,67 @@ std::vector<double> numpy_arange(T start, T stop, T step) {
   for (std::size_t i = 2; i < out.size(); ++i) out[i] = out[0] + rounded(static_cast<double>(i) * delta);
   return out;
 }
+
+/// numpy's floor division of float64 scalars (npy_divmod: (a - fmod(a, b)) / b, floored and
+/// nudged up when that quotient sits more than half below the next integer).
+inline double numpy_floor_divide(double a, double b) {
+  const double mod = std::fmod(a, b);
+  double div = (a - mod) / b;
+  if (mod != 0.0 && ((b < 0.0) != (mod < 0.0))) div -= 1.0;
+  double floor_div = std::floor(div);
+  if (div - floor_div > 0.5) floor_div += 1.0;
+  return floor_div;
+}
+
+/// A histogram of magnitudes grown by appending bins of its first width, as pytorch-quantization's
+/// numpy path (torch_hist=False) and ONNX Runtime's collect_absolute_value keep it: the first
+/// batch's np.histogram over [min, max] of its values (so it need not start at 0); a larger
+/// maximum appends the edges np.arange(last + width, max + width, width), in float32 arithmetic
+/// while the edges are the first float32 ones and in float64 once they have grown (np.hstack
+/// makes them float64); each batch is binned on the edges, values below the first one lost.
+class numpy_appending_histogram {
+ public:
+  explicit numpy_appending_histogram(std::size_t bins = 2048) : bins_(bins) {}
+
+  bool empty() const { return counts_.empty(); }
+  const std::vector<std::int64_t>& counts() const { return counts_; }
+  const std::vector<double>& edges() const { return edges_; }
+  /// The edges as the calibrators hand them on, rounded to float32.
+  std::vector<float> float_edges() const { return {edges_.begin(), edges_.end()}; }
+
+  /// Adds a batch of magnitudes (finite, >= 0).
+  void collect(const std::vector<float>& m) {
+    if (m.empty()) return;
+    const auto [lo, hi] = std::minmax_element(m.begin(), m.end());
+    if (empty()) {
+      const numpy_histogram h(m, bins_, *lo, *hi);
+      counts_ = h.counts;
+      edges_.assign(h.edges.begin(), h.edges.end());
+      return;
+    }
+    if (*hi > edges_.back()) {
+      std::vector<double> more;
+      if (grown_) {
+        const double width = edges_[1] - edges_[0];
+        more = numpy_arange<double>(rounded(edges_.back() + width), rounded(static_cast<double>(*hi) + width), width);
+      } else {
+        const float width = rounded(static_cast<float>(edges_[1]) - static_cast<float>(edges_[0]));
+        more = numpy_arange<float>(rounded(static_cast<float>(edges_.back()) + width), rounded(*hi + width), width);
+      }
+      edges_.insert(edges_.end(), more.begin(), more.end());
+      grown_ = true;
+    }
+    std::vector<std::int64_t> h = numpy_histogram_on_edges(m, edges_);
+    for (std::size_t j = 0; j < counts_.size(); ++j) h[j] += counts_[j];
+    counts_.swap(h);
+  }
+
+ private:
+  std::size_t bins_;
+  std::vector<std::int64_t> counts_;
+  std::vector<double> edges_;
+  bool grown_ = false;
+};
 
 }  // namespace detail
 SQUINT_NAMESPACE_END

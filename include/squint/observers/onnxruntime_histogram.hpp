@@ -4,7 +4,9 @@
 // calibrated here gets ORT's clipping range.
 //
 // ORT stacks every batch of one collect_data() call and histograms them together; this observer
-// does the same with everything it observes (so observe() in batches, then qparams()). The
+// does the same with everything it observes between end_call()s (so observe() in batches, then
+// qparams(); end_call() marks where a later collect_data() call starts, whose histogram ORT
+// merges into the earlier ones by widening the range by whole bins). The
 // histograms are numpy's (np.histogram: float32 edges from a float64 linspace, float32 bin
 // arithmetic with its one-ulp corrections), the searches ORT's:
 //   entropy     the symmetric window [zero - i, zero + i + 1) of a histogram over [-t, t],
@@ -83,6 +85,61 @@ inline float divergence(const std::vector<float>& p, const std::vector<float>& q
   return numpy_pairwise_sum(terms.data(), terms.size());
 }
 
+/// HistogramCollector.collect_value across collect_data calls: the first call's np.histogram
+/// over [-t, t], t = max(|min|, |max|); a later call whose t fits is binned on the old range and
+/// added; a larger t widens the range by whole old bins on each side (merge_histogram), or
+/// replaces an all-zero history's range.
+struct onnxruntime_value_histogram {
+  std::vector<std::int64_t> counts;
+  std::vector<float> edges;
+  double threshold = 0.0;
+  bool float32_threshold = true;  ///< t is still a float32 scalar (widening makes it float64)
+
+  bool empty() const { return counts.empty(); }
+
+  /// Adds one call's finite values (non-empty).
+  void collect(const std::vector<float>& x, std::size_t bins) {
+    const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+    const float t = std::max(std::fabs(*lo), std::fabs(*hi));
+    if (empty()) {
+      const numpy_histogram h(x, bins, -static_cast<double>(t), t);
+      counts = h.counts;
+      edges = h.edges;
+      threshold = t;
+      return;
+    }
+    const std::size_t n = counts.size();
+    if (static_cast<double>(t) <= threshold) {
+      const numpy_histogram h(x, n, -threshold, threshold, float32_threshold);
+      for (std::size_t j = 0; j < n; ++j) counts[j] += h.counts[j];
+      return;
+    }
+    if (threshold == 0.0) {
+      numpy_histogram h(x, n, -static_cast<double>(t), t);
+      for (std::size_t j = 0; j < n; ++j) h.counts[j] += counts[j];
+      adopt(h, t, true);
+      return;
+    }
+    // Python's float64 arithmetic on numpy scalars (the difference stays float32 while both are).
+    const double stride = 2.0 * threshold / static_cast<double>(n);
+    const double gap = float32_threshold ? static_cast<double>(rounded(t - static_cast<float>(threshold)))
+                                         : static_cast<double>(t) - threshold;
+    const auto half = static_cast<std::size_t>(numpy_floor_divide(gap, stride) + 1.0);
+    const double widened = rounded(static_cast<double>(half) * stride) + threshold;
+    numpy_histogram h(x, n + 2 * half, -widened, widened, false);
+    for (std::size_t j = 0; j < n; ++j) h.counts[half + j] += counts[j];
+    adopt(h, widened, false);
+  }
+
+ private:
+  void adopt(numpy_histogram& h, double t, bool is_float32) {
+    counts.swap(h.counts);
+    edges.swap(h.edges);
+    threshold = t;
+    float32_threshold = is_float32;
+  }
+};
+
 }  // namespace detail
 
 /// ONNX Runtime's entropy and percentile calibration (per tensor). See the top of this header.
@@ -91,7 +148,7 @@ class onnxruntime_histogram_observer {
   /// @throws squint::error on an invalid spec, fewer than 2 bins, quantized_bins of 0 or above
   ///         bins, or a percentile outside [0, 100].
   explicit onnxruntime_histogram_observer(const quant_spec& spec = {}, const onnxruntime_histogram_options& options = {})
-      : spec_(spec), options_(options) {
+      : spec_(spec), options_(options), magnitudes_(options.bins) {
     detail::validate_spec(spec_);
     detail::require(options_.bins >= 2, "onnxruntime_histogram_observer: bins must be >= 2, got ", options_.bins);
     detail::require(options_.quantized_bins >= 1 && options_.quantized_bins <= options_.bins,
@@ -103,10 +160,12 @@ class onnxruntime_histogram_observer {
 
   const quant_spec& spec() const { return spec_; }
   const onnxruntime_histogram_options& options() const { return options_; }
-  std::size_t count() const { return values_.size(); }
+  /// Finite values observed, in every call.
+  std::size_t count() const { return counted_ + values_.size(); }
   std::size_t nonfinite_count() const { return nonfinite_; }
 
-  /// Keeps x's finite values for the histogram (ORT stacks the batches of a call the same way).
+  /// Keeps x's finite values for the current call's histogram (ORT stacks the batches of a
+  /// collect_data call the same way).
   /// @throws squint::error if x is null with elements.
   void observe(tensor_view<const float> x) {
     detail::require_data("onnxruntime_histogram_observer::observe", "x", x);
@@ -116,40 +175,47 @@ class onnxruntime_histogram_observer {
     }
   }
 
-  /// Takes another observer's values, as if they had been observed here.
-  /// @throws squint::error if the specs' dtype, scheme or profile, or the options differ.
+  /// Ends one collect_data call: what was observed since the last call is histogrammed and
+  /// merged into the running histogram the way ORT merges a later call (the range widened by
+  /// whole bins, or |x| bins appended for the symmetric percentile). Without it everything
+  /// observed is one call, ORT's usual use. A call that observed nothing is skipped.
+  void end_call() {
+    if (values_.empty()) return;
+    collect(values_);
+    counted_ += values_.size();
+    values_.clear();
+  }
+
+  /// Takes another observer's values, as if they had been observed here in the current call.
+  /// @throws squint::error if the specs' dtype, scheme or profile, or the options differ, or if
+  ///         either observer has ended a call (merged calls have no order to follow).
   void merge(const onnxruntime_histogram_observer& other) {
     detail::require(spec_.type == other.spec_.type && spec_.scheme == other.spec_.scheme &&
                         spec_.profile == other.spec_.profile && options_.search == other.options_.search &&
                         options_.bins == other.options_.bins && options_.quantized_bins == other.options_.quantized_bins &&
                         options_.percentile == other.options_.percentile && options_.symmetric == other.options_.symmetric,
                     "onnxruntime_histogram_observer::merge: observers differ in spec or options");
+    detail::require(counted_ == 0 && other.counted_ == 0,
+                    "onnxruntime_histogram_observer::merge: an observer has ended calls; ORT's histogram of several "
+                    "calls depends on their order");
     values_.insert(values_.end(), other.values_.begin(), other.values_.end());
     nonfinite_ += other.nonfinite_;
   }
 
-  void reset() {
-    values_.clear();
-    nonfinite_ = 0;
-  }
+  void reset() { *this = onnxruntime_histogram_observer(spec_, options_); }
 
   /// The clipping range ORT computes, clamped to the data's [min, max]; [0, 0] before any data.
   std::pair<float, float> clip_range() const {
-    if (values_.empty()) return {0.0f, 0.0f};
-    const auto [lo_it, hi_it] = std::minmax_element(values_.begin(), values_.end());
-    const float lo = *lo_it, hi = *hi_it;
-    std::pair<float, float> range = options_.search == onnxruntime_histogram_options::method::entropy
-                                        ? entropy_range(lo, hi)
-                                        : percentile_range(lo, hi);
-    if (range.first < lo) range.first = lo;
-    if (range.second > hi) range.second = hi;
-    return range;
+    if (count() == 0) return {0.0f, 0.0f};
+    onnxruntime_histogram_observer all = *this;
+    all.end_call();
+    return all.finished_range();
   }
 
   /// choose_qparams on the clipping range (after ORT's clamp a constant tensor can give
   /// min > max; choose_qparams then sees the range widened to hold 0, as compute_scale_zp does).
   squint::qparams qparams() const {
-    if (values_.empty()) {  // nothing observed: scale 1, zero point 0 clamped into the range
+    if (count() == 0) {  // nothing observed: scale 1, zero point 0 clamped into the range
       const quant_range r = range_of(spec_);
       return {1.0f, std::clamp(0, r.qmin, r.qmax)};
     }
@@ -158,10 +224,36 @@ class onnxruntime_histogram_observer {
   }
 
  private:
-  std::pair<float, float> entropy_range(float lo, float hi) const {
-    const float t = std::max(std::fabs(lo), std::fabs(hi));
-    const detail::numpy_histogram h(values_, options_.bins, -t, t);
-    const std::size_t n = options_.bins, zero = n / 2, levels = options_.quantized_bins, half = levels / 2;
+  bool magnitude() const {
+    return options_.search == onnxruntime_histogram_options::method::percentile && options_.symmetric;
+  }
+
+  /// collect_absolute_value or collect_value on one call's values.
+  void collect(const std::vector<float>& x) {
+    const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+    min_ = counted_ == 0 ? *lo : std::min(min_, *lo);
+    max_ = counted_ == 0 ? *hi : std::max(max_, *hi);
+    if (magnitude()) {
+      std::vector<float> m(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) m[i] = std::fabs(x[i]);
+      magnitudes_.collect(m);
+    } else {
+      values_histogram_.collect(x, options_.bins);
+    }
+  }
+
+  /// The range of the histograms of every ended call, clamped to the data.
+  std::pair<float, float> finished_range() const {
+    std::pair<float, float> range = options_.search == onnxruntime_histogram_options::method::entropy
+                                        ? entropy_range()
+                                        : percentile_range();
+    if (range.first < min_) range.first = min_;
+    if (range.second > max_) range.second = max_;
+    return range;
+  }
+  std::pair<float, float> entropy_range() const {
+    const detail::onnxruntime_value_histogram& h = values_histogram_;
+    const std::size_t n = h.counts.size(), zero = n / 2, levels = options_.quantized_bins, half = levels / 2;
     double best = std::numeric_limits<double>::infinity();
     std::pair<float, float> best_range{h.edges[zero - std::min(half, zero)], h.edges[std::min(zero + half + 1, n)]};
     bool first = true;
@@ -197,17 +289,13 @@ class onnxruntime_histogram_observer {
     return best_range;
   }
 
-  std::pair<float, float> percentile_range(float lo, float hi) const {
-    if (options_.symmetric) {
-      std::vector<float> magnitudes(values_.size());
-      for (std::size_t i = 0; i < values_.size(); ++i) magnitudes[i] = std::fabs(values_[i]);
-      const auto [a, b] = std::minmax_element(magnitudes.begin(), magnitudes.end());
-      const detail::numpy_histogram h(magnitudes, options_.bins, *a, *b);
-      const float amax = h.edges[calibration::percentile_index(h.counts, options_.percentile / 100.0)];
+  std::pair<float, float> percentile_range() const {
+    if (magnitude()) {
+      const auto amax = static_cast<float>(
+          magnitudes_.edges()[calibration::percentile_index(magnitudes_.counts(), options_.percentile / 100.0)]);
       return {-amax, amax};
     }
-    const float t = std::max(std::fabs(lo), std::fabs(hi));
-    const detail::numpy_histogram h(values_, options_.bins, -t, t);
+    const detail::onnxruntime_value_histogram& h = values_histogram_;
     const double side = (100.0 - options_.percentile) / 200.0;
     return {h.edges[calibration::percentile_index(h.counts, side)],
             h.edges[calibration::percentile_index(h.counts, 1.0 - side)]};
@@ -215,8 +303,12 @@ class onnxruntime_histogram_observer {
 
   quant_spec spec_;
   onnxruntime_histogram_options options_;
-  std::vector<float> values_;
+  std::vector<float> values_;  ///< the current call's finite values
+  std::size_t counted_ = 0;    ///< values of the ended calls
   std::size_t nonfinite_ = 0;
+  float min_ = 0.0f, max_ = 0.0f;
+  detail::numpy_appending_histogram magnitudes_;     ///< symmetric percentile
+  detail::onnxruntime_value_histogram values_histogram_;  ///< entropy, two-sided percentile
 };
 
 SQUINT_NAMESPACE_END

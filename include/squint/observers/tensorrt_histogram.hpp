@@ -19,7 +19,7 @@
 //                 float32 terms where torch sums float32, and compared in float32)
 // Per channel, pytorch-quantization histograms weights once (calibrate_weights): np.histogram
 // of |w_c| on [0, max |w_c|]; squint keeps a channel's values and does the same when asked.
-// tensorrt_numpy_histogram is the calibrator's numpy path (torch_hist=False).
+// The calibrator's numpy path (torch_hist=False) is detail::numpy_appending_histogram.
 #pragma once
 
 #include <algorithm>
@@ -163,63 +163,6 @@ class tensorrt_histogram {
   std::size_t bins_;
   std::vector<float> counts_;
   std::vector<float> edges_;
-};
-
-/// HistogramCalibrator with torch_hist=False (its numpy path): the first batch's np.histogram of
-/// |x| over [min |x|, max |x|] (so it does not start at 0); a larger max appends the edges
-/// np.arange(last + width, max + width, width) with the first bin width, in float32 arithmetic
-/// while the edges are the first float32 ones and in float64 once they have grown (np.hstack
-/// makes them float64); each batch is binned on the edges, values below the first one lost.
-class tensorrt_numpy_histogram {
- public:
-  explicit tensorrt_numpy_histogram(std::size_t bins = 2048) : bins_(bins) {}
-
-  bool empty() const { return counts_.empty(); }
-  const std::vector<std::int64_t>& counts() const { return counts_; }
-  const std::vector<double>& edges() const { return edges_; }
-
-  /// Adds a batch of finite values.
-  void collect(const std::vector<float>& x) {
-    if (x.empty()) return;
-    std::vector<float> m(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) m[i] = std::fabs(x[i]);
-    const auto [lo, hi] = std::minmax_element(m.begin(), m.end());
-    if (empty()) {
-      const detail::numpy_histogram h(m, bins_, *lo, *hi);
-      counts_ = h.counts;
-      edges_.assign(h.edges.begin(), h.edges.end());
-      return;
-    }
-    if (*hi > edges_.back()) {
-      std::vector<double> more;
-      if (grown_) {
-        const double width = edges_[1] - edges_[0];
-        more = detail::numpy_arange<double>(detail::rounded(edges_.back() + width),
-                                            detail::rounded(static_cast<double>(*hi) + width), width);
-      } else {
-        const float width = detail::rounded(static_cast<float>(edges_[1]) - static_cast<float>(edges_[0]));
-        more = detail::numpy_arange<float>(detail::rounded(static_cast<float>(edges_.back()) + width),
-                                           detail::rounded(*hi + width), width);
-      }
-      edges_.insert(edges_.end(), more.begin(), more.end());
-      grown_ = true;
-    }
-    std::vector<std::int64_t> h = detail::numpy_histogram_on_edges(m, edges_);
-    for (std::size_t j = 0; j < counts_.size(); ++j) h[j] += counts_[j];
-    counts_.swap(h);
-  }
-
-  /// The amax of `method` (the edges rounded to float32, as pytorch-quantization passes them on).
-  float amax(calibration_method method, const calibration::tensorrt_search& s) const {
-    const std::vector<float> edges(edges_.begin(), edges_.end());
-    return calibration::tensorrt_amax(method, counts_, edges, s);
-  }
-
- private:
-  std::size_t bins_;
-  std::vector<std::int64_t> counts_;
-  std::vector<double> edges_;
-  bool grown_ = false;
 };
 
 SQUINT_NAMESPACE_END
