@@ -210,6 +210,51 @@ TEST(NnLinearTest, ReduceRangeGivesSevenBitCodes) {
   EXPECT_NO_THROW(squint::nn::linear(w.data(), out, in, in, nullptr, o));
 }
 
+// PyTorch's divisor for per-channel symmetric int8 weights: amax / 127.5 on [-128, 127], against
+// squint's narrow amax / 127; the int8 precisions, and the integer stage stays exact on every
+// kernel.
+TEST(NnLinearTest, FullRangeWeightsUsePytorchsDivisor) {
+  const std::size_t in = 65, out = 19, m = 5;
+  auto w = squint_test::normal(out * in, 0.0f, 0.3f, 31);
+  for (std::size_t j = 0; j < out; ++j) {
+    w[j * in + j % in] = 2.0f;                  // sets each channel's amax: scale 2 / 127.5
+    w[j * in + (j + 1) % in] = -2.0f * 0.999f;  // -127.37: rounds to -127
+    w[j * in + (j + 2) % in] = -2.0f * 1.0f;    // -127.5 in exact arithmetic
+  }
+  const auto x = squint_test::normal(m * in, 0.5f, 1.0f, 32);
+  for (precision mode : {precision::int8_dynamic, precision::int8_weight_only})
+    for (const squint::nn::backend& kernels : {squint::nn::native_backend(), squint::runtime::backend()}) {
+      squint::nn::linear_options o;
+      o.mode = mode;
+      o.kernels = kernels;
+      o.weight_range = squint::nn::int8_weight_range::full;
+      const squint::nn::linear full(w.data(), out, in, in, nullptr, o);
+      const std::vector<float> values = full.weights();
+      const squint::quant_spec pytorch{squint::dtype::int8, squint::qscheme::symmetric};  // [-128, 127]
+      for (std::size_t j = 0; j < out; ++j) {
+        const squint::qparams p = squint::choose_qparams(-2.0f, 2.0f, pytorch);
+        ASSERT_EQ(p.scale, 2.0f / 127.5f);
+        for (std::size_t i = 0; i < in; ++i) {
+          const std::int32_t code = squint::reference::quantize_value(w[j * in + i], p, {-128, 127});
+          ASSERT_EQ(values[j * in + i], static_cast<float>(code) * p.scale) << j << "," << i;
+        }
+      }
+      if (mode != precision::int8_dynamic) continue;
+      std::vector<std::uint8_t> codes(m * in);
+      squint::qparams p;
+      std::vector<std::int32_t> acc(m * out);
+      full.accumulate(x.data(), m, codes.data(), &p, acc.data());
+      std::vector<std::int8_t> wq(out * in);
+      for (std::size_t i = 0; i < wq.size(); ++i)
+        wq[i] = static_cast<std::int8_t>(std::nearbyint(values[i] / (2.0f / 127.5f)));
+      std::vector<std::int64_t> expect(m * out);
+      squint::reference::gemm(squint::matrix_view<const std::uint8_t>::row_major(codes.data(), m, in), p.zero_point,
+                              squint::matrix_view<const std::int8_t>::row_major(wq.data(), out, in), nullptr, 0,
+                              squint::matrix_view<std::int64_t>::row_major(expect.data(), m, out));
+      for (std::size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], expect[i]) << i << " on " << kernels.isa;
+    }
+}
+
 TEST(NnLinearTest, EveryObserverCalibratesAModelThatTracksFp32) {
   const auto layers = mlp();
   const auto x = squint_test::normal(64 * 96, 0.0f, 1.0f, 14);

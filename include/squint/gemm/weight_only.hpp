@@ -66,12 +66,15 @@ class packed_weight_only {
   /// Quantizes float weights per output channel, symmetric narrow range [-127, 127] (the same
   /// codes and scales as packed_weights::from_float), and packs them.
   /// @throws squint::error on null data with elements or ldw < k.
-  static packed_weight_only from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw) {
+  static packed_weight_only from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
+                                       quant_spec spec = {dtype::int8, qscheme::symmetric, false, true}) {
     detail::require_matrix("packed_weight_only::from_float", "w", w, n, k, ldw);
     detail::require(ldw >= k, "packed_weight_only::from_float: ldw ", ldw, " is smaller than k ", k);
+    detail::require(spec.type == dtype::int8 && spec.scheme == qscheme::symmetric,
+                    "packed_weight_only::from_float: weights are quantized symmetric int8");
     std::vector<std::int8_t> q(n * k);
     std::vector<float> scale(n);
-    detail::quantize_rows_symmetric(w, n, k, ldw, q.data(), scale.data());
+    detail::quantize_rows_symmetric(w, n, k, ldw, q.data(), scale.data(), spec);
     return from_int8(q.data(), n, k, k, scale);
   }
 

@@ -35,6 +35,8 @@ struct conv2d_options {
   backend kernels = native_backend();
   /// int8_dynamic / int8_static: 7-bit activation codes (see linear_options::reduce_range).
   bool reduce_range = false;
+  /// The int8 precisions' weight range and divisor (see linear_options::weight_range).
+  int8_weight_range weight_range = int8_weight_range::narrow;
 };
 
 /// Folds an inference BatchNorm (per output channel: gamma, beta, running mean and variance)
@@ -85,9 +87,9 @@ class conv2d {
     const std::vector<float> ohwi = squint::detail::to_ohwi(w, f, layout);
     for (std::size_t k = 0; k < params.groups; ++k) {
       const float* wk = ohwi.data() + k * ocg * depth;
-      groups_.push_back(recipe_->pack(wk, ocg, depth, depth, kernels_));
+      groups_.push_back(recipe_->pack(wk, ocg, depth, depth, pack_options{options.weight_range}, kernels_));
       // The calibration pass computes in float, as the model it measures.
-      if (input_.calibrating()) calibration_groups_.push_back(float_weights::pack(wk, ocg, depth, depth, kernels_));
+      if (input_.calibrating()) calibration_groups_.push_back(float_weights::pack(wk, ocg, depth, depth, {}, kernels_));
     }
   }
 

@@ -42,6 +42,9 @@ struct linear_options {
   /// int8_dynamic / int8_static: 7-bit activation codes, [0, 127] (PyTorch's x86 qconfigs):
   /// exact on the faster 7-bit GEMM kernel of CPUs without VNNI, one bit less resolution.
   bool reduce_range = false;
+  /// The int8 precisions: weights on [-127, 127] with amax / 127 (default) or on [-128, 127]
+  /// with amax / 127.5 (PyTorch's divisor).
+  int8_weight_range weight_range = int8_weight_range::narrow;
 };
 
 namespace detail {
@@ -68,10 +71,10 @@ class linear {
     squint::detail::require(in <= gemm_max_k || r.input == input_policy::floating, "linear: in = ", in,
                             " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
-    weights_ = r.pack(w, out, in, ldw, kernels_);
+    weights_ = r.pack(w, out, in, ldw, pack_options{options.weight_range}, kernels_);
     input_ = input_quantizer(r.input, options.input_observer, options.reduce_range);
     // The calibration pass computes in float, as the model it measures.
-    if (input_.calibrating()) calibration_weights_ = float_weights::pack(w, out, in, ldw, kernels_);
+    if (input_.calibrating()) calibration_weights_ = float_weights::pack(w, out, in, ldw, {}, kernels_);
   }
 
   std::size_t in_features() const { return in_; }

@@ -34,6 +34,8 @@ struct build_options {
   backend kernels = native_backend();
   /// 7-bit activation codes for the layers that quantize activations (linear_options::reduce_range).
   bool reduce_range = false;
+  /// The int8 layers' weight range and divisor (linear_options::weight_range).
+  int8_weight_range weight_range = int8_weight_range::narrow;
 };
 
 /// Reports calibration progress: batches done and the total.
@@ -72,6 +74,7 @@ class sequential {
       o.input_observer = options.input_observer;
       o.kernels = options.kernels;
       o.reduce_range = options.reduce_range;
+      o.weight_range = options.weight_range;
       add(linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(), o));
     }
   }

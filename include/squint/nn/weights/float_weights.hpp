@@ -15,7 +15,8 @@ class float_weights final : public weight_form {
 
   float_weights(const float* w, std::size_t out, std::size_t in, std::size_t ldw)
       : weight_form(out, in), w_(packed_float_weights::from_float(w, out, in, ldw)) {}
-  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const backend&) {
+  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const pack_options&,
+                          const backend&) {
     return std::make_shared<float_weights>(w, out, in, ldw);
   }
   static weights_ptr load(detail::reader& r, std::size_t out, std::size_t in, const backend&) {

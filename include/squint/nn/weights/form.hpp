@@ -22,6 +22,24 @@ SQUINT_NAMESPACE_BEGIN
 namespace nn {
 
 /// What follows the product: a bias (one per output, or null) and an optional ReLU.
+/// How the int8 weight forms quantize float weights per output channel (symmetric, zero point 0).
+enum class int8_weight_range : std::uint8_t {
+  narrow,  ///< [-127, 127], scale amax / 127: exact on every GEMM kernel (squint's default)
+  full,    ///< [-128, 127], scale amax / 127.5: PyTorch's per_channel_symmetric qint8 weights
+           ///< (a layer whose codes reach -128 runs 8-bit activations on the scalar kernel of
+           ///< AVX2 / AVX-512BW; 7-bit activations keep their fast kernel)
+};
+
+/// What a form's pack() takes besides the weights.
+struct pack_options {
+  int8_weight_range int8_range = int8_weight_range::narrow;
+
+  /// The quant_spec of int8 weights quantized with these options.
+  quant_spec int8_spec() const {
+    return {dtype::int8, qscheme::symmetric, false, int8_range == int8_weight_range::narrow};
+  }
+};
+
 struct epilogue {
   const float* bias = nullptr;
   bool relu = false;

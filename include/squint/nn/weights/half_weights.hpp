@@ -15,7 +15,8 @@ class half_weights final : public weight_form {
 
   half_weights(packed_half_weights packed, const backend& kernels)
       : weight_form(packed.n(), packed.k()), packed_(std::move(packed)), kernels_(kernels) {}
-  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const backend& kernels) {
+  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const pack_options&,
+                          const backend& kernels) {
     return std::make_shared<half_weights>(packed_half_weights::from_float(w, out, in, ldw), kernels);
   }
   static weights_ptr load(detail::reader& r, std::size_t out, std::size_t in, const backend& kernels) {

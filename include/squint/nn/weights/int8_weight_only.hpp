@@ -16,8 +16,10 @@ class int8_weight_only_weights final : public weight_form {
 
   int8_weight_only_weights(packed_weight_only packed, const backend& kernels)
       : weight_form(packed.n(), packed.k()), packed_(std::move(packed)), kernels_(kernels) {}
-  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const backend& kernels) {
-    return std::make_shared<int8_weight_only_weights>(packed_weight_only::from_float(w, out, in, ldw), kernels);
+  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const pack_options& options,
+                          const backend& kernels) {
+    return std::make_shared<int8_weight_only_weights>(
+        packed_weight_only::from_float(w, out, in, ldw, options.int8_spec()), kernels);
   }
   static weights_ptr load(detail::reader& r, std::size_t out, std::size_t in, const backend& kernels) {
     const detail::int8_codes c = detail::read_int8_codes(r, out, in);

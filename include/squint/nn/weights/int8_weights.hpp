@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// nn/weights/int8_weights.hpp: int8 codes per output channel (symmetric, narrow range) packed
+// nn/weights/int8_weights.hpp: int8 codes per output channel (symmetric, narrow range by default) packed
 // for the exact integer GEMM; the activations arrive as uint8 codes (dynamic or static).
 #pragma once
 
@@ -16,8 +16,9 @@ class int8_weights final : public weight_form {
 
   int8_weights(packed_weights packed, const backend& kernels)
       : weight_form(packed.n(), packed.k()), packed_(std::move(packed)), kernels_(kernels) {}
-  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const backend& kernels) {
-    return std::make_shared<int8_weights>(packed_weights::from_float(w, out, in, ldw), kernels);
+  static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const pack_options& options,
+                          const backend& kernels) {
+    return std::make_shared<int8_weights>(packed_weights::from_float(w, out, in, ldw, options.int8_spec()), kernels);
   }
   static weights_ptr load(detail::reader& r, std::size_t out, std::size_t in, const backend& kernels) {
     const detail::int8_codes c = detail::read_int8_codes(r, out, in);

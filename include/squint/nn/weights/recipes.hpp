@@ -26,7 +26,8 @@ struct recipe {
   std::uint8_t code;             ///< the precision byte of a layer in a model file
   input_policy input;            ///< how activations reach the form
   std::uint64_t element_bytes;   ///< file bytes per weight, to check sizes before reading them
-  weights_ptr (*pack)(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const backend& kernels);
+  weights_ptr (*pack)(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const pack_options& options,
+                      const backend& kernels);
   weights_ptr (*load)(detail::reader& r, std::size_t out, std::size_t in, const backend& kernels);
 };
 
