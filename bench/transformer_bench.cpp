@@ -2,7 +2,8 @@
 // transformer_bench: the linear layers of real models through squint::nn::linear, every
 // precision in one binary. BERT-base encoder block at sequence 128 (QKV 768->2304, attention
 // output 768->768, FFN 768->3072 and 3072->768) and LLaMA-7B-shaped decode layers at M = 1
-// (4096->4096, 4096->11008, 11008->4096). FP32 is squint's Eigen path (built for this CPU);
+// (4096->4096, 4096->11008, 11008->4096). FP32 is squint's Eigen path (built for this CPU) and,
+// when installed, OpenBLAS (sgemm, sgemv at M = 1, plus the bias): the FP32 a user would pick;
 // the others run on the runtime-dispatched kernels. GOPS counts 2 * M * N * K per call.
 #include <map>
 #include <memory>
@@ -10,6 +11,10 @@
 
 #include "bench_common.hpp"
 #include "squint/nn.hpp"
+
+#if defined(SQUINT_BENCH_OPENBLAS)
+#include <cblas.h>
+#endif
 
 namespace {
 
@@ -57,6 +62,33 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "N", "K", "threads"});
   b->UseRealTime();
 }
+
+#if defined(SQUINT_BENCH_OPENBLAS)
+/// The same layer on OpenBLAS: y = x . W^T (sgemv at M = 1), then the bias.
+void BM_LinearOpenBLAS(benchmark::State& state) {
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  const auto w = squint_bench::normal(n * k, 3);
+  const auto bias = squint_bench::normal(n, 4);
+  const auto x = squint_bench::normal(m * k, 5);
+  std::vector<float> y(m * n);
+  openblas_set_num_threads(static_cast<int>(state.range(3)));
+  const auto bm = static_cast<blasint>(m), bn = static_cast<blasint>(n), bk = static_cast<blasint>(k);
+  for (auto _ : state) {
+    if (m == 1)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, bn, bk, 1.0f, w.data(), bk, x.data(), 1, 0.0f, y.data(), 1);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bm, bn, bk, 1.0f, x.data(), bk, w.data(), bk, 0.0f, y.data(),
+                  bn);
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_LinearOpenBLAS)->Apply(shapes);
+#endif
 
 BENCHMARK_TEMPLATE(BM_Linear, precision::fp32)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::fp16)->Apply(shapes);
