@@ -14,7 +14,8 @@ namespace {
 
 void set_bytes(benchmark::State& state, std::size_t n) { squint_bench::set_bytes(state, n * sizeof(float)); }
 
-/// The min/max kernel alone, per ISA (observers run the build's static choice, arch::native).
+/// The min/max kernel alone, per ISA (observers run the dispatched one: this binary includes
+/// squint/dispatch.hpp).
 template <class Arch>
 void BM_MinMaxKernel(benchmark::State& state) {
   if (squint_bench::skip_unavailable<Arch>(state)) return;

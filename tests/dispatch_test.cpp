@@ -4,10 +4,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "squint/dispatch.hpp"
+#include "squint/observers/histogram.hpp"
+#include "squint/observers/minmax.hpp"
+#include "support/data.hpp"
 
 namespace {
 
@@ -77,6 +81,39 @@ TEST(DispatchTest, ForcedIsasAllGiveTheSameCodes) {
 }
 
 /// Run by CTest with SQUINT_ISA set (see tests/CMakeLists.txt).
+// With squint/dispatch.hpp in the program, observers run the dispatched reduction kernels (the
+// ISA force_isa picks), and every ISA gives the same qparams and the same histogram.
+TEST(DispatchTest, ObserversRunTheDispatchedKernels) {
+  auto x = squint_test::normal(10007, 0.5f, 3.0f, 41);
+  x[17] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<squint::qparams> minmax, channels;
+  std::vector<std::vector<std::uint64_t>> counts;
+  for (const std::string& name : squint::runtime::compiled_isas()) {
+    try {
+      squint::runtime::force_isa(name.c_str());
+    } catch (const squint::error&) {
+      continue;  // not on this CPU
+    }
+    EXPECT_STREQ(squint::detail::active_observer_kernels().isa(), name.c_str());
+    squint::min_max_observer<> m;
+    m.observe({x.data(), x.size()});
+    minmax.push_back(m.qparams());
+    squint::min_max_observer<squint::granularity::per_channel> c({}, 1);
+    c.observe({x.data(), squint::shape{1429, 7}});  // channels last: the column kernel
+    channels.push_back(c.qparams()[3]);
+    squint::histogram_observer<> h({}, {squint::calibration_method::entropy});
+    h.observe({x.data(), x.size()});
+    counts.push_back(h.histogram().counts());
+  }
+  squint::runtime::force_isa(nullptr);
+  ASSERT_GE(minmax.size(), 2u);
+  for (std::size_t i = 1; i < minmax.size(); ++i) {
+    EXPECT_EQ(minmax[i], minmax[0]);
+    EXPECT_EQ(channels[i], channels[0]);
+    EXPECT_EQ(counts[i], counts[0]);
+  }
+}
+
 TEST(DispatchEnvironmentTest, EnvironmentOverride) {
   const char* env = std::getenv("SQUINT_ISA");
   if (env == nullptr || *env == '\0') GTEST_SKIP() << "run with SQUINT_ISA set";

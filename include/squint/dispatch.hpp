@@ -27,6 +27,7 @@
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/nn/backend.hpp"
+#include "squint/observers/granularity.hpp"
 #include "squint/quantize.hpp"
 
 #define SQUINT_X(A) SQUINT_DECLARE_KERNELS(A)
@@ -119,6 +120,9 @@ struct kernel_table {
   void (*float_to_half)(const float*, std::uint16_t*, std::size_t) noexcept;
   void (*half_to_float)(const std::uint16_t*, float*, std::size_t) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
+  void (*min_max_columns)(const float*, std::size_t, std::size_t, float*, float*, std::size_t*) noexcept;
+  void (*histogram)(const float*, std::size_t, bool, double, double, double, std::size_t, std::uint64_t*,
+                    std::uint64_t*) noexcept;
   gemm_fn<std::uint8_t> gemm_u8;
   gemm_fn<std::int8_t> gemm_s8;
   conv_fn<std::uint8_t> conv_u8;
@@ -149,6 +153,8 @@ kernel_table table_for() {
           &convert_kernel<F>::float_to_half,
           &convert_kernel<F>::half_to_float,
           &reduce_kernel<F>::min_max,
+          &reduce_kernel<F>::min_max_columns,
+          &reduce_kernel<F>::histogram,
           &squint::detail::gemm_s32<gemm_arch_t<Arch>, std::uint8_t>,
           &squint::detail::gemm_s32<gemm_arch_t<Arch>, std::int8_t>,
           &squint::detail::conv_s32<gemm_arch_t<Arch>, F, std::uint8_t>,
@@ -196,6 +202,28 @@ inline const kernel_table& active() {
   active_slot().store(t, std::memory_order_release);
   return *t;
 }
+
+/// The observers' kernels, following the table in use (force_isa included).
+inline const squint::detail::observer_kernels& dispatched_observer_kernels() {
+  static const squint::detail::observer_kernels k{
+      []() { return active().name; },
+      [](const float* x, std::size_t n, float* lo, float* hi, std::size_t* nonfinite) noexcept {
+        active().min_max(x, n, lo, hi, nonfinite);
+      },
+      [](const float* x, std::size_t rows, std::size_t channels, float* lo, float* hi, std::size_t* nonfinite) noexcept {
+        active().min_max_columns(x, rows, channels, lo, hi, nonfinite);
+      },
+      [](const float* x, std::size_t n, bool magnitude, double lo, double width, double hi, std::size_t bins,
+         std::uint64_t* counts, std::uint64_t* top_edge) noexcept {
+        active().histogram(x, n, magnitude, lo, width, hi, bins, counts, top_edge);
+      }};
+  return k;
+}
+
+/// Set as the program starts wherever this header is included: observers and nn calibration then
+/// run the running CPU's reduction kernels, as squint::runtime's entry points do.
+inline const bool observers_dispatched =
+    (squint::detail::observer_kernels_slot().store(&dispatched_observer_kernels(), std::memory_order_release), true);
 
 }  // namespace detail
 

@@ -8,6 +8,7 @@
 #include <limits>
 #include <optional>
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -37,8 +38,39 @@ inline double rounded(double v) {
   return r;
 }
 
+/// The reduction kernels the observers run, as pointers (squint::kernels::reduce_kernel's).
+struct observer_kernels {
+  const char* (*isa)();
+  void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
+  void (*min_max_columns)(const float*, std::size_t, std::size_t, float*, float*, std::size_t*) noexcept;
+  void (*histogram)(const float*, std::size_t, bool, double, double, double, std::size_t, std::uint64_t*,
+                    std::uint64_t*) noexcept;
+};
+
+/// This translation unit's static ISA's kernels.
+inline const observer_kernels& native_observer_kernels() {
+  using reduce = kernels::reduce_kernel<arch::native>;
+  static const observer_kernels k{[]() { return arch::native::name(); }, &reduce::min_max, &reduce::min_max_columns,
+                                  &reduce::histogram};
+  return k;
+}
+
+/// Where runtime dispatch puts the running CPU's kernels: squint/dispatch.hpp does as the program
+/// starts, so that observers (and nn calibration) run them wherever it is included.
+inline std::atomic<const observer_kernels*>& observer_kernels_slot() {
+  static std::atomic<const observer_kernels*> slot{nullptr};
+  return slot;
+}
+
+/// The kernels observers run: the dispatched ones when installed, else the native ones. Every
+/// arch computes the same min, max and bins, so this changes speed, never a result.
+inline const observer_kernels& active_observer_kernels() {
+  const observer_kernels* k = observer_kernels_slot().load(std::memory_order_acquire);
+  return k != nullptr ? *k : native_observer_kernels();
+}
+
 /// Finite min and max of each channel of one batch; non-finite values are counted, not used.
-/// Runs the native min/max kernels; a zero extreme is reported as +0 whatever its sign, so
+/// Runs the active observer kernels; a zero extreme is reported as +0 whatever its sign, so
 /// the result does not depend on the order in which an ISA visits the values.
 struct batch_range {
   std::vector<float> min;
@@ -47,13 +79,13 @@ struct batch_range {
   std::size_t nonfinite = 0;
 
   batch_range(const float* x, axis_split split) : min(split.channels, HUGE_VALF), max(split.channels, -HUGE_VALF) {
-    using reduce = kernels::reduce_kernel<arch::native>;
+    const observer_kernels& reduce = active_observer_kernels();
     if (split.inner == 1 && split.channels > 1) {
-      reduce::min_max_columns(x, split.outer, split.channels, min.data(), max.data(), &nonfinite);
+      reduce.min_max_columns(x, split.outer, split.channels, min.data(), max.data(), &nonfinite);
     } else {
       for (std::size_t o = 0; o < split.outer; ++o)
         for (std::size_t c = 0; c < split.channels; ++c)
-          reduce::min_max(x + (o * split.channels + c) * split.inner, split.inner, &min[c], &max[c], &nonfinite);
+          reduce.min_max(x + (o * split.channels + c) * split.inner, split.inner, &min[c], &max[c], &nonfinite);
     }
     for (std::size_t c = 0; c < split.channels; ++c) {
       if (min[c] == 0.0f) min[c] = 0.0f;

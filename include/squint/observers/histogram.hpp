@@ -91,13 +91,13 @@ class histogram {
   }
 
   /// Counts the finite values of x (their magnitudes with `magnitude`), all inside the covered
-  /// range; non-finite values are skipped. Runs the native binning kernel.
+  /// range; non-finite values are skipped. Runs the active observer kernels' binning.
   void add(const float* x, std::size_t n, std::size_t finite, bool magnitude) {
     if (width_ == 0.0) {
       counts_[0] += finite;
     } else {
-      kernels::reduce_kernel<arch::native>::histogram(x, n, magnitude, lo_, width_, hi(), counts_.size(),
-                                                      counts_.data(), &top_edge_);
+      detail::active_observer_kernels().histogram(x, n, magnitude, lo_, width_, hi(), counts_.size(), counts_.data(),
+                                                  &top_edge_);
     }
     total_ += finite;
   }
