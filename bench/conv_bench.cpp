@@ -115,7 +115,7 @@ void BM_ConvInt8(benchmark::State& state) {
   set_ops(state, l);
 }
 
-/// squint's float convolutions (FP32 on Eigen, FP16, int8 weight-only) on the dispatched ISA.
+/// squint's float convolutions (FP32, FP16, int8 weight-only) on the dispatched ISA.
 template <class Packed>
 void BM_ConvFloat(benchmark::State& state) {
   const layer& l = layer_of(state);

@@ -12,6 +12,7 @@
 
 #include "bench_common.hpp"
 #include "squint/gemm/fp16.hpp"
+#include "squint/gemm/fp32.hpp"
 #include "squint/gemm/gemm.hpp"
 
 #if defined(SQUINT_BENCH_OPENBLAS)
@@ -136,6 +137,27 @@ void BM_GemmHalf(benchmark::State& state) {
   set_ops(state);
 }
 
+/// squint's FP32 GEMM (the float-panel kernels on float panels): squint::nn's fp32 precision.
+template <class Arch>
+void BM_GemmFloat(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  if (!std::is_same<Arch, squint::arch::avx512bw>::value && !std::is_same<Arch, squint::arch::avx2>::value) {
+    state.SkipWithError("portable float path: not benchmarked");
+    return;
+  }
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  const auto a = squint_bench::normal(m * k, 1);
+  const auto w = squint_bench::normal(n * k, 2);
+  const auto packed = squint::packed_float_weights::from_float(w.data(), n, k, k);
+  std::vector<float> c(m * n);
+  for (auto _ : state) {
+    squint::kernels::float_gemm_kernel<Arch>::run(a.data(), m, k, k, packed.data(), n, nullptr, false, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_ops(state);
+}
+
 #if defined(SQUINT_BENCH_OPENBLAS)
 void BM_SgemmOpenBLAS(benchmark::State& state) {
   const auto m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)), k = static_cast<int>(state.range(2));
@@ -186,6 +208,9 @@ SQUINT_DISPATCH_GEMM_ARCHS
 SQUINT_DISPATCH_GEMM_ARCHS
 #undef SQUINT_X
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmHalf, A)->Apply(all_shapes);
+SQUINT_DISPATCH_FAMILIES
+#undef SQUINT_X
+#define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmFloat, A)->Apply(all_shapes);
 SQUINT_DISPATCH_FAMILIES
 #undef SQUINT_X
 

@@ -2,9 +2,9 @@
 // transformer_bench: the linear layers of real models through squint::nn::linear, every
 // precision in one binary. BERT-base encoder block at sequence 128 (QKV 768->2304, attention
 // output 768->768, FFN 768->3072 and 3072->768) and LLaMA-7B-shaped decode layers at M = 1
-// (4096->4096, 4096->11008, 11008->4096). FP32 is squint's Eigen path (built for this CPU) and,
-// when installed, OpenBLAS (sgemm, sgemv at M = 1, plus the bias): the FP32 a user would pick;
-// the others run on the runtime-dispatched kernels. GOPS counts 2 * M * N * K per call.
+// (4096->4096, 4096->11008, 11008->4096). FP32 is squint's own (float-panel kernels) and, when
+// installed, OpenBLAS (sgemm, sgemv at M = 1, plus the bias): the FP32 a user would pick; every
+// squint precision runs on the runtime-dispatched kernels. GOPS counts 2 * M * N * K per call.
 #include <map>
 #include <memory>
 #include <tuple>

@@ -225,7 +225,7 @@ int run_demo(int argc, char** argv) {
     variants.push_back({std::move(name), std::move(detail), o});
     return &variants.back().options;
   };
-  add("fp32", "Eigen", precision::fp32);
+  add("fp32", "squint", precision::fp32);
   add("fp16", "", precision::fp16);
   add("int8_weight_only", "", precision::int8_weight_only);
   add("int8_dynamic", "per tensor", precision::int8_dynamic);
@@ -259,7 +259,7 @@ int run_demo(int argc, char** argv) {
   }
 
   const result& ref = results.front();
-  // The fastest FP32 here: squint's (Eigen) or, when the demo was built with it, OpenBLAS's.
+  // The fastest FP32 here: squint's or, when the demo was built with it, OpenBLAS's.
   std::vector<result> fp32_rows{ref};
 #if defined(SQUINT_DEMO_OPENBLAS)
   {
@@ -284,7 +284,7 @@ int run_demo(int argc, char** argv) {
   print_row(ref);
   for (std::size_t i = 1; i < fp32_rows.size(); ++i) print_row(fp32_rows[i]);
   for (std::size_t i = 1; i < results.size(); ++i) print_row(results[i]);
-  std::printf("(delta in percentage points vs fp32; size and \"x\" speedups relative to squint's fp32 (Eigen), "
+  std::printf("(delta in percentage points vs fp32; size and \"x\" speedups relative to squint's fp32, "
               "\"xbest\" to the fastest FP32 row%s; median of %d runs, 1 thread)\n",
               fp32_rows.size() > 1 ? " (OpenBLAS or Eigen, per batch size)" : " (no OpenBLAS in this build)",
               opt.latency_repeats);

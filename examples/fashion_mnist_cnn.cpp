@@ -390,7 +390,7 @@ int run_demo(int argc, char** argv) {
     squint::nn::observer obs;
   };
   const std::vector<variant> variants = {
-      {"fp32", "Eigen", precision::fp32, squint::nn::observers::min_max()},
+      {"fp32", "squint", precision::fp32, squint::nn::observers::min_max()},
       {"fp16", "", precision::fp16, squint::nn::observers::min_max()},
       {"int8_weight_only", "", precision::int8_weight_only, squint::nn::observers::min_max()},
       {"int8_dynamic", "per tensor", precision::int8_dynamic, squint::nn::observers::min_max()},

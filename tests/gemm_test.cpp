@@ -400,6 +400,65 @@ TYPED_TEST(HalfGemmTest, MatchesFloat64ReferenceWithinTheAccumulationBound) {
       }
 }
 
+template <class Arch>
+class FloatGemmTest : public squint_test::arch_test<Arch> {};
+TYPED_TEST_SUITE(FloatGemmTest, squint_test::compiled_archs, squint_test::arch_names);
+
+/// squint's FP32 GEMM (the float-panel kernels on float panels) against a float64 reference,
+/// within the fp32 accumulation bound; the FMA kernels (AVX2, AVX-512) sum in k order with one
+/// rounding per step, so they agree with each other to the bit.
+TYPED_TEST(FloatGemmTest, MatchesFloat64ReferenceWithinTheAccumulationBound) {
+  for (std::size_t m : {1u, 3u, 8u, 9u, 33u})
+    for (std::size_t n : {1u, 16u, 17u, 40u, 64u, 70u, 130u})
+      for (std::size_t k : {1u, 7u, 64u, 300u}) {
+        const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 1));
+        const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 2));
+        std::vector<float> bias(n);
+        for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
+        const auto b = squint::packed_float_weights::from_float(w.data(), n, k, k);
+        const std::size_t ldc = n + 2;
+        std::vector<float> c(m * ldc, 12345.0f);
+        squint::kernels::float_gemm_kernel<TypeParam>::run(a.data(), m, k, k, b.data(), n, bias.data(), m % 2 == 1,
+                                                           c.data(), ldc);
+        for (std::size_t i = 0; i < m; ++i) {
+          for (std::size_t j = 0; j < n; ++j) {
+            double exact = bias[j], magnitude = std::fabs(bias[j]);
+            float fused = 0.0f;
+            for (std::size_t kk = 0; kk < k; ++kk) {
+              exact += static_cast<double>(a[i * k + kk]) * w[j * k + kk];
+              magnitude += std::fabs(static_cast<double>(a[i * k + kk]) * w[j * k + kk]);
+              fused = std::fma(a[i * k + kk], w[j * k + kk], fused);
+            }
+            if (m % 2 == 1) exact = exact > 0.0 ? exact : 0.0;
+            const double tolerance = static_cast<double>(k + 2) * std::ldexp(1.0, -24) * magnitude + 1e-30;
+            ASSERT_NEAR(c[i * ldc + j], exact, tolerance) << m << "x" << n << "x" << k << " at " << i << "," << j;
+            if (std::is_same_v<TypeParam, squint::arch::avx2> || std::is_same_v<TypeParam, squint::arch::avx512bw>) {
+              // FMA in k order, then the bias added once.
+              const volatile float sum = fused + bias[j];
+              const float expect = m % 2 == 1 && !(sum > 0.0f) ? 0.0f : sum;
+              ASSERT_EQ(c[i * ldc + j], expect) << m << "x" << n << "x" << k << " at " << i << "," << j;
+            }
+          }
+          for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
+        }
+      }
+}
+
+TEST(FloatGemmApiTest, PackingKeepsEveryWeightAndThreadsChangeNothing) {
+  const std::size_t m = 37, n = 70, k = 45;
+  const auto a = squint_test::normal(m * k, 0.0f, 1.0f, 3);
+  const auto w = squint_test::normal(n * k, 0.0f, 1.0f, 4);
+  const auto b = squint::packed_float_weights::from_float(w.data(), n, k, k);
+  EXPECT_EQ(b.values(), w);
+  EXPECT_EQ(b.bytes(), n * k * sizeof(float));
+  std::vector<float> one(m * n), two(m * n);
+  squint::gemm_float(a.data(), m, k, b, nullptr, false, one.data(), n);
+  squint::gemm_float(a.data(), m, k, b, nullptr, false, two.data(), n, squint::parallelism{3});
+  EXPECT_EQ(one, two);
+  EXPECT_THROW(squint::gemm_float(a.data(), m, k - 1, b, nullptr, false, one.data(), n), squint::error);
+  EXPECT_THROW(squint::gemm_float(nullptr, m, k, b, nullptr, false, one.data(), n), squint::error);
+}
+
 TEST(HalfGemmApiTest, PackingRoundsToHalfAndChecksArguments) {
   const std::vector<float> w{1.0f, 1.0009766f, 65504.0f, 1e6f};
   const auto b = squint::packed_half_weights::from_float(w.data(), 2, 2, 2);

@@ -24,6 +24,7 @@
 #include "squint/conv/float_conv.hpp"
 #include "squint/detail/instantiate.hpp"
 #include "squint/gemm/fp16.hpp"
+#include "squint/gemm/fp32.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/nn/backend.hpp"
@@ -129,6 +130,7 @@ struct kernel_table {
   conv_fn<std::int8_t> conv_s8;
   void (*gemm_half)(const float*, std::size_t, std::size_t, std::size_t, const std::uint16_t*, std::size_t,
                     const float*, bool, float*, std::size_t) noexcept;
+  float_gemm_fn gemm_float;
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
 };
@@ -160,6 +162,7 @@ kernel_table table_for() {
           &squint::detail::conv_s32<gemm_arch_t<Arch>, F, std::uint8_t>,
           &squint::detail::conv_s32<gemm_arch_t<Arch>, F, std::int8_t>,
           &half_gemm_kernel<F>::run,
+          &float_gemm_kernel<F>::run,
           &weight_only_gemm_kernel<F>::run};
 }
 
@@ -396,6 +399,12 @@ inline void gemm_half(const float* a, std::size_t m, std::size_t lda, const pack
   squint::detail::run_panels(detail::active().gemm_half, a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc, par);
 }
 
+/// squint::gemm_float on the dispatched kernels.
+inline void gemm_float(const float* a, std::size_t m, std::size_t lda, const packed_float_weights& b, const float* bias,
+                       bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::gemm_float(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_float);
+}
+
 /// squint::gemm_weight_only on the dispatched kernels.
 inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
@@ -409,7 +418,7 @@ namespace detail {
 struct runtime_float_gemm {
   void operator()(const packed_float_weights& b, const float* a, std::size_t m, std::size_t lda, const float* bias,
                   bool relu, float* c, std::size_t ldc) const {
-    gemm_float(a, m, lda, b, bias, relu, c, ldc);
+    runtime::gemm_float(a, m, lda, b, bias, relu, c, ldc);
   }
   void operator()(const packed_half_weights& b, const float* a, std::size_t m, std::size_t lda, const float* bias,
                   bool relu, float* c, std::size_t ldc) const {
@@ -446,6 +455,7 @@ inline nn::backend backend() {
           t.gemm_u8 != &squint::detail::gemm_s32<arch::scalar, std::uint8_t>,
           t.gemm_u8,
           t.gemm_half,
+          t.gemm_float,
           t.gemm_weight_only,
           t.quantize_u8,
           t.min_max,

@@ -3,7 +3,7 @@
 // comparison and fallback paths of the INT8 convolution.
 //
 // The same im2col tiles as the INT8 convolution (conv/im2col.hpp, float pixels, padding 0.0f),
-// each run through the float GEMM of its filter form per group: gemm_float (Eigen),
+// each run through the float GEMM of its filter form per group: gemm_float (float panels),
 // gemm_half (fp16 weights, fp32 accumulation) or gemm_weight_only (int8 codes times per-channel
 // scales). 1x1 filters at stride 1 without padding run on the image as it is. Depthwise filters
 // run a direct loop over tap pointers with the weights as their GEMM would see them.
@@ -25,9 +25,7 @@ SQUINT_NAMESPACE_BEGIN
 namespace detail {
 
 /// The weight of channel j at depth i as each form's GEMM multiplies by it.
-inline float weight_value(const packed_float_weights& b, std::size_t j, std::size_t i) {
-  return b.values()[j * b.k() + i];
-}
+inline float weight_value(const packed_float_weights& b, std::size_t j, std::size_t i) { return b.at(j, i); }
 inline float weight_value(const packed_half_weights& b, std::size_t j, std::size_t i) { return b.at(j, i); }
 inline float weight_value(const packed_weight_only& b, std::size_t j, std::size_t i) {
   return static_cast<float>(b.at(j, i)) * b.scales()[j];

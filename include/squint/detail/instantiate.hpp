@@ -11,6 +11,7 @@
 
 #include "squint/conv/depthwise.hpp"
 #include "squint/gemm/fp16.hpp"
+#include "squint/gemm/fp32.hpp"
 #include "squint/gemm/microkernels.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/convert.hpp"
@@ -28,6 +29,7 @@
   M(::squint::kernels::convert_kernel<A>)                        \
   M(::squint::kernels::reduce_kernel<A>)                         \
   M(::squint::kernels::half_gemm_kernel<A>)                      \
+  M(::squint::kernels::float_gemm_kernel<A>)                     \
   M(::squint::kernels::weight_only_gemm_kernel<A>)               \
   M(::squint::kernels::depthwise_kernel<A>)
 

@@ -38,12 +38,14 @@ namespace detail_panel {
 
 constexpr std::size_t width = 16;
 
-/// Weight element -> float: fp16 bits or an int8 code. (Templated on Arch, as every helper a
-/// per-ISA object compiles, so no two objects emit the same symbol with different code.)
+/// Weight element -> float: fp16 bits, an int8 code or a float. (Templated on Arch, as every
+/// helper a per-ISA object compiles, so no two objects emit the same symbol with different code.)
 template <class Arch>
 float to_float(std::uint16_t h) { return reference::half_to_float(h); }
 template <class Arch>
 float to_float(std::int8_t q) { return static_cast<float>(q); }
+template <class Arch>
+float to_float(float w) { return w; }
 
 /// acc * scale[j] (when scaled) + bias[j], then max(0, .) with relu.
 template <class Arch>
@@ -82,14 +84,25 @@ void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda,
   }
 }
 
-/// The blocking both SIMD drivers use over `count` (<= group) panels: R rows x 1 panel at a time,
-/// then each row left against all `group` panels at once (a GEMV keeps that many FMA chains in
-/// flight), or one panel at a time when the group is incomplete. Calls
-/// block(rows, panels, i, q) with rows and panels as integral constants.
-template <std::size_t R, std::size_t group, class Block>
+/// The blocking both SIMD drivers use over `count` (<= group) panels. A complete group with W > 0
+/// (the AVX-512 driver, whose 32 registers hold W x group accumulators) and at least 4 W rows:
+/// W rows x all panels at a time, then W / 2 rows, so each broadcast of A feeds `group` FMAs and
+/// each panel row `W` (fewer rows keep R x 1, where the W / 2 and single-row blocks would weigh
+/// too much); otherwise R rows x 1 panel at a time. The rows left go one at a time against all `group`
+/// panels at once (a GEMV keeps that many FMA chains in flight), or one panel at a time when the
+/// group is incomplete. Calls block(rows, panels, i, q) with rows and panels as integral
+/// constants.
+template <std::size_t R, std::size_t group, std::size_t W, class Block>
 void for_panel_blocks(std::size_t m, std::size_t count, Block block) {
   using one = std::integral_constant<std::size_t, 1>;
+  using all = std::integral_constant<std::size_t, group>;
   std::size_t i = 0;
+  if constexpr (W > 0) {
+    if (count == group && m >= 4 * W) {
+      for (; i + W <= m; i += W) block(std::integral_constant<std::size_t, W>{}, all{}, i, std::size_t{0});
+      for (; i + W / 2 <= m; i += W / 2) block(std::integral_constant<std::size_t, W / 2>{}, all{}, i, std::size_t{0});
+    }
+  }
   for (; i + R <= m; i += R)
     for (std::size_t q = 0; q < count; ++q) block(std::integral_constant<std::size_t, R>{}, one{}, i, q);
   for (; i < m; ++i) {
@@ -116,6 +129,10 @@ __m512 load_row512(const std::uint16_t* w) {
 template <class Arch>
 __m512 load_row512(const std::int8_t* w) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
+}
+template <class Arch>
+__m512 load_row512(const float* w) {
+  return _mm512_loadu_ps(w);
 }
 
 /// R rows x P panels: R * P independent accumulators (P > 1 keeps FMA latency hidden when
@@ -168,7 +185,7 @@ void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, c
     }
     const W* panel = packed + p0 * stride;
     float* out = c + p0 * width;
-    for_panel_blocks<8, group>(m, count, [&](auto rows, auto panels, std::size_t i, std::size_t q) {
+    for_panel_blocks<8, group, 6>(m, count, [&](auto rows, auto panels, std::size_t i, std::size_t q) {
       avx512_block<Arch, decltype(rows)::value, decltype(panels)::value>(
           a + i * lda, lda, k, panel + q * stride, stride, s + q, b + q, relu, out + i * ldc + q * width, ldc,
           columns + q);
@@ -188,6 +205,11 @@ void load_row256(const std::int8_t* w, __m256& lo, __m256& hi) {
   const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
   lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
   hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q)));
+}
+template <class Arch>
+void load_row256(const float* w, __m256& lo, __m256& hi) {
+  lo = _mm256_loadu_ps(w);
+  hi = _mm256_loadu_ps(w + 8);
 }
 
 /// R rows x P panels, as avx512_block.
@@ -234,7 +256,7 @@ void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, con
     const float* b = bias ? bias + j0 : nullptr;
     const float* s = scale ? scale + j0 : nullptr;
     const W* panel = packed + p0 * stride;
-    for_panel_blocks<4, group>(m, count, [&](auto rows, auto panels, std::size_t i, std::size_t q) {
+    for_panel_blocks<4, group, 0>(m, count, [&](auto rows, auto panels, std::size_t i, std::size_t q) {
       avx2_block<Arch, decltype(rows)::value, decltype(panels)::value>(
           a + i * lda, lda, k, panel + q * stride, stride, s ? s + q * width : nullptr, b ? b + q * width : nullptr,
           relu, c + i * ldc + j0 + q * width, ldc, n - j0 - q * width);

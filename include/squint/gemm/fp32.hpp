@@ -1,21 +1,42 @@
 // SPDX-License-Identifier: Apache-2.0
-// gemm/fp32.hpp: the FP32 GEMM every quantized path is measured against, on Eigen's GEMM.
+// gemm/fp32.hpp: squint's FP32 GEMM, the baseline every quantized path is measured against: the
+// float-panel kernels of gemm/fp16.hpp (AVX-512, AVX2 with FMA, portable) on float panels, so
+// the FP32 path runs the CPU's widest kernel through runtime dispatch like the others, whatever
+// flags the caller's code is built with. Each output sums in k order.
 #pragma once
-
-#include <Eigen/Core>
 
 #include <cstddef>
 #include <vector>
 
 #include "squint/error.hpp"
+#include "squint/gemm/fp16.hpp"
 #include "squint/gemm/parallel.hpp"
+
+namespace squint::kernels {
+
+/// float A x float panels -> float C, with optional bias and ReLU.
+template <class Arch>
+struct float_gemm_kernel {
+  static void run(const float* a, std::size_t m, std::size_t k, std::size_t lda, const float* packed, std::size_t n,
+                  const float* bias, bool relu, float* c, std::size_t ldc) noexcept;
+};
+
+template <class Arch>
+void float_gemm_kernel<Arch>::run(const float* a, std::size_t m, std::size_t k, std::size_t lda, const float* packed,
+                                  std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) noexcept {
+  detail_panel::run<Arch>(a, m, k, lda, packed, n, nullptr, bias, relu, c, ldc);
+}
+
+}  // namespace squint::kernels
 
 SQUINT_NAMESPACE_BEGIN
 
-/// Float weights (one row per output channel), for gemm_float: immutable, shareable.
+/// Float weights in float-panel order, for gemm_float: immutable, shareable.
 class packed_float_weights {
  public:
-  /// Copies w (n x k, row stride ldw >= k).
+  static constexpr std::size_t panel_width = kernels::detail_panel::width;
+
+  /// Packs w (n x k, row stride ldw >= k).
   /// @throws squint::error on null data with elements or ldw < k.
   static packed_float_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw) {
     detail::require_matrix("packed_float_weights::from_float", "w", w, n, k, ldw);
@@ -23,50 +44,44 @@ class packed_float_weights {
     packed_float_weights p;
     p.n_ = n;
     p.k_ = k;
-    p.data_.resize(n * k);
+    p.data_.assign(detail::panel_elements(n, k), 0.0f);
     for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < k; ++i) p.data_[j * k + i] = w[j * ldw + i];
+      for (std::size_t i = 0; i < k; ++i) p.data_[detail::panel_index(j, i, k)] = w[j * ldw + i];
     return p;
   }
 
   std::size_t n() const { return n_; }
   std::size_t k() const { return k_; }
-  std::size_t bytes() const { return data_.size() * sizeof(float); }
+  std::size_t bytes() const { return n_ * k_ * sizeof(float); }
+  const float* data() const { return data_.data(); }
+  /// The weight of channel j at depth i.
+  float at(std::size_t j, std::size_t i) const { return data_[detail::panel_index(j, i, k_)]; }
   /// The n x k weights, row-major.
-  const std::vector<float>& values() const { return data_; }
+  std::vector<float> values() const {
+    std::vector<float> w(n_ * k_);
+    for (std::size_t j = 0; j < n_; ++j)
+      for (std::size_t i = 0; i < k_; ++i) w[j * k_ + i] = at(j, i);
+    return w;
+  }
 
  private:
   std::vector<float> data_;
   std::size_t n_ = 0, k_ = 0;
 };
 
+/// The float-panel FP32 kernel (float_gemm_kernel::run).
+using float_gemm_fn = void (*)(const float*, std::size_t, std::size_t, std::size_t, const float*, std::size_t,
+                               const float*, bool, float*, std::size_t) noexcept;
+
 /// C = A . B^T + bias (then max(0, .) with relu), all float: A m x k (row stride lda), C m x n
-/// (row stride ldc); bias has n entries or is null. Threads split the output channels.
+/// (row stride ldc); bias has n entries or is null. Threads split the output channels. `kernel`
+/// is this translation unit's own unless a dispatched one is passed (squint::runtime does).
 /// @throws squint::error on null pointers with elements, lda < k or ldc < n.
 inline void gemm_float(const float* a, std::size_t m, std::size_t lda, const packed_float_weights& b, const float* bias,
-                       bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  const std::size_t n = b.n(), k = b.k();
-  detail::require_matrix("gemm_float", "a", a, m, k, lda);
-  detail::require_matrix("gemm_float", "c", c, m, n, ldc);
-  detail::require(m <= 1 || lda >= k, "gemm_float: lda ", lda, " is smaller than k ", k);
-  detail::require(m <= 1 || ldc >= n, "gemm_float: ldc ", ldc, " is smaller than n ", n);
-  if (m == 0 || n == 0) return;
-  using row_major = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using strided = Eigen::OuterStride<>;
-  const Eigen::Map<const row_major, 0, strided> x(a, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k),
-                                                  strided(static_cast<Eigen::Index>(m > 1 ? lda : k)));
-  const Eigen::Map<const row_major> w(b.values().data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(k));
-  detail::split_columns(par, m, n, k, 16, [&](std::size_t j0, std::size_t j1) {
-    const auto cols = static_cast<Eigen::Index>(j1 - j0);
-    Eigen::Map<row_major, 0, strided> y(c + j0, static_cast<Eigen::Index>(m), cols,
-                                        strided(static_cast<Eigen::Index>(m > 1 ? ldc : n)));
-    y.noalias() = x * w.middleRows(static_cast<Eigen::Index>(j0), cols).transpose();
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = j0; j < j1; ++j) {
-        const float v = c[i * ldc + j] + (bias ? bias[j] : 0.0f);
-        c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v;
-      }
-  });
+                       bool relu, float* c, std::size_t ldc, const parallelism& par = {},
+                       float_gemm_fn kernel = &kernels::float_gemm_kernel<arch::native>::run) {
+  detail::check_panel_gemm("gemm_float", a, m, lda, b.k(), b.n(), c, ldc);
+  detail::run_panels(kernel, a, m, b.k(), lda, b.data(), b.n(), bias, relu, c, ldc, par);
 }
 
 SQUINT_NAMESPACE_END

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "squint/gemm/fp16.hpp"
+#include "squint/gemm/fp32.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/quantize.hpp"
@@ -23,7 +24,7 @@ namespace nn {
 
 /// How a layer stores its weights and computes.
 enum class precision : std::uint8_t {
-  fp32,              ///< float weights, float GEMM (Eigen): the reference
+  fp32,              ///< float weights, squint's float GEMM: the baseline
   fp16,              ///< fp16 weights, fp32 arithmetic (gemm_half): half the bytes, no calibration
   int8_dynamic,      ///< int8 weights; activations quantized per call from their own range
   int8_static,       ///< int8 weights; activation qparams frozen after calibration
@@ -61,6 +62,7 @@ struct backend {
                   std::size_t, const parallelism&, const squint::detail::output_stage*);
   void (*gemm_half)(const float*, std::size_t, std::size_t, std::size_t, const std::uint16_t*, std::size_t,
                     const float*, bool, float*, std::size_t) noexcept;
+  float_gemm_fn gemm_float;
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
@@ -81,6 +83,7 @@ inline backend native_backend() {
           !std::is_same_v<gemm_arch, arch::scalar>,
           &squint::detail::gemm_s32_native<std::uint8_t>,
           &kernels::half_gemm_kernel<arch::native>::run,
+          &kernels::float_gemm_kernel<arch::native>::run,
           &kernels::weight_only_gemm_kernel<arch::native>::run,
           &kernels::quantize_kernel<arch::native, std::uint8_t>::per_tensor,
           &kernels::reduce_kernel<arch::native>::min_max,

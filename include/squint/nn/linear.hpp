@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // nn/linear.hpp: a fully connected layer y = x . W^T + b (float in, float out) in any precision.
 //
-// The op only: its weights are a stored form (nn/weights/: FP32 on Eigen, FP16, weight-only
+// The op only: its weights are a stored form (nn/weights/: FP32, FP16, weight-only
 // INT8, INT8 for the integer GEMM) chosen by the precision's recipe, and its activations reach
 // that form as floats or as uint8 codes quantized per call (dynamic, like PyTorch's
 // quantize_dynamic) or with qparams frozen after calibration (static). INT8 weights are
