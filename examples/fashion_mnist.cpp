@@ -286,7 +286,7 @@ int run_demo(int argc, char** argv) {
   for (std::size_t i = 1; i < results.size(); ++i) print_row(results[i]);
   std::printf("(delta in percentage points vs fp32; size and \"x\" speedups relative to squint's fp32, "
               "\"xbest\" to the fastest FP32 row%s; median of %d runs, 1 thread)\n",
-              fp32_rows.size() > 1 ? " (OpenBLAS or Eigen, per batch size)" : " (no OpenBLAS in this build)",
+              fp32_rows.size() > 1 ? " (OpenBLAS or squint's, per batch size)" : " (no OpenBLAS in this build)",
               opt.latency_repeats);
 
   // Where the error comes from, layer by layer, on 256 test images.

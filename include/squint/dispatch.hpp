@@ -413,8 +413,7 @@ inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, con
 }
 
 namespace detail {
-/// Each float filter form's GEMM on the dispatched kernels (FP32 runs Eigen's, built for this
-/// translation unit).
+/// Each float filter form's GEMM on the dispatched kernels.
 struct runtime_float_gemm {
   void operator()(const packed_float_weights& b, const float* a, std::size_t m, std::size_t lda, const float* bias,
                   bool relu, float* c, std::size_t ldc) const {

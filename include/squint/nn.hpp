@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // nn.hpp: quantized layers — squint::nn::linear in every precision, sequential models with
-// calibration and mixed precision, error analysis, and save/load. Needs Eigen (the FP32 path).
+// calibration and mixed precision, error analysis, and save/load.
 #pragma once
 
 #include "squint/nn/analysis.hpp"
