@@ -116,46 +116,36 @@ void BM_GemmU8S8ToFloat(benchmark::State& state) {
 }
 BENCHMARK(BM_GemmU8S8ToFloat)->Apply(all_shapes_threads);
 
-/// FP16 weights, fp32 accumulation (the fallback where INT8 does not pay).
-template <class Arch>
-void BM_GemmHalf(benchmark::State& state) {
+/// A float-panel kernel on Arch: FP16 weights (the fallback where INT8 does not pay) or FP32
+/// weights (squint's FP32 GEMM, squint::nn's fp32 precision), fp32 accumulation.
+template <class Arch, class Packed, class Kernel>
+void panel_gemm(benchmark::State& state) {
   if (squint_bench::skip_unavailable<Arch>(state)) return;
   if (!std::is_same<Arch, squint::arch::avx512bw>::value && !std::is_same<Arch, squint::arch::avx2>::value) {
-    state.SkipWithError("portable fp16 path: not benchmarked");
+    state.SkipWithError("portable float-panel path: not benchmarked");
     return;
   }
   const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
              k = static_cast<std::size_t>(state.range(2));
   const auto a = squint_bench::normal(m * k, 1);
   const auto w = squint_bench::normal(n * k, 2);
-  const auto packed = squint::packed_half_weights::from_float(w.data(), n, k, k);
+  const auto packed = Packed::from_float(w.data(), n, k, k);
   std::vector<float> c(m * n);
   for (auto _ : state) {
-    squint::kernels::half_gemm_kernel<Arch>::run(a.data(), m, k, k, packed.data(), n, nullptr, false, c.data(), n);
+    Kernel::run(a.data(), m, k, k, packed.data(), n, nullptr, false, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
   set_ops(state);
 }
 
-/// squint's FP32 GEMM (the float-panel kernels on float panels): squint::nn's fp32 precision.
+template <class Arch>
+void BM_GemmHalf(benchmark::State& state) {
+  panel_gemm<Arch, squint::packed_half_weights, squint::kernels::half_gemm_kernel<Arch>>(state);
+}
+
 template <class Arch>
 void BM_GemmFloat(benchmark::State& state) {
-  if (squint_bench::skip_unavailable<Arch>(state)) return;
-  if (!std::is_same<Arch, squint::arch::avx512bw>::value && !std::is_same<Arch, squint::arch::avx2>::value) {
-    state.SkipWithError("portable float path: not benchmarked");
-    return;
-  }
-  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
-             k = static_cast<std::size_t>(state.range(2));
-  const auto a = squint_bench::normal(m * k, 1);
-  const auto w = squint_bench::normal(n * k, 2);
-  const auto packed = squint::packed_float_weights::from_float(w.data(), n, k, k);
-  std::vector<float> c(m * n);
-  for (auto _ : state) {
-    squint::kernels::float_gemm_kernel<Arch>::run(a.data(), m, k, k, packed.data(), n, nullptr, false, c.data(), n);
-    benchmark::DoNotOptimize(c.data());
-  }
-  set_ops(state);
+  panel_gemm<Arch, squint::packed_float_weights, squint::kernels::float_gemm_kernel<Arch>>(state);
 }
 
 #if defined(SQUINT_BENCH_OPENBLAS)

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // fuzz_observers.cpp: every observer (ONNX Runtime's histogram calibrators included), per tensor
 // and per channel, in every calibration profile, fed fuzzed batches (NaN, inf, constants,
-// extremes) and merged with a second one: either squint::error, or qparams that validate; two
-// min-max observers that saw alternate batches, merged, equal one that saw them all.
+// extremes), across ONNX Runtime collect_data calls, and merged with a second one: either
+// squint::error, or qparams that validate; two min-max observers that saw alternate batches,
+// merged, equal one that saw them all.
 #include "fuzz_support.hpp"
 #include "squint/observers/histogram.hpp"
 #include "squint/observers/minmax.hpp"
@@ -38,6 +39,10 @@ void run(squint_fuzz::input& in, const quant_spec& spec, Make make) {
     Observer& half = i % 2 == 0 ? a : b;
     const bool bad = squint_fuzz::rejected([&] { half.observe(tensor_view<const float>(x.data(), s)); });
     const bool bad_all = squint_fuzz::rejected([&] { all.observe(tensor_view<const float>(x.data(), s)); });
+    // ONNX Runtime's observer: each batch of `all` is its own collect_data call (a and b see one
+    // call each, so they can merge).
+    if constexpr (std::is_same_v<Observer, onnxruntime_histogram_observer>)
+      (void)squint_fuzz::rejected([&] { all.end_call(); });
     (void)bad;
     (void)bad_all;
   }
@@ -95,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       options.method = static_cast<calibration_method>((kind - 4) % 4);
       options.bins = 256 + 2 * in.below(200);
       options.percentile = in.flag() ? 99.9 : static_cast<double>(in.any_float());
+      options.tensorrt_torch_hist = options.bins % 4 == 0;  // derived: the input's layout stays as it was
       if (per_channel)
         run<histogram_observer<granularity::per_channel>>(in, spec, [&] { return histogram_observer<granularity::per_channel>(spec, axis, options); });
       else

@@ -173,8 +173,8 @@ class histogram_observer {
   }
 
   /// Adds x's finite values to the histogram(s), growing the range as needed.
-  /// @throws squint::error if x is null with elements or its channel count changed; the
-  ///         observer is then unchanged.
+  /// @throws squint::error if x is null with elements, its channel count changed, or a profile's
+  ///         running histogram would grow past 2^24 bins; the observer is then unchanged.
   void observe(tensor_view<const float> x) {
     detail::require_data("histogram_observer::observe", "x", x);
     if (x.size() == 0) return;
@@ -183,6 +183,15 @@ class histogram_observer {
     detail::require(channels_.empty() || channels_.size() == split.channels, "histogram_observer::observe: x has ",
                     split.channels, " channels along axis ", axis_, " but earlier batches had ", channels_.size());
     const detail::batch_range batch(x.data(), split);
+    // A running profile histogram that would grow without bound is refused before anything changes.
+    for (std::size_t c = 0; c < channels_.size(); ++c) {
+      if (!(batch.min[c] <= batch.max[c])) continue;
+      const float top = std::max(-batch.min[c], batch.max[c]);
+      if (const auto* h = std::get_if<tensorrt_histogram>(&channels_[c].hist))
+        detail::require_growth("histogram_observer::observe", h->bins_after(top));
+      if (const auto* h = std::get_if<detail::numpy_appending_histogram>(&channels_[c].hist))
+        detail::require_growth("histogram_observer::observe", h->bins_after(top));
+    }
     if (channels_.empty()) channels_.assign(split.channels, channel_state{new_histogram()});
     for (std::size_t c = 0; c < split.channels; ++c) {
       if (!(batch.min[c] <= batch.max[c])) continue;

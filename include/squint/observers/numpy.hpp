@@ -116,6 +116,18 @@ std::vector<double> numpy_arange(T start, T stop, T step) {
   return out;
 }
 
+/// The most bins a growing profile histogram may reach (2^24: 128 MB of counts). pytorch-quantization
+/// and ONNX Runtime keep their first bin width without bound, so a first batch with a tiny range
+/// followed by a wide one asks them for billions of bins; squint refuses that with squint::error.
+inline constexpr double max_grown_bins = 16777216.0;
+
+/// squint::error naming `function` unless a histogram grown to `bins` stays within max_grown_bins.
+inline void require_growth(const char* function, double bins) {
+  require(bins <= max_grown_bins, function, ": the batch's range would grow the profile's histogram to ", bins,
+          " bins of its first batch's width (at most ", max_grown_bins,
+          "); start calibration with a batch that spans the range");
+}
+
 /// numpy's floor division of float64 scalars (npy_divmod: (a - fmod(a, b)) / b, floored and
 /// nudged up when that quotient sits more than half below the next integer).
 inline double numpy_floor_divide(double a, double b) {
@@ -143,7 +155,13 @@ class numpy_appending_histogram {
   /// The edges as the calibrators hand them on, rounded to float32.
   std::vector<float> float_edges() const { return {edges_.begin(), edges_.end()}; }
 
-  /// Adds a batch of magnitudes (finite, >= 0).
+  /// The bins a batch whose largest magnitude is `top` grows the histogram to (about).
+  double bins_after(float top) const {
+    if (empty() || !(top > edges_.back())) return static_cast<double>(counts_.size());
+    return static_cast<double>(counts_.size()) + (static_cast<double>(top) - edges_.back()) / (edges_[1] - edges_[0]);
+  }
+
+  /// Adds a batch of magnitudes (finite, >= 0); see bins_after and require_growth.
   void collect(const std::vector<float>& m) {
     if (m.empty()) return;
     const auto [lo, hi] = std::minmax_element(m.begin(), m.end());

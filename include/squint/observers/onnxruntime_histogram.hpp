@@ -97,7 +97,14 @@ struct onnxruntime_value_histogram {
 
   bool empty() const { return counts.empty(); }
 
-  /// Adds one call's finite values (non-empty).
+  /// The bins a call whose largest magnitude is `t` grows the histogram to (about).
+  double bins_after(float t) const {
+    if (empty() || !(static_cast<double>(t) > threshold) || threshold == 0.0) return static_cast<double>(counts.size());
+    const double stride = 2.0 * threshold / static_cast<double>(counts.size());
+    return static_cast<double>(counts.size()) + 2.0 * ((static_cast<double>(t) - threshold) / stride + 1.0);
+  }
+
+  /// Adds one call's finite values (non-empty); see bins_after and require_growth.
   void collect(const std::vector<float>& x, std::size_t bins) {
     const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
     const float t = std::max(std::fabs(*lo), std::fabs(*hi));
@@ -179,8 +186,14 @@ class onnxruntime_histogram_observer {
   /// merged into the running histogram the way ORT merges a later call (the range widened by
   /// whole bins, or |x| bins appended for the symmetric percentile). Without it everything
   /// observed is one call, ORT's usual use. A call that observed nothing is skipped.
+  /// @throws squint::error (and changes nothing) if the call's range would grow the histogram past
+  ///         2^24 bins of its first call's width (ORT would try to allocate them).
   void end_call() {
     if (values_.empty()) return;
+    const auto [lo, hi] = std::minmax_element(values_.begin(), values_.end());
+    const float top = std::max(std::fabs(*lo), std::fabs(*hi));
+    detail::require_growth("onnxruntime_histogram_observer::end_call",
+                           magnitude() ? magnitudes_.bins_after(top) : values_histogram_.bins_after(top));
     collect(values_);
     counted_ += values_.size();
     values_.clear();

@@ -114,7 +114,14 @@ class tensorrt_histogram {
   const std::vector<float>& counts() const { return counts_; }
   const std::vector<float>& edges() const { return edges_; }
 
-  /// Adds a batch of finite values.
+  /// The bins a batch whose largest magnitude is `amax` grows the histogram to.
+  double bins_after(float amax) const {
+    if (empty() || !(amax > edges_.back())) return static_cast<double>(bins_);
+    const float width = detail::rounded(edges_[1] - edges_[0]);
+    return width == 0.0f ? static_cast<double>(bins_) : std::ceil(static_cast<double>(amax) / static_cast<double>(width));
+  }
+
+  /// Adds a batch of finite values; see bins_after and detail::require_growth.
   void collect(const std::vector<float>& x) {
     if (x.empty()) return;
     float amax = 0.0f;

@@ -78,8 +78,9 @@ inline std::vector<float> torch_arange(float end, float step) {
 inline std::size_t torch_histc_bin(float v, float lo, float hi, std::size_t bins) {
   if (!(v >= lo && v <= hi)) return bins;
   const float position = rounded(rounded(rounded(v - lo) / rounded(hi - lo)) * static_cast<float>(bins));
-  const auto b = static_cast<std::size_t>(position);
-  return b < bins ? b : bins - 1;
+  // A range wider than FLT_MAX makes the quotient NaN (torch's int64 cast is then undefined): bin 0.
+  if (!(position >= 0.0f)) return 0;
+  return position < static_cast<float>(bins) ? static_cast<std::size_t>(position) : bins - 1;
 }
 
 /// torch.histc's range for data [lo, hi] asked for [min, max]: the data's own when min == max,
