@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // observers_histogram_test.cpp: the growing histogram, the four threshold searches, the observer.
 #include "squint/observers/histogram.hpp"
+#include "squint/observers/onnxruntime_histogram.hpp"
 #include "squint/reference/calibration.hpp"
 
 #include <gtest/gtest.h>
@@ -284,6 +285,42 @@ TEST(HistogramObserverTest, ProfileHistogramsMergeOnlyWhereOrderCannotMatter) {
   const auto p = w.qparams(), q = split.qparams();
   EXPECT_EQ(p.scale, q.scale);
   EXPECT_EQ(p.zero_point, q.zero_point);
+}
+
+// pytorch-quantization's and ONNX Runtime's histograms grow by bins of their first batch's
+// width: a tiny first range then a wide (or near-FLT_MAX) batch would need billions of bins, or
+// an edge past float32. squint refuses with squint::error and changes nothing.
+TEST(HistogramObserverTest, RunawayProfileGrowthIsRefused) {
+  quant_spec trt{squint::dtype::int8, squint::qscheme::symmetric};
+  trt.profile = squint::calibration_profile::tensorrt;
+  const std::vector<float> narrow{1.0f, 1.000001f, 0.5f}, fits{100.0f}, wide{1e6f, -3.0f}, huge{3.4e38f};
+  for (bool torch_hist : {true, false}) {
+    squint::histogram_options options{calibration_method::percentile};
+    options.tensorrt_torch_hist = torch_hist;
+    histogram_observer<> o(trt, options);
+    o.observe({narrow.data(), narrow.size()});
+    o.observe({fits.data(), fits.size()});  // some 10^5 bins of the first width: grown
+    const squint::qparams before = o.qparams();
+    for (const std::vector<float>* x : {&wide, &huge}) {
+      EXPECT_THROW(o.observe({x->data(), x->size()}), squint::error) << torch_hist;
+      EXPECT_EQ(o.count(), 4u);
+      EXPECT_EQ(o.qparams(), before);
+    }
+  }
+  quant_spec ort;
+  ort.profile = squint::calibration_profile::onnxruntime;
+  squint::onnxruntime_histogram_observer r(ort);
+  r.observe({narrow.data(), narrow.size()});
+  r.end_call();
+  const auto range = r.clip_range();
+  r.observe({wide.data(), wide.size()});
+  EXPECT_THROW(r.end_call(), squint::error);  // 6.4e7 bins of the first call's stride
+  EXPECT_EQ(r.count(), 5u);                   // the call's values stay pending
+  EXPECT_THROW(r.qparams(), squint::error);
+  r.reset();
+  r.observe({narrow.data(), narrow.size()});
+  r.end_call();
+  EXPECT_EQ(r.clip_range(), range);
 }
 
 TEST(HistogramObserverTest, InvalidOptionsAreRejected) {

@@ -156,9 +156,12 @@ class numpy_appending_histogram {
   std::vector<float> float_edges() const { return {edges_.begin(), edges_.end()}; }
 
   /// The bins a batch whose largest magnitude is `top` grows the histogram to (about).
+  /// (Infinite when top + width overflows float32: np.arange's length is then infinite.)
   double bins_after(float top) const {
     if (empty() || !(top > edges_.back())) return static_cast<double>(counts_.size());
-    return static_cast<double>(counts_.size()) + (static_cast<double>(top) - edges_.back()) / (edges_[1] - edges_[0]);
+    const double width = edges_[1] - edges_[0];
+    if (!std::isfinite(rounded(top + static_cast<float>(width)))) return HUGE_VAL;
+    return static_cast<double>(counts_.size()) + (static_cast<double>(top) - edges_.back()) / width;
   }
 
   /// Adds a batch of magnitudes (finite, >= 0); see bins_after and require_growth.

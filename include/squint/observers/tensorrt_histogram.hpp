@@ -115,10 +115,13 @@ class tensorrt_histogram {
   const std::vector<float>& edges() const { return edges_; }
 
   /// The bins a batch whose largest magnitude is `amax` grows the histogram to.
+  /// (Infinite when amax + width, the last edge, overflows float32: torch's arange fails there.)
   double bins_after(float amax) const {
     if (empty() || !(amax > edges_.back())) return static_cast<double>(bins_);
     const float width = detail::rounded(edges_[1] - edges_[0]);
-    return width == 0.0f ? static_cast<double>(bins_) : std::ceil(static_cast<double>(amax) / static_cast<double>(width));
+    if (width == 0.0f) return static_cast<double>(bins_);
+    if (!std::isfinite(detail::rounded(amax + width))) return HUGE_VAL;
+    return std::ceil(static_cast<double>(amax) / static_cast<double>(width));
   }
 
   /// Adds a batch of finite values; see bins_after and detail::require_growth.
