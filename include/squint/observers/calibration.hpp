@@ -66,16 +66,29 @@ inline std::size_t ceil_index(double v) {
 /// is within `tolerance` of the fast minimum. The fast values are the exact ones up to rounding
 /// (their difference is below tolerance / 2), so the exact minimum and every candidate tied
 /// with it are among those, and the choice (first or last of the ties) is the exact search's.
+/// A degenerate histogram can tie hundreds of candidates (each exact evaluation is linear in the
+/// bins): then only the 256 least, the ones the tie rule prefers first among equals, are
+/// evaluated exactly.
 template <class Exact>
 std::size_t confirm_best(const std::vector<double>& fast, std::size_t first, double tolerance, bool last_of_ties,
                          Exact exact) {
   double least = std::numeric_limits<double>::infinity();
   for (double v : fast) least = std::min(least, v);
   if (!(least < std::numeric_limits<double>::infinity())) return last_of_ties ? first + fast.size() - 1 : first;
+  std::vector<std::size_t> near;
+  for (std::size_t c = 0; c < fast.size(); ++c)
+    if (fast[c] <= least + tolerance) near.push_back(c);
+  constexpr std::size_t most = 256;
+  if (near.size() > most) {
+    std::partial_sort(near.begin(), near.begin() + most, near.end(), [&](std::size_t x, std::size_t y) {
+      return fast[x] != fast[y] ? fast[x] < fast[y] : (last_of_ties ? x > y : x < y);
+    });
+    near.resize(most);
+    std::sort(near.begin(), near.end());
+  }
   double best = std::numeric_limits<double>::infinity();
   std::size_t best_i = first;
-  for (std::size_t c = 0; c < fast.size(); ++c) {
-    if (!(fast[c] <= least + tolerance)) continue;
+  for (std::size_t c : near) {
     const double v = exact(first + c);
     if (last_of_ties ? v <= best : v < best) {
       best = v;

@@ -174,7 +174,7 @@ class histogram_observer {
 
   /// Adds x's finite values to the histogram(s), growing the range as needed.
   /// @throws squint::error if x is null with elements, its channel count changed, or a profile's
-  ///         running histogram would grow past 2^24 bins; the observer is then unchanged.
+  ///         running histogram would grow past 65536 bins; the observer is then unchanged.
   void observe(tensor_view<const float> x) {
     detail::require_data("histogram_observer::observe", "x", x);
     if (x.size() == 0) return;

@@ -116,16 +116,16 @@ std::vector<double> numpy_arange(T start, T stop, T step) {
   return out;
 }
 
-/// The most bins a growing profile histogram may reach (2^24: 128 MB of counts). pytorch-quantization
-/// and ONNX Runtime keep their first bin width without bound, so a first batch with a tiny range
-/// followed by a wide one asks them for billions of bins; squint refuses that with squint::error.
-inline constexpr double max_grown_bins = 16777216.0;
+/// The most bins a growing profile histogram may reach: 2^16, 32 times the usual 2048, where the
+/// searches still take milliseconds. pytorch-quantization and ONNX Runtime keep their first bin
+/// width without bound, so a first batch with a tiny range followed by a wide one asks them for
+/// billions of bins (and searches quadratic in them); squint refuses that with squint::error.
+inline constexpr double max_grown_bins = 65536.0;
 
-/// squint::error naming `function` unless a histogram grown to `bins` stays within max_grown_bins.
-inline void require_growth(const char* function, double bins) {
-  require(bins <= max_grown_bins, function, ": the batch's range would grow the profile's histogram to ", bins,
-          " bins of its first batch's width (at most ", max_grown_bins,
-          "); start calibration with a batch that spans the range");
+/// squint::error naming `function` unless a histogram grown to `bins` stays within `limit`.
+inline void require_growth(const char* function, double bins, double limit = max_grown_bins) {
+  require(bins <= limit, function, ": the batch's range would grow the profile's histogram to ", bins,
+          " bins of its first batch's width (at most ", limit, "); start calibration with a batch that spans the range");
 }
 
 /// numpy's floor division of float64 scalars (npy_divmod: (a - fmod(a, b)) / b, floored and

@@ -187,13 +187,16 @@ class onnxruntime_histogram_observer {
   /// whole bins, or |x| bins appended for the symmetric percentile). Without it everything
   /// observed is one call, ORT's usual use. A call that observed nothing is skipped.
   /// @throws squint::error (and changes nothing) if the call's range would grow the histogram past
-  ///         2^24 bins of its first call's width (ORT would try to allocate them).
+  ///         8192 bins (the value histogram) or 65536 (the |x| one) of its first call's width.
   void end_call() {
     if (values_.empty()) return;
     const auto [lo, hi] = std::minmax_element(values_.begin(), values_.end());
     const float top = std::max(std::fabs(*lo), std::fabs(*hi));
-    detail::require_growth("onnxruntime_histogram_observer::end_call",
-                           magnitude() ? magnitudes_.bins_after(top) : values_histogram_.bins_after(top));
+    // ORT's entropy search is quadratic in the bins: its histogram grows to 8192 at most here.
+    if (magnitude())
+      detail::require_growth("onnxruntime_histogram_observer::end_call", magnitudes_.bins_after(top));
+    else
+      detail::require_growth("onnxruntime_histogram_observer::end_call", values_histogram_.bins_after(top), 8192.0);
     collect(values_);
     counted_ += values_.size();
     values_.clear();
