@@ -157,7 +157,7 @@ class openblas_mlp {
       for (std::size_t i = 0; i < images; ++i)
         for (std::size_t j = 0; j < f.out; ++j) {
           float& v = out[i * f.out + j];
-          v += f.bias[j];
+          if (!f.bias.empty()) v += f.bias[j];
           if (f.act == squint::nn::activation::relu) v = std::max(v, 0.0f);
         }
       in = out;

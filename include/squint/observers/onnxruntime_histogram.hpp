@@ -97,11 +97,10 @@ struct onnxruntime_value_histogram {
 
   bool empty() const { return counts.empty(); }
 
-  /// The bins a call whose largest magnitude is `t` grows the histogram to (about).
+  /// The bins a call whose largest magnitude is `t` grows the histogram to.
   double bins_after(float t) const {
     if (empty() || !(static_cast<double>(t) > threshold) || threshold == 0.0) return static_cast<double>(counts.size());
-    const double stride = 2.0 * threshold / static_cast<double>(counts.size());
-    return static_cast<double>(counts.size()) + 2.0 * ((static_cast<double>(t) - threshold) / stride + 1.0);
+    return static_cast<double>(counts.size()) + 2.0 * bins_added_each_side(t);
   }
 
   /// Adds one call's finite values (non-empty); see bins_after and require_growth.
@@ -127,18 +126,25 @@ struct onnxruntime_value_histogram {
       adopt(h, t, true);
       return;
     }
-    // Python's float64 arithmetic on numpy scalars (the difference stays float32 while both are).
-    const double stride = 2.0 * threshold / static_cast<double>(n);
-    const double gap = float32_threshold ? static_cast<double>(rounded(t - static_cast<float>(threshold)))
-                                         : static_cast<double>(t) - threshold;
-    const auto half = static_cast<std::size_t>(numpy_floor_divide(gap, stride) + 1.0);
-    const double widened = rounded(static_cast<double>(half) * stride) + threshold;
+    const auto half = static_cast<std::size_t>(bins_added_each_side(t));
+    const double widened = rounded(static_cast<double>(half) * stride()) + threshold;
     numpy_histogram h(x, n + 2 * half, -widened, widened, false);
     for (std::size_t j = 0; j < n; ++j) h.counts[half + j] += counts[j];
     adopt(h, widened, false);
   }
 
  private:
+  /// merge_histogram's bin width, 2 t / bins, in Python's float64 arithmetic on numpy scalars.
+  double stride() const { return 2.0 * threshold / static_cast<double>(counts.size()); }
+
+  /// merge_histogram's half_increased_bins for a larger t (the difference stays float32 while
+  /// both thresholds are).
+  double bins_added_each_side(float t) const {
+    const double gap = float32_threshold ? static_cast<double>(rounded(t - static_cast<float>(threshold)))
+                                         : static_cast<double>(t) - threshold;
+    return numpy_floor_divide(gap, stride()) + 1.0;
+  }
+
   void adopt(numpy_histogram& h, double t, bool is_float32) {
     counts.swap(h.counts);
     edges.swap(h.edges);

@@ -117,11 +117,9 @@ class tensorrt_histogram {
   /// The bins a batch whose largest magnitude is `amax` grows the histogram to.
   /// (Infinite when amax + width, the last edge, overflows float32: torch's arange fails there.)
   double bins_after(float amax) const {
-    if (empty() || !(amax > edges_.back())) return static_cast<double>(bins_);
-    const float width = detail::rounded(edges_[1] - edges_[0]);
-    if (width == 0.0f) return static_cast<double>(bins_);
-    if (!std::isfinite(detail::rounded(amax + width))) return HUGE_VAL;
-    return std::ceil(static_cast<double>(amax) / static_cast<double>(width));
+    if (empty() || !(amax > edges_.back()) || width() == 0.0f) return static_cast<double>(bins_);
+    if (!std::isfinite(detail::rounded(amax + width()))) return HUGE_VAL;
+    return std::ceil(detail::rounded(amax / width()));
   }
 
   /// Adds a batch of finite values; see bins_after and detail::require_growth.
@@ -129,22 +127,18 @@ class tensorrt_histogram {
     if (x.empty()) return;
     float amax = 0.0f;
     for (float v : x) amax = std::max(amax, std::fabs(v));
-    if (empty()) {
+    // The first batch; or larger values after nothing but zeros, where pytorch-quantization fails
+    // (a bin width of 0, infinitely many bins): squint starts afresh with the zeros in bin 0.
+    if (empty() || (amax > edges_.back() && width() == 0.0f)) {
+      const std::vector<float> zeros = counts_;
       counts_ = histc(x, amax);
       edges_ = detail::torch_linspace(0.0f, amax, bins_ + 1);
+      for (float c : zeros) counts_[0] = detail::rounded(counts_[0] + c);
       return;
     }
     if (amax > edges_.back()) {
-      const float width = detail::rounded(edges_[1] - edges_[0]);
-      if (width == 0.0f) {  // all zeros so far: pytorch-quantization fails (infinitely many bins); start afresh
-        const std::vector<float> old = counts_;
-        counts_ = histc(x, amax);
-        edges_ = detail::torch_linspace(0.0f, amax, bins_ + 1);
-        for (float c : old) counts_[0] = detail::rounded(counts_[0] + c);
-        return;
-      }
-      bins_ = static_cast<std::size_t>(std::ceil(detail::rounded(amax / width)));
-      edges_ = detail::torch_arange(detail::rounded(amax + width), width);
+      bins_ = static_cast<std::size_t>(bins_after(amax));
+      edges_ = detail::torch_arange(detail::rounded(amax + width()), width());
     }
     std::vector<float> h = histc(x, edges_.back());
     for (std::size_t j = 0; j < counts_.size(); ++j) h[j] = detail::rounded(h[j] + counts_[j]);
@@ -158,6 +152,9 @@ class tensorrt_histogram {
   }
 
  private:
+  /// The first bin width, edges[1] - edges[0] in float32 (0 after a first batch of zeros).
+  float width() const { return detail::rounded(edges_[1] - edges_[0]); }
+
   /// histc(|x|, bins_, 0, hi).
   std::vector<float> histc(const std::vector<float>& x, float hi) const {
     float lo = 0.0f;
