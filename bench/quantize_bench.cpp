@@ -150,13 +150,54 @@ void BM_FloatToHalf(benchmark::State& state) {
   set_bytes(state, n * sizeof(float));
 }
 
+/// QAT's fake-quant backward (x, dy -> dx and the LSQ sums), or with `Forward` the forward
+/// output too in the same pass: bytes are every read and write (12 or 16 per element).
+template <class Arch, bool Forward>
+void BM_FakeQuantGrad(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto x = squint_bench::normal(n, 3), dy = squint_bench::normal(n, 4);
+  std::vector<float> y(n), dx(n);
+  squint::kernels::fake_quant_params p;
+  p.x = x.data();
+  p.dy = dy.data();
+  p.y = Forward ? y.data() : nullptr;
+  p.dx = dx.data();
+  p.n = n;
+  p.scale = 0.02f;
+  p.zero_point = 0;
+  p.qmin = -8;
+  p.qmax = 7;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(squint::kernels::fake_quant_kernel<Arch>::run(p));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n * sizeof(float) * (Forward ? 4 : 3));
+}
+
+/// The streaming rate of two reads and one write (STREAM's triad, a = b + s * c), what a
+/// backward pass reading x and dy and writing dx cannot beat.
+void BM_StreamTriad(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto b = squint_bench::normal(n, 3), c = squint_bench::normal(n, 4);
+  std::vector<float> a(n);
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < n; ++i) a[i] = b[i] + 0.5f * c[i];
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n * sizeof(float) * 3);
+}
+
 BENCHMARK(BM_ReadBandwidth)->Apply(squint_bench::sizes);
+BENCHMARK(BM_StreamTriad)->Apply(squint_bench::sizes);
 #define SQUINT_X(A)                                                                        \
   BENCHMARK_TEMPLATE(BM_QuantizeS8, A, false)->Apply(squint_bench::sizes);                 \
   BENCHMARK_TEMPLATE(BM_QuantizeS8, A, true)->Apply(squint_bench::sizes);                  \
   BENCHMARK_TEMPLATE(BM_DequantizeS8, A)->Apply(squint_bench::sizes);                      \
   BENCHMARK_TEMPLATE(BM_RequantizeS8ChannelsLast, A)->Arg(1 << 20);                        \
-  BENCHMARK_TEMPLATE(BM_FloatToHalf, A)->Arg(1 << 20);
+  BENCHMARK_TEMPLATE(BM_FloatToHalf, A)->Arg(1 << 20);                                     \
+  BENCHMARK_TEMPLATE(BM_FakeQuantGrad, A, false)->Apply(squint_bench::sizes);              \
+  BENCHMARK_TEMPLATE(BM_FakeQuantGrad, A, true)->Apply(squint_bench::sizes);
 SQUINT_DISPATCH_FAMILIES
 #undef SQUINT_X
 BENCHMARK(BM_QuantizeS8Naive)->Apply(squint_bench::sizes);

@@ -12,8 +12,6 @@
 // trained weights, reused by later runs), fashion_mnist_int8_static.squint and fashion_mnist.svg.
 //
 // Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist, IDX files, gzip).
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -43,89 +41,38 @@ using demo::dataset;
 using demo::options;
 using demo::result;
 using demo::seconds_since;
-using matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using squint::nn::precision;
 
 
 
-// ---- training (FP32, Eigen) -----------------------------------------------------------------
+// ---- training (FP32, squint::qat) ------------------------------------------------------------
 
-std::vector<squint::nn::float_layer> train(const dataset& train_set, int epochs) {
+/// The MLP's He-initialized float layers (zero biases).
+std::vector<squint::nn::float_layer> initial_layers() {
   const std::size_t sizes[] = {784, 512, 256, 10};
   demo::rng r{20261125};
-  std::vector<matrix> w(3), velocity_w(3);
-  std::vector<Eigen::RowVectorXf> b(3), velocity_b(3);
-  for (std::size_t l = 0; l < 3; ++l) {
-    w[l].resize(static_cast<Eigen::Index>(sizes[l + 1]), static_cast<Eigen::Index>(sizes[l]));
-    const float he = std::sqrt(2.0f / static_cast<float>(sizes[l]));
-    for (Eigen::Index i = 0; i < w[l].size(); ++i) w[l].data()[i] = he * r.normal();
-    b[l] = Eigen::RowVectorXf::Zero(static_cast<Eigen::Index>(sizes[l + 1]));
-    velocity_w[l] = matrix::Zero(w[l].rows(), w[l].cols());
-    velocity_b[l] = Eigen::RowVectorXf::Zero(b[l].size());
-  }
-  const std::size_t batch = 128, n = train_set.n;
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  matrix x(batch, 784), h1, h2, z, dz, dh2, dh1;
-  const float momentum = 0.9f, decay = 5e-5f;
-  const std::size_t steps_per_epoch = n / batch, total_steps = steps_per_epoch * static_cast<std::size_t>(epochs);
-  std::size_t step = 0;
-  for (int epoch = 0; epoch < epochs; ++epoch) {
-    const auto start = clock_type::now();
-    for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[r.next() % i]);
-    double loss = 0.0;
-    std::size_t correct = 0;
-    for (std::size_t s = 0; s < steps_per_epoch; ++s, ++step) {
-      Eigen::VectorXi label(batch);
-      for (std::size_t i = 0; i < batch; ++i) {
-        const std::size_t idx = order[s * batch + i];
-        x.row(static_cast<Eigen::Index>(i)) =
-            Eigen::Map<const Eigen::RowVectorXf>(train_set.images.data() + idx * 784, 784);
-        label[static_cast<Eigen::Index>(i)] = train_set.labels[idx];
-      }
-      h1 = ((x * w[0].transpose()).rowwise() + b[0]).cwiseMax(0.0f);
-      h2 = ((h1 * w[1].transpose()).rowwise() + b[1]).cwiseMax(0.0f);
-      z = (h2 * w[2].transpose()).rowwise() + b[2];
-      dz.resize(z.rows(), z.cols());
-      for (Eigen::Index i = 0; i < z.rows(); ++i) {
-        Eigen::Index best;
-        const float top = z.row(i).maxCoeff(&best);
-        Eigen::RowVectorXf e = (z.row(i).array() - top).exp().matrix();
-        const float sum = e.sum();
-        correct += best == label[i];
-        loss -= std::log(e[label[i]] / sum);
-        dz.row(i) = e / sum;
-        dz(i, label[i]) -= 1.0f;
-      }
-      dz /= static_cast<float>(batch);
-      dh2 = (dz * w[2]).cwiseProduct((h2.array() > 0.0f).cast<float>().matrix());
-      dh1 = (dh2 * w[1]).cwiseProduct((h1.array() > 0.0f).cast<float>().matrix());
-      const matrix* inputs[] = {&x, &h1, &h2};
-      const matrix* grads[] = {&dh1, &dh2, &dz};
-      // Cosine learning-rate schedule from 0.05.
-      const float lr = 0.025f * (1.0f + std::cos(3.14159265f * static_cast<float>(step) / total_steps));
-      for (std::size_t l = 0; l < 3; ++l) {
-        velocity_w[l] = momentum * velocity_w[l] - lr * (grads[l]->transpose() * *inputs[l] + decay * w[l]);
-        velocity_b[l] = momentum * velocity_b[l] - lr * grads[l]->colwise().sum();
-        w[l] += velocity_w[l];
-        b[l] += velocity_b[l];
-      }
-    }
-    std::printf("  epoch %d/%d: loss %.4f, train accuracy %.2f%% (%.1f s)\n", epoch + 1, epochs,
-                loss / static_cast<double>(steps_per_epoch * batch),
-                100.0 * static_cast<double>(correct) / static_cast<double>(steps_per_epoch * batch),
-                seconds_since(start));
-    std::fflush(stdout);
-  }
   std::vector<squint::nn::float_layer> layers(3);
   for (std::size_t l = 0; l < 3; ++l) {
-    layers[l].out = sizes[l + 1];
-    layers[l].in = sizes[l];
-    layers[l].weights.assign(w[l].data(), w[l].data() + w[l].size());
-    layers[l].bias.assign(b[l].data(), b[l].data() + b[l].size());
-    layers[l].act = l < 2 ? squint::nn::activation::relu : squint::nn::activation::none;
+    squint::nn::float_layer& f = layers[l];
+    f.out = sizes[l + 1];
+    f.in = sizes[l];
+    const float he = std::sqrt(2.0f / static_cast<float>(sizes[l]));
+    f.weights.resize(f.out * f.in);
+    for (float& w : f.weights) w = he * r.normal();
+    f.bias.assign(f.out, 0.0f);
+    f.act = l < 2 ? squint::nn::activation::relu : squint::nn::activation::none;
   }
   return layers;
+}
+
+/// FP32 training on squint's kernels (squint::qat with nothing fake-quantized): SGD with
+/// momentum 0.9, weight decay 5e-5, batches of 128, cosine learning rate from 0.05.
+std::vector<squint::nn::float_layer> train(const dataset& train_set, int epochs, const squint::nn::backend& kernels) {
+  auto model = squint::qat::prepare_qat(initial_layers(), squint::qat::fp32_training(kernels));
+  demo::train_settings s;
+  s.epochs = epochs;
+  demo::train(model, train_set, s);
+  return model.float_layers();
 }
 
 // ---- evaluation ----------------------------------------------------------------------------
@@ -197,9 +144,10 @@ int run_demo(int argc, char** argv) {
     layers = squint::nn::float_layers(saved);
     std::printf("FP32 weights: loaded %s (pass --retrain to train again)\n", weights_path.c_str());
   } else {
-    std::printf("training 784-512-256-10 MLP in FP32 (Eigen), %d epochs on %zu images:\n", opt.epochs, train_set.n);
+    std::printf("training 784-512-256-10 MLP in FP32 (squint::qat), %d epochs on %zu images:\n", opt.epochs,
+                train_set.n);
     const auto t = clock_type::now();
-    layers = train(train_set, opt.epochs);
+    layers = train(train_set, opt.epochs, kernels);
     std::printf("trained in %.1f s\n", seconds_since(t));
     if (opt.train_limit >= 60000) squint::nn::save(squint::nn::sequential(layers, fp32_options), weights_path);
   }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // fashion_mnist_common.hpp: what the two Fashion-MNIST demos (the MLP and the CNN) share: the
-// IDX reader, a portable random stream, the result rows and the accuracy / latency SVG.
+// IDX reader, a portable random stream, the training loop of squint::qat models, the result rows
+// and the accuracy / latency SVG.
 #pragma once
 
 #include <zlib.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,8 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include "squint/qat.hpp"
 
 namespace demo {
 
@@ -90,6 +94,63 @@ struct rng {
     return static_cast<float>(std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v));
   }
 };
+
+// ---- training ----------------------------------------------------------------------------
+
+struct train_settings {
+  int epochs = 1;
+  std::size_t batch = 128;
+  float peak_lr = 0.05f;  ///< cosine schedule from peak_lr down to 0 over all steps
+  float momentum = 0.9f, weight_decay = 5e-5f;
+  std::uint64_t seed = 20261125;
+  bool verbose = true;
+};
+
+/// Trains a squint::qat model (FP32 or fake-quantized) with SGD and momentum on shuffled
+/// batches; returns each epoch's seconds.
+inline std::vector<double> train(squint::qat::sequential& model, const dataset& d, const train_settings& s) {
+  rng r{s.seed};
+  std::vector<std::size_t> order(d.n);
+  for (std::size_t i = 0; i < d.n; ++i) order[i] = i;
+  const std::size_t in = model.in_features(), classes = model.out_features();
+  const std::size_t steps_per_epoch = d.n / s.batch, total = steps_per_epoch * static_cast<std::size_t>(s.epochs);
+  std::vector<float> x(s.batch * in), logits(s.batch * classes);
+  std::vector<std::uint8_t> labels(s.batch);
+  squint::qat::sgd opt(s.momentum, s.weight_decay);
+  std::vector<double> seconds;
+  std::size_t step = 0;
+  for (int epoch = 0; epoch < s.epochs; ++epoch) {
+    const auto start = clock_type::now();
+    for (std::size_t i = d.n; i > 1; --i) std::swap(order[i - 1], order[r.next() % i]);
+    double loss = 0.0;
+    std::size_t correct = 0;
+    for (std::size_t b = 0; b < steps_per_epoch; ++b, ++step) {
+      for (std::size_t i = 0; i < s.batch; ++i) {
+        const std::size_t idx = order[b * s.batch + i];
+        std::copy_n(d.images.begin() + static_cast<std::ptrdiff_t>(idx * in), in,
+                    x.begin() + static_cast<std::ptrdiff_t>(i * in));
+        labels[i] = d.labels[idx];
+      }
+      model.forward(x.data(), s.batch, logits.data());
+      const auto l = squint::qat::softmax_cross_entropy(logits.data(), labels.data(), s.batch, classes, logits.data());
+      loss += l.loss;
+      correct += l.correct;
+      model.backward(logits.data());
+      const float lr = 0.5f * s.peak_lr *
+                       (1.0f + std::cos(3.14159265f * static_cast<float>(step) / static_cast<float>(total)));
+      opt.step(model.parameters(), lr);
+    }
+    seconds.push_back(seconds_since(start));
+    if (s.verbose) {
+      std::printf("  epoch %d/%d: loss %.4f, train accuracy %.2f%% (%.1f s)\n", epoch + 1, s.epochs,
+                  loss / static_cast<double>(steps_per_epoch),
+                  100.0 * static_cast<double>(correct) / static_cast<double>(steps_per_epoch * s.batch),
+                  seconds.back());
+      std::fflush(stdout);
+    }
+  }
+  return seconds;
+}
 
 struct result {
   std::string name, detail;

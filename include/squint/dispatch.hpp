@@ -118,6 +118,7 @@ struct kernel_table {
   squint::detail::requantize_fn<std::int8_t> requantize_row_s8;
   squint::detail::requantize_fn<std::uint8_t> requantize_row_u8;
   squint::detail::float_stage_fn float_stage;
+  squint::detail::fake_quant_fn fake_quant;
   void (*float_to_half)(const float*, std::uint16_t*, std::size_t) noexcept;
   void (*half_to_float)(const std::uint16_t*, float*, std::size_t) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
@@ -152,6 +153,7 @@ kernel_table table_for() {
           &requantize_kernel<F, std::int8_t>::row,
           &requantize_kernel<F, std::uint8_t>::row,
           &float_stage_kernel<F>::row,
+          &fake_quant_kernel<F>::run,
           &convert_kernel<F>::float_to_half,
           &convert_kernel<F>::half_to_float,
           &reduce_kernel<F>::min_max,
@@ -457,8 +459,11 @@ inline nn::backend backend() {
           t.gemm_float,
           t.gemm_weight_only,
           t.quantize_u8,
+          t.quantize_channels_s8,
+          t.dequantize_s8,
           t.min_max,
-          t.float_stage};
+          t.float_stage,
+          t.fake_quant};
 }
 
 }  // namespace runtime

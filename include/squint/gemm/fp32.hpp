@@ -5,6 +5,7 @@
 // flags the caller's code is built with. Each output sums in k order.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -45,8 +46,29 @@ class packed_float_weights {
     p.n_ = n;
     p.k_ = k;
     p.data_.assign(detail::panel_elements(n, k), 0.0f);
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < k; ++i) p.data_[detail::panel_index(j, i, k)] = w[j * ldw + i];
+    // In the packed order (panel, depth, channel), so the writes stream: QAT packs at every step.
+    float* out = p.data_.data();
+    for (std::size_t j0 = 0; j0 < n; j0 += panel_width)
+      for (std::size_t i = 0; i < k; ++i, out += panel_width)
+        for (std::size_t c = 0; c < panel_width && j0 + c < n; ++c) out[c] = w[(j0 + c) * ldw + i];
+    return p;
+  }
+
+  /// Packs the transpose of w (k x n, row stride ldw >= n): B[j][i] = w[i][j], so gemm_float
+  /// computes A . w (a backward pass's dX = dY . W, or dW = dY^T . X with A = dY^T).
+  /// @throws squint::error on null data with elements or ldw < n.
+  static packed_float_weights from_float_transposed(const float* w, std::size_t k, std::size_t n, std::size_t ldw) {
+    detail::require_matrix("packed_float_weights::from_float_transposed", "w", w, k, n, ldw);
+    detail::require(ldw >= n, "packed_float_weights::from_float_transposed: ldw ", ldw, " is smaller than n ", n);
+    packed_float_weights p;
+    p.n_ = n;
+    p.k_ = k;
+    p.data_.assign(detail::panel_elements(n, k), 0.0f);
+    float* out = p.data_.data();
+    for (std::size_t j0 = 0; j0 < n; j0 += panel_width) {
+      const std::size_t width = n - j0 < panel_width ? n - j0 : panel_width;
+      for (std::size_t i = 0; i < k; ++i, out += panel_width) std::copy(w + i * ldw + j0, w + i * ldw + j0 + width, out);
+    }
     return p;
   }
 

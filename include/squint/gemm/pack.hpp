@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "squint/qparams.hpp"
@@ -82,15 +83,26 @@ class packed_weights {
     for (std::size_t j = 0; j < n; ++j) {
       p.scale_[j] = scale.size() == 1 ? scale[0] : scale[j];
       p.zero_point_[j] = zero_point.size() == 1 ? zero_point[0] : zero_point[j];
-      std::int32_t sum = 0;
+      std::int32_t sum = 0, lowest = 0;
       for (std::size_t i = 0; i < k; ++i) {
-        const std::int8_t v = w[j * ldw + i];
-        p.data_[p.offset(j, i)] = v;
-        sum += v;
-        p.narrow_ = p.narrow_ && v != -128;
+        sum += w[j * ldw + i];
+        lowest = w[j * ldw + i] < lowest ? w[j * ldw + i] : lowest;
       }
       p.column_sum_[j] = sum;
+      p.narrow_ = p.narrow_ && lowest != -128;
     }
+    // In the packed order (panel, k group, channel, 4 depths), so the writes stream: QAT packs
+    // its weights at every training step.
+    std::int8_t* out = p.data_.data();
+    for (std::size_t panel = 0; panel < p.panels_; ++panel)
+      for (std::size_t g = 0; g < p.k_groups_; ++g, out += panel_width * k_group) {
+        const std::size_t i0 = g * k_group, depth = k - i0 < k_group ? k - i0 : k_group;
+        for (std::size_t c = 0; c < panel_width && panel * panel_width + c < n; ++c) {
+          const std::int8_t* row = w + (panel * panel_width + c) * ldw + i0;
+          if (depth == k_group) std::memcpy(out + c * k_group, row, k_group);
+          else std::memcpy(out + c * k_group, row, depth);
+        }
+      }
     return p;
   }
 

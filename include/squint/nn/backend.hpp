@@ -16,6 +16,7 @@
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
+#include "squint/kernels/fake_quant.hpp"
 #include "squint/kernels/quantize.hpp"
 #include "squint/kernels/reduce.hpp"
 
@@ -66,8 +67,12 @@ struct backend {
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
+  void (*quantize_s8_channels)(const float*, std::int8_t*, std::size_t, std::size_t, std::size_t, const float*,
+                               const std::int32_t*, bool) noexcept;
+  void (*dequantize_s8)(const std::int8_t*, float*, std::size_t, float, std::int32_t) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
   squint::detail::float_stage_fn float_stage;  ///< the integer forms' float output stage
+  squint::detail::fake_quant_fn fake_quant;    ///< fake quantization and its gradients (squint::qat)
 
   /// The precision `automatic` stands for on this backend; other precisions are returned as is.
   precision resolve(precision p) const {
@@ -86,8 +91,11 @@ inline backend native_backend() {
           &kernels::float_gemm_kernel<arch::native>::run,
           &kernels::weight_only_gemm_kernel<arch::native>::run,
           &kernels::quantize_kernel<arch::native, std::uint8_t>::per_tensor,
+          &kernels::quantize_kernel<arch::native, std::int8_t>::per_channel,
+          &kernels::dequantize_kernel<arch::native, std::int8_t>::per_tensor,
           &kernels::reduce_kernel<arch::native>::min_max,
-          &kernels::float_stage_kernel<arch::native>::row};
+          &kernels::float_stage_kernel<arch::native>::row,
+          &kernels::fake_quant_kernel<arch::native>::run};
 }
 
 }  // namespace nn

@@ -77,6 +77,33 @@ class linear {
     if (input_.calibrating()) calibration_weights_ = float_weights::pack(w, out, in, ldw, {}, kernels_);
   }
 
+  /// Builds an int8_static layer from what another tool quantized: int8 weight codes (out x in,
+  /// row stride ldw >= in), one scale per output channel (zero point 0), the bias (out entries
+  /// or null) and the frozen activation qparams (uint8; [0, 127] with options.reduce_range). The
+  /// layer runs exactly those numbers (a QAT model's convert(), PyTorch's converted Linear).
+  /// options.mode, input_observer and weight_range do not apply.
+  /// @throws squint::error on zero sizes, null codes, ldw < in, in > gemm_max_k, scales not
+  ///         finite and > 0 or not one per channel, or qparams invalid for the codes.
+  static linear from_int8(const std::int8_t* codes, std::size_t out, std::size_t in, std::size_t ldw,
+                          const std::vector<float>& scale, const float* bias, qparams input,
+                          const linear_options& options = {}) {
+    squint::detail::require(out > 0 && in > 0, "linear::from_int8: out (", out, ") and in (", in, ") must be positive");
+    squint::detail::require(codes != nullptr, "linear::from_int8: argument 'codes' is null");
+    squint::detail::require(ldw >= in, "linear::from_int8: ldw ", ldw, " is smaller than in ", in);
+    squint::detail::require(in <= gemm_max_k, "linear::from_int8: in = ", in, " exceeds gemm_max_k = ", gemm_max_k);
+    squint::detail::require(scale.size() == out, "linear::from_int8: ", scale.size(), " scales for ", out, " channels");
+    linear l;
+    l.out_ = out;
+    l.in_ = in;
+    l.recipe_ = &recipe_for(precision::int8_static);
+    l.act_ = options.act;
+    l.kernels_ = options.kernels;
+    l.input_ = input_quantizer::frozen_at(input, options.reduce_range);
+    l.weights_ = std::make_shared<int8_weights>(packed_weights::from_int8(codes, out, in, ldw, scale, {0}), l.kernels_);
+    l.bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
+    return l;
+  }
+
   std::size_t in_features() const { return in_; }
   std::size_t out_features() const { return out_; }
   /// The precision the layer runs in (never `automatic`).

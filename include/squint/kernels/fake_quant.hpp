@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+// kernels/fake_quant.hpp: fake quantization forward and backward in one pass (QAT).
+//
+// One kernel computes whatever its params ask for: the forward y (as quantize_kernel::fake),
+// the straight-through gradient dx, and the sums of the LSQ scale and zero-point gradients
+// (reference/fake_quant.hpp states them), reading x and dy once. y and dx equal the scalar
+// reference bit for bit; the sums add the same float terms in another order (float lanes,
+// flushed into double every `flush` vectors). Unchecked and noexcept, under round-to-nearest:
+// squint::qat's entry points validate first.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "squint/arch/ops.hpp"
+#include "squint/reference/fake_quant.hpp"
+
+namespace squint::kernels {
+
+/// What one fake_quant_kernel::run call reads and writes: n elements with one scale and zero
+/// point, codes in [qmin, qmax] (|qmin - zp| and |qmax - zp| at most 2^24).
+struct fake_quant_params {
+  const float* x = nullptr;
+  const float* dy = nullptr;  ///< the output's gradient: backward when non-null
+  float* y = nullptr;         ///< the forward output, or null
+  float* dx = nullptr;        ///< the straight-through gradient, or null (needs dy)
+  std::size_t n = 0;
+  float scale = 1.0f;
+  std::int32_t zero_point = 0;
+  std::int32_t qmin = 0, qmax = 255;
+  bool reciprocal = true;  ///< x * (1 / scale) (PyTorch) instead of x / scale (ONNX)
+};
+
+template <class Arch>
+struct fake_quant_kernel {
+  /// Runs p; returns the gradient sums (zero without dy).
+  static reference::fake_quant_sums run(const fake_quant_params& p) noexcept;
+};
+
+template <class Arch>
+SQUINT_NO_FP_CONTRACT reference::fake_quant_sums fake_quant_kernel<Arch>::run(const fake_quant_params& p) noexcept {
+  using O = ops<Arch>;
+  using vf = typename O::vf;
+  constexpr std::size_t L = O::lanes;
+  constexpr std::size_t flush = 256;  // vectors summed in float before joining the double sums
+  const vf factor(p.reciprocal ? 1.0f / p.scale : p.scale), s(p.scale), minus_s(-p.scale), zero(0.0f);
+  const vf lo(static_cast<float>(static_cast<std::int64_t>(p.qmin) - p.zero_point));
+  const vf hi(static_cast<float>(static_cast<std::int64_t>(p.qmax) - p.zero_point));
+  const bool backward = p.dy != nullptr;
+  vf sum_s(0.0f), sum_z(0.0f);
+  reference::fake_quant_sums sums;
+  auto drain = [&]() {
+    alignas(64) float a[L], b[L];
+    sum_s.store_aligned(a);
+    sum_z.store_aligned(b);
+    for (std::size_t j = 0; j < L; ++j) sums.scale += static_cast<double>(a[j]), sums.zero_point += static_cast<double>(b[j]);
+    sum_s = sum_z = zero;
+  };
+  auto step = [&](const float* x, const float* dy, float* y, float* dx) {
+    const vf x0 = vf::load_unaligned(x);
+    const vf v = p.reciprocal ? x0 * factor : O::div(x0, factor);
+    if (y) {
+      // As quantize_kernel::fake: NaN -> 0, clamp, round; + 0 turns -0 into +0.
+      const vf c = xsimd::min(xsimd::max(xsimd::select(v == v, v, zero), lo), hi);
+      ((O::round_even(c) + zero) * s).store_unaligned(y);
+    }
+    if (!backward) return;
+    const vf g = vf::load_unaligned(dy);
+    // NaN contributes nothing; it is masked out, not rounded (SSE2's rounding turns NaN into -2^31).
+    const auto number = v == v;
+    const vf r = O::round_even(xsimd::select(number, v, zero));
+    const auto below = number & (r < lo), above = number & (r > hi), inside = number & (r >= lo) & (r <= hi);
+    if (dx) xsimd::select(inside, g, zero).store_unaligned(dx);
+    sum_s = sum_s + xsimd::select(inside, r - v, xsimd::select(below, lo, xsimd::select(above, hi, zero))) * g;
+    sum_z = sum_z + xsimd::select(below | above, minus_s * g, zero);
+  };
+  std::size_t i = 0, since_flush = 0;
+  for (; i + L <= p.n; i += L) {
+    step(p.x + i, backward ? p.dy + i : nullptr, p.y ? p.y + i : nullptr, p.dx ? p.dx + i : nullptr);
+    if (++since_flush == flush) drain(), since_flush = 0;
+  }
+  if (i < p.n) {
+    // The tail through zero-padded buffers: x = 0 and dy = 0 add nothing to the sums.
+    alignas(64) float x[L] = {}, dy[L] = {}, y[L], dx[L];
+    for (std::size_t k = 0; i + k < p.n; ++k) x[k] = p.x[i + k], dy[k] = backward ? p.dy[i + k] : 0.0f;
+    step(x, backward ? dy : nullptr, p.y ? y : nullptr, p.dx ? dx : nullptr);
+    for (std::size_t k = 0; i + k < p.n; ++k) {
+      if (p.y) p.y[i + k] = y[k];
+      if (p.dx) p.dx[i + k] = dx[k];
+    }
+  }
+  drain();
+  return sums;
+}
+
+/// The scalar family: the reference loops.
+template <>
+struct fake_quant_kernel<arch::scalar> {
+  static reference::fake_quant_sums run(const fake_quant_params& p) noexcept {
+    const qparams q{p.scale, p.zero_point};
+    const quant_range range{p.qmin, p.qmax};
+    const quantize_mode mode = p.reciprocal ? quantize_mode::reciprocal : quantize_mode::divide;
+    if (p.y) reference::fake_quantize(p.x, p.y, p.n, q, range, mode);
+    if (!p.dy) return {};
+    return reference::fake_quantize_backward(p.x, p.dy, p.dx, p.n, q, range, mode);
+  }
+};
+
+}  // namespace squint::kernels
+
+SQUINT_NAMESPACE_BEGIN
+namespace detail {
+/// fake_quant_kernel::run, as the backends hold it.
+using fake_quant_fn = reference::fake_quant_sums (*)(const kernels::fake_quant_params&) noexcept;
+}  // namespace detail
+SQUINT_NAMESPACE_END

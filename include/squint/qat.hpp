@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+// qat.hpp: quantization-aware training — fake quantization with STE and LSQ gradients, training
+// layers, loss, optimizers, prepare_qat -> train -> convert.
+#pragma once
+
+#include "squint/qat/fake_quant.hpp"
+#include "squint/qat/linear.hpp"
+#include "squint/qat/loss.hpp"
+#include "squint/qat/optimizer.hpp"
+#include "squint/qat/quantizers.hpp"
+#include "squint/qat/sequential.hpp"
