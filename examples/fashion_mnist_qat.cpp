@@ -2,7 +2,8 @@
 // fashion_mnist_qat: post-training quantization against quantization-aware training on the
 // Fashion-MNIST MLP (784-512-256-10). Starts from the FP32 weights the fashion_mnist demo saved
 // (or trains them), then for each setting — INT8, 4-, 3- and 2-bit weights per channel and per
-// tensor, with and without learned (LSQ) qparams — calibrates it (PTQ) and fine-tunes it with
+// tensor, with and without learned (LSQ) qparams, and entropy-calibrated activations —
+// calibrates it (PTQ) and fine-tunes it with
 // fake quantization for a few epochs (QAT), converts both to squint::nn models and evaluates
 // them on the 10,000 test images: top-1, the loss against FP32, the share of PTQ's loss QAT
 // recovers, and what a QAT epoch costs against an FP32 epoch.
@@ -128,9 +129,14 @@ int run_demo(int argc, char** argv) {
       {"W2A8 per channel", quantized(2, true, false, kernels)},
       {"W4A8 per tensor", quantized(4, false, false, kernels)},
       {"W2A8 per tensor", quantized(2, false, false, kernels)},
+      {"W4A8 per tensor LSQ", quantized(4, false, true, kernels)},
       {"W2A8 per channel LSQ", quantized(2, true, true, kernels)},
       {"W2A8 per tensor LSQ", quantized(2, false, true, kernels)},
+      {"W8A8 entropy, LSQ", quantized(8, true, true, kernels)},
   };
+  // Entropy calibration clips the standardized input layer (see the MLP demo); QAT starts LSQ
+  // from those qparams.
+  settings.back().options.activations->observer = squint::nn::observers::entropy();
   struct row {
     std::string name;
     double ptq, qat, epoch_seconds;

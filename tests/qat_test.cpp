@@ -447,6 +447,25 @@ TEST(QatTraining, CalibratedWithoutTrainingIsNnStaticMinMax) {
   }
 }
 
+/// Another observer (entropy here) sets the input qparams; LSQ starts from them.
+TEST(QatTraining, ObserverOptionSetsTheInputQparams) {
+  const auto layers = small_mlp(81, 30, 20, 5);
+  const std::size_t m = 64;
+  const auto x = squint_test::normal(m * 30, 0.3f, 1.2f, 82);
+  for (bool learn : {false, true}) {
+    qat::qat_options o;
+    o.activations->observer = squint::nn::observers::entropy();
+    o.activations->learn = learn;
+    auto model = qat::prepare_qat(layers, o);
+    std::vector<float> y(m * 5);
+    model.forward(x.data(), m, y.data());
+    squint::nn::observer expect = squint::nn::observers::entropy();
+    expect.observe({x.data(), m * 30});
+    EXPECT_EQ(*model[0].input_qparams(), expect.qparams()) << learn;
+    EXPECT_EQ(*model.convert()[0].input_qparams(), expect.qparams()) << learn;
+  }
+}
+
 TEST(QatTraining, WeightOnlyAndFp32ConvertExactly) {
   const auto layers = small_mlp(41);
   const auto x = squint_test::normal(3 * 12, 0.0f, 1.0f, 42);
@@ -502,6 +521,9 @@ TEST(QatTraining, BadOptionsThrow) {
   o = {};
   o.activations->averaging_constant = 0.0f;
   EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);
+  o = {};
+  o.activations->observer = squint::nn::observers::min_max({squint::dtype::int8, squint::qscheme::symmetric});
+  EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);  // activation codes are uint8 affine
   o = {};
   o.weight_overrides[2] = qat::weight_quant{};
   EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);

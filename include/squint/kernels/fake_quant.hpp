@@ -38,7 +38,7 @@ struct fake_quant_kernel {
 };
 
 template <class Arch>
-SQUINT_NO_FP_CONTRACT reference::fake_quant_sums fake_quant_kernel<Arch>::run(const fake_quant_params& p) noexcept {
+reference::fake_quant_sums fake_quant_kernel<Arch>::run(const fake_quant_params& p) noexcept {
   using O = ops<Arch>;
   using vf = typename O::vf;
   constexpr std::size_t L = O::lanes;
@@ -56,38 +56,44 @@ SQUINT_NO_FP_CONTRACT reference::fake_quant_sums fake_quant_kernel<Arch>::run(co
     for (std::size_t j = 0; j < L; ++j) sums.scale += static_cast<double>(a[j]), sums.zero_point += static_cast<double>(b[j]);
     sum_s = sum_z = zero;
   };
-  auto step = [&](const float* x, const float* dy, float* y, float* dx) {
-    const vf x0 = vf::load_unaligned(x);
-    const vf v = p.reciprocal ? x0 * factor : O::div(x0, factor);
-    if (y) {
+  // One vector per iteration; the tail runs the same body on zero-padded buffers (x = 0 and
+  // dy = 0 add nothing to the sums). No lambda: GCC would not inline it into the loop.
+  alignas(64) float x_tail[L] = {}, dy_tail[L] = {}, y_tail[L], dx_tail[L];
+  const float* const X = p.x;
+  const float* const DY = p.dy;
+  float* const Y = p.y;
+  float* const DX = p.dx;
+  const std::size_t n = p.n;
+  const bool reciprocal = p.reciprocal;
+  std::size_t since_flush = 0;
+  for (std::size_t i = 0; i < n; i += L) {
+    const bool tail = i + L > n;
+    const std::size_t count = tail ? n - i : L;
+    if (tail)
+      for (std::size_t k = 0; k < count; ++k) x_tail[k] = X[i + k], dy_tail[k] = backward ? DY[i + k] : 0.0f;
+    const vf x0 = vf::load_unaligned(tail ? x_tail : X + i);
+    const vf v = reciprocal ? x0 * factor : O::div(x0, factor);
+    if (Y) {
       // As quantize_kernel::fake: NaN -> 0, clamp, round; + 0 turns -0 into +0.
       const vf c = xsimd::min(xsimd::max(xsimd::select(v == v, v, zero), lo), hi);
-      ((O::round_even(c) + zero) * s).store_unaligned(y);
+      ((O::round_even(c) + zero) * s).store_unaligned(tail ? y_tail : Y + i);
     }
-    if (!backward) return;
-    const vf g = vf::load_unaligned(dy);
-    // NaN contributes nothing; it is masked out, not rounded (SSE2's rounding turns NaN into -2^31).
-    const auto number = v == v;
-    const vf r = O::round_even(xsimd::select(number, v, zero));
-    const auto below = number & (r < lo), above = number & (r > hi), inside = number & (r >= lo) & (r <= hi);
-    if (dx) xsimd::select(inside, g, zero).store_unaligned(dx);
-    sum_s = sum_s + xsimd::select(inside, r - v, xsimd::select(below, lo, xsimd::select(above, hi, zero))) * g;
-    sum_z = sum_z + xsimd::select(below | above, minus_s * g, zero);
-  };
-  std::size_t i = 0, since_flush = 0;
-  for (; i + L <= p.n; i += L) {
-    step(p.x + i, backward ? p.dy + i : nullptr, p.y ? p.y + i : nullptr, p.dx ? p.dx + i : nullptr);
-    if (++since_flush == flush) drain(), since_flush = 0;
-  }
-  if (i < p.n) {
-    // The tail through zero-padded buffers: x = 0 and dy = 0 add nothing to the sums.
-    alignas(64) float x[L] = {}, dy[L] = {}, y[L], dx[L];
-    for (std::size_t k = 0; i + k < p.n; ++k) x[k] = p.x[i + k], dy[k] = backward ? p.dy[i + k] : 0.0f;
-    step(x, backward ? dy : nullptr, p.y ? y : nullptr, p.dx ? dx : nullptr);
-    for (std::size_t k = 0; i + k < p.n; ++k) {
-      if (p.y) p.y[i + k] = y[k];
-      if (p.dx) p.dx[i + k] = dx[k];
+    if (backward) {
+      const vf g = vf::load_unaligned(tail ? dy_tail : DY + i);
+      // NaN contributes nothing; it is masked out, not rounded (SSE2's rounding turns NaN into -2^31).
+      const auto number = v == v;
+      const vf r = O::round_even(xsimd::select(number, v, zero));
+      const auto below = number & (r < lo), above = number & (r > hi), inside = number & (r >= lo) & (r <= hi);
+      if (DX) xsimd::select(inside, g, zero).store_unaligned(tail ? dx_tail : DX + i);
+      sum_s = sum_s + xsimd::select(inside, r - v, xsimd::select(below, lo, xsimd::select(above, hi, zero))) * g;
+      sum_z = sum_z + xsimd::select(below | above, minus_s * g, zero);
+      if (++since_flush == flush) drain(), since_flush = 0;
     }
+    if (tail)
+      for (std::size_t k = 0; k < count; ++k) {
+        if (Y) Y[i + k] = y_tail[k];
+        if (DX) DX[i + k] = dx_tail[k];
+      }
   }
   drain();
   return sums;

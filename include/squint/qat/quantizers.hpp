@@ -41,6 +41,9 @@ struct activation_quant {
   float averaging_constant = 0.01f;  ///< the moving-average min-max observer's
   bool learn = false;                ///< LSQ+: scale and zero point trained from the observer's first qparams
   bool reduce_range = false;         ///< 7-bit codes, [0, 127] (nn::linear_options::reduce_range)
+  /// Another observer instead of the moving-average min-max one (e.g. entropy, to start LSQ from
+  /// a calibrated range); its quant_spec must be uint8 affine, with reduce_range as above.
+  std::optional<nn::observer> observer = std::nullopt;
 };
 
 /// A trainable tensor: its values, the gradient the last backward() wrote, and whether weight
@@ -68,6 +71,12 @@ inline void check(const weight_quant& q) {
 inline void check(const activation_quant& q) {
   squint::detail::require(q.averaging_constant > 0.0f && q.averaging_constant <= 1.0f,
                           "qat::activation_quant: averaging_constant must be in (0, 1], got ", q.averaging_constant);
+  if (!q.observer) return;
+  const quant_spec& s = q.observer->spec();
+  squint::detail::require(s.type == dtype::uint8 && s.scheme == qscheme::affine && s.reduce_range == q.reduce_range &&
+                              !s.custom_range && !s.narrow_range,
+                          "qat::activation_quant: observer '", q.observer->name(),
+                          "' must quantize to uint8 affine codes on the full range (reduce_range as the options)");
 }
 
 /// The fake-quantized weights of one layer (out x in) at the current step.
@@ -174,7 +183,7 @@ class weight_quantizer {
 class activation_quantizer {
  public:
   explicit activation_quantizer(const activation_quant& q)
-      : q_(q), observer_(nn::observers::moving_average(q.averaging_constant, spec())) {
+      : q_(q), observer_(q.observer ? *q.observer : nn::observers::moving_average(q.averaging_constant, spec())) {
     check(q);
   }
 
