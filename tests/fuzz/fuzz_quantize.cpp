@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // fuzz_quantize.cpp: quantize, dequantize, fake-quantize and requantize (per tensor and per
 // channel, float and fixed-point multipliers), dynamic quantization, finite_min_max and the
-// fp16 / bfloat16 conversions, through the checked entry points and every compiled arch's
-// kernels, against the scalar reference.
+// fp16 / bfloat16 conversions, QAT's fake-quant backward, through the checked entry points and
+// every compiled arch's kernels, against the scalar reference.
 #include <algorithm>
+#include <cmath>
 
 #include "fuzz_support.hpp"
+#include "squint/qat/fake_quant.hpp"
 #include "squint/quantize.hpp"
+#include "squint/reference/fake_quant.hpp"
 #include "squint/reference/quantize.hpp"
 #include "squint/reference/convert.hpp"
 #include "squint/reference/requantize.hpp"
@@ -74,6 +77,53 @@ void quantize_case(squint_fuzz::input& in) {
   });
 }
 
+/// The straight-through gradient bit for bit, and the scale / zero-point sums within the
+/// reordering error of their terms (where no float lane can overflow), on every arch.
+void fake_quantize_backward_case(squint_fuzz::input& in, const std::vector<float>& x, qparams p, quant_range range,
+                                 quantize_mode mode) {
+  const std::size_t n = x.size();
+  const std::vector<float> dy = in.floats(n);
+  std::vector<float> dx(n, 5.0f);
+  const std::vector<float> sentinel = dx;
+  reference::fake_quant_sums sums;
+  if (rejected([&] { sums = qat::fake_quantize_backward({x.data(), n}, {dy.data(), n}, {dx.data(), n}, p, range, mode); })) {
+    SQUINT_FUZZ_CHECK(squint_fuzz::same_bits(dx, sentinel));
+    return;
+  }
+  std::vector<float> expect(n);
+  reference::fake_quant_sums total;
+  double magnitude_s = 0.0, magnitude_z = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    reference::fake_quant_sums one;
+    expect[i] = reference::fake_quantize_grad(x[i], dy[i], p, range, mode, one);
+    total.scale += one.scale, total.zero_point += one.zero_point;
+    magnitude_s += std::fabs(one.scale), magnitude_z += std::fabs(one.zero_point);
+  }
+  SQUINT_FUZZ_CHECK(squint_fuzz::same_bits(dx, expect));
+  auto close = [](double got, double want, double magnitude) {
+    return !(magnitude < 1e30) || std::fabs(got - want) <= 1e-6 * magnitude + 1e-30;
+  };
+  SQUINT_FUZZ_CHECK(close(sums.scale, total.scale, magnitude_s) && close(sums.zero_point, total.zero_point, magnitude_z));
+  squint_fuzz::for_each_arch([&](auto arch) {
+    std::vector<float> got(n), y(n), y_expect(n);
+    kernels::fake_quant_params k;
+    k.x = x.data();
+    k.dy = dy.data();
+    k.y = y.data();
+    k.dx = got.data();
+    k.n = n;
+    k.scale = p.scale;
+    k.zero_point = p.zero_point;
+    k.qmin = range.qmin;
+    k.qmax = range.qmax;
+    k.reciprocal = mode == quantize_mode::reciprocal;
+    const reference::fake_quant_sums s = kernels::fake_quant_kernel<decltype(arch)>::run(k);
+    reference::fake_quantize(x.data(), y_expect.data(), n, p, range, mode);
+    SQUINT_FUZZ_CHECK(squint_fuzz::same_bits(got, expect) && squint_fuzz::same_bits(y, y_expect));
+    SQUINT_FUZZ_CHECK(close(s.scale, total.scale, magnitude_s) && close(s.zero_point, total.zero_point, magnitude_z));
+  });
+}
+
 void fake_quantize_case(squint_fuzz::input& in) {
   const quantize_mode mode = in.flag() ? quantize_mode::reciprocal : quantize_mode::divide;
   const std::size_t n = in.below(300);
@@ -97,6 +147,7 @@ void fake_quantize_case(squint_fuzz::input& in) {
                                                                 mode == quantize_mode::reciprocal);
     SQUINT_FUZZ_CHECK(squint_fuzz::same_bits(got, expect));
   });
+  fake_quantize_backward_case(in, x, p, range, mode);
 }
 
 template <class T>

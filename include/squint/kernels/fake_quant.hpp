@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "squint/arch/ops.hpp"
 #include "squint/reference/fake_quant.hpp"
@@ -37,8 +38,28 @@ struct fake_quant_kernel {
   static reference::fake_quant_sums run(const fake_quant_params& p) noexcept;
 };
 
+namespace detail_fake_quant {
+/// The SIMD body (a free template, so that the scalar family's explicit instantiation leaves it out).
+template <class Arch>
+reference::fake_quant_sums run(const fake_quant_params& p) noexcept;
+}  // namespace detail_fake_quant
+
 template <class Arch>
 reference::fake_quant_sums fake_quant_kernel<Arch>::run(const fake_quant_params& p) noexcept {
+  if constexpr (std::is_same<Arch, arch::scalar>::value) {  // the scalar family: the reference loops
+    const qparams q{p.scale, p.zero_point};
+    const quant_range range{p.qmin, p.qmax};
+    const quantize_mode mode = p.reciprocal ? quantize_mode::reciprocal : quantize_mode::divide;
+    if (p.y) reference::fake_quantize(p.x, p.y, p.n, q, range, mode);
+    if (!p.dy) return {};
+    return reference::fake_quantize_backward(p.x, p.dy, p.dx, p.n, q, range, mode);
+  } else {
+    return detail_fake_quant::run<Arch>(p);
+  }
+}
+
+template <class Arch>
+reference::fake_quant_sums detail_fake_quant::run(const fake_quant_params& p) noexcept {
   using O = ops<Arch>;
   using vf = typename O::vf;
   constexpr std::size_t L = O::lanes;
@@ -85,7 +106,8 @@ reference::fake_quant_sums fake_quant_kernel<Arch>::run(const fake_quant_params&
       const vf r = O::round_even(xsimd::select(number, v, zero));
       const auto below = number & (r < lo), above = number & (r > hi), inside = number & (r >= lo) & (r <= hi);
       if (DX) xsimd::select(inside, g, zero).store_unaligned(tail ? dx_tail : DX + i);
-      sum_s = sum_s + xsimd::select(inside, r - v, xsimd::select(below, lo, xsimd::select(above, hi, zero))) * g;
+      // Selected after the product: a NaN lane's dy (NaN or inf) must not reach the sums.
+      sum_s = sum_s + xsimd::select(number, xsimd::select(inside, r - v, xsimd::select(below, lo, hi)) * g, zero);
       sum_z = sum_z + xsimd::select(below | above, minus_s * g, zero);
       if (++since_flush == flush) drain(), since_flush = 0;
     }
@@ -98,19 +120,6 @@ reference::fake_quant_sums fake_quant_kernel<Arch>::run(const fake_quant_params&
   drain();
   return sums;
 }
-
-/// The scalar family: the reference loops.
-template <>
-struct fake_quant_kernel<arch::scalar> {
-  static reference::fake_quant_sums run(const fake_quant_params& p) noexcept {
-    const qparams q{p.scale, p.zero_point};
-    const quant_range range{p.qmin, p.qmax};
-    const quantize_mode mode = p.reciprocal ? quantize_mode::reciprocal : quantize_mode::divide;
-    if (p.y) reference::fake_quantize(p.x, p.y, p.n, q, range, mode);
-    if (!p.dy) return {};
-    return reference::fake_quantize_backward(p.x, p.dy, p.dx, p.n, q, range, mode);
-  }
-};
 
 }  // namespace squint::kernels
 
