@@ -232,3 +232,70 @@ TEST(NnConvTest, BadArgumentsThrow) {
 }
 
 }  // namespace
+
+namespace {
+
+/// A layer built from external int8 codes runs exactly them: codes of the input with the given
+/// qparams, the int64 reference convolution of the codes, then the float output stage, for
+/// grouped, strided and padded filters given OIHW or OHWI.
+TEST(NnConv2dFromInt8, RunsTheGivenCodes) {
+  struct shape_case {
+    filter_shape f;
+    conv2d_params params;
+    filter_layout layout;
+  };
+  conv2d_params padded;
+  padded.pad_top = padded.pad_left = padded.pad_bottom = padded.pad_right = 1;
+  conv2d_params grouped = padded;
+  grouped.groups = 2;
+  grouped.stride_h = grouped.stride_w = 2;
+  const shape_case cases[] = {{{6, 3, 3, 3}, padded, filter_layout::oihw},
+                              {{4, 2, 3, 3}, grouped, filter_layout::ohwi},
+                              {{5, 4, 1, 1}, conv2d_params{}, filter_layout::oihw}};
+  for (const shape_case& c : cases) {
+    const std::size_t channels = c.f.group_channels * c.params.groups;
+    const image_shape in{2, 5, 6, channels};
+    const auto x = squint_test::normal(in.size(), 0.2f, 1.0f, 91);
+    const auto codes = squint_test::uniform_ints<std::int8_t>(c.f.out_channels * c.f.taps() * c.f.group_channels,
+                                                              -128, 127, 92);
+    std::vector<float> scale(c.f.out_channels), bias(c.f.out_channels);
+    for (std::size_t o = 0; o < c.f.out_channels; ++o)
+      scale[o] = 0.01f + 0.002f * static_cast<float>(o), bias[o] = 0.1f * static_cast<float>(o) - 0.2f;
+    const squint::qparams p{0.015f, 120};
+    nn::conv2d_options o;
+    o.act = nn::activation::relu;
+    o.kernels = squint::runtime::backend();
+    const nn::conv2d layer = nn::conv2d::from_int8(codes.data(), c.f, c.layout, c.params, scale, bias.data(), p, o);
+    EXPECT_EQ(layer.mode(), nn::precision::int8_static);
+    EXPECT_EQ(*layer.input_qparams(), p);
+    const image_shape out = layer.output_shape(in);
+    std::vector<float> y(out.size());
+    layer.forward(x.data(), in, y.data());
+
+    std::vector<std::uint8_t> xq(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i)
+      xq[i] = static_cast<std::uint8_t>(squint::reference::quantize_value(x[i], p, {0, 255}));
+    const std::vector<std::int8_t> ohwi = squint::detail::to_ohwi(codes.data(), c.f, c.layout);
+    const auto g = squint::resolve("test", in, c.f, c.params);
+    std::vector<std::int64_t> acc(out.size());
+    squint::reference::conv2d(xq.data(), g, p.zero_point, ohwi.data(), nullptr, 0, acc.data());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const std::size_t ch = i % c.f.out_channels;
+      const float v = static_cast<float>(acc[i]) * (p.scale * scale[ch]) + bias[ch];
+      ASSERT_EQ(y[i], v > 0.0f ? v : 0.0f) << i;
+    }
+  }
+  const std::vector<std::int8_t> codes(6 * 3 * 9, 1);
+  const std::vector<float> scale(6, 0.1f);
+  EXPECT_THROW(nn::conv2d::from_int8(codes.data(), {6, 3, 3, 3}, filter_layout::oihw, {}, {0.1f}, nullptr, {0.1f, 0}),
+               squint::error);
+  EXPECT_THROW(nn::conv2d::from_int8(nullptr, {6, 3, 3, 3}, filter_layout::oihw, {}, scale, nullptr, {0.1f, 0}),
+               squint::error);
+  EXPECT_THROW(nn::conv2d::from_int8(codes.data(), {6, 3, 3, 3}, filter_layout::oihw, {}, scale, nullptr, {0.1f, 256}),
+               squint::error);
+  EXPECT_THROW(nn::conv2d::from_int8(codes.data(), {6, 3, 3, 3}, filter_layout::oihw, {}, std::vector<float>(6, -1.0f),
+                                     nullptr, {0.1f, 0}),
+               squint::error);
+}
+
+}  // namespace

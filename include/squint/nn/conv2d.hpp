@@ -93,6 +93,43 @@ class conv2d {
     }
   }
 
+  /// Builds an int8_static layer from what another tool quantized (PyTorch's converted Conv2d, an
+  /// ONNX QDQ model): int8 filter codes (`layout`), one scale per output channel (zero point 0),
+  /// the bias (out_channels entries or null) and the frozen activation qparams (uint8; [0, 127]
+  /// with options.reduce_range). The layer runs exactly those numbers. options.mode,
+  /// input_observer and weight_range do not apply.
+  /// @throws squint::error on null codes, bad filter sizes or parameters, a depth above
+  ///         gemm_max_k, scales not finite and > 0 or not one per output channel, or qparams
+  ///         invalid for the codes.
+  static conv2d from_int8(const std::int8_t* codes, const filter_shape& f, filter_layout layout,
+                          const conv2d_params& params, const std::vector<float>& scale, const float* bias,
+                          qparams input, const conv2d_options& options = {}) {
+    squint::detail::check_filter("nn::conv2d::from_int8", f, params);
+    squint::detail::require(codes != nullptr, "nn::conv2d::from_int8: argument 'codes' is null");
+    const std::size_t depth = f.taps() * f.group_channels, ocg = f.out_channels / params.groups;
+    squint::detail::require(depth <= gemm_max_k, "nn::conv2d::from_int8: depth ", depth, " exceeds gemm_max_k = ",
+                            gemm_max_k);
+    squint::detail::require(scale.size() == f.out_channels, "nn::conv2d::from_int8: ", scale.size(), " scales for ",
+                            f.out_channels, " output channels");
+    squint::detail::check_channel_scales("nn::conv2d::from_int8", scale, f.out_channels);
+    conv2d c;
+    c.filter_ = f;
+    c.params_ = params;
+    c.recipe_ = &recipe_for(precision::int8_static);
+    c.act_ = options.act;
+    c.kernels_ = options.kernels;
+    c.input_ = input_quantizer::frozen_at(input, options.reduce_range);
+    c.bias_ = bias ? std::vector<float>(bias, bias + f.out_channels) : std::vector<float>();
+    const std::vector<std::int8_t> ohwi = squint::detail::to_ohwi(codes, f, layout);
+    for (std::size_t k = 0; k < params.groups; ++k) {
+      const std::vector<float> group_scale(scale.begin() + static_cast<std::ptrdiff_t>(k * ocg),
+                                           scale.begin() + static_cast<std::ptrdiff_t>((k + 1) * ocg));
+      c.groups_.push_back(std::make_shared<int8_weights>(
+          packed_weights::from_int8(ohwi.data() + k * ocg * depth, ocg, depth, depth, group_scale, {0}), c.kernels_));
+    }
+    return c;
+  }
+
   const filter_shape& filter() const { return filter_; }
   const conv2d_params& params() const { return params_; }
   /// The precision the layer runs in (never `automatic`).
@@ -197,6 +234,8 @@ class conv2d {
         std::copy(block.begin() + i * ocg, block.begin() + (i + 1) * ocg, y + (r0 + i) * oc + k * ocg);
     });
   }
+
+  conv2d() = default;
 
   filter_shape filter_;
   conv2d_params params_;
