@@ -175,6 +175,35 @@ void BM_FakeQuantGrad(benchmark::State& state) {
   set_bytes(state, n * sizeof(float) * (Forward ? 4 : 3));
 }
 
+/// FP8 E4M3FN quantize (float in, scale 0.05, saturating) and dequantize; the scalar family is
+/// the reference conversion (frexp / ldexp, as a portable library converts).
+template <class Arch>
+void BM_QuantizeFp8(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto x = squint_bench::normal(n, 5);
+  std::vector<std::uint8_t> q(n);
+  for (auto _ : state) {
+    squint::kernels::fp8_kernel<Arch>::quantize(x.data(), q.data(), n, 0.05f, false, true);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n * sizeof(float));
+}
+
+template <class Arch>
+void BM_DequantizeFp8(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<std::uint8_t> q(n);
+  for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<std::uint8_t>(i * 37 % 251);
+  std::vector<float> x(n);
+  for (auto _ : state) {
+    squint::kernels::fp8_kernel<Arch>::dequantize(q.data(), x.data(), n, 0.05f, false);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n);
+}
+
 /// The streaming rate of two reads and one write (STREAM's triad, a = b + s * c), what a
 /// backward pass reading x and dy and writing dx cannot beat.
 void BM_StreamTriad(benchmark::State& state) {
@@ -197,7 +226,9 @@ BENCHMARK(BM_StreamTriad)->Apply(squint_bench::sizes);
   BENCHMARK_TEMPLATE(BM_RequantizeS8ChannelsLast, A)->Arg(1 << 20);                        \
   BENCHMARK_TEMPLATE(BM_FloatToHalf, A)->Arg(1 << 20);                                     \
   BENCHMARK_TEMPLATE(BM_FakeQuantGrad, A, false)->Apply(squint_bench::sizes);              \
-  BENCHMARK_TEMPLATE(BM_FakeQuantGrad, A, true)->Apply(squint_bench::sizes);
+  BENCHMARK_TEMPLATE(BM_FakeQuantGrad, A, true)->Apply(squint_bench::sizes);              \
+  BENCHMARK_TEMPLATE(BM_QuantizeFp8, A)->Arg(1 << 20)->Arg(1 << 24);                       \
+  BENCHMARK_TEMPLATE(BM_DequantizeFp8, A)->Arg(1 << 20)->Arg(1 << 24);
 SQUINT_DISPATCH_FAMILIES
 #undef SQUINT_X
 BENCHMARK(BM_QuantizeS8Naive)->Apply(squint_bench::sizes);

@@ -23,6 +23,7 @@
 #include "squint/conv/conv.hpp"
 #include "squint/conv/float_conv.hpp"
 #include "squint/detail/instantiate.hpp"
+#include "squint/fp8.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/gemm.hpp"
@@ -119,6 +120,8 @@ struct kernel_table {
   squint::detail::requantize_fn<std::uint8_t> requantize_row_u8;
   squint::detail::float_stage_fn float_stage;
   squint::detail::fake_quant_fn fake_quant;
+  squint::detail::fp8_quantize_fn fp8_quantize;
+  squint::detail::fp8_dequantize_fn fp8_dequantize;
   void (*float_to_half)(const float*, std::uint16_t*, std::size_t) noexcept;
   void (*half_to_float)(const std::uint16_t*, float*, std::size_t) noexcept;
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
@@ -154,6 +157,8 @@ kernel_table table_for() {
           &requantize_kernel<F, std::uint8_t>::row,
           &float_stage_kernel<F>::row,
           &fake_quant_kernel<F>::run,
+          &fp8_kernel<F>::quantize,
+          &fp8_kernel<F>::dequantize,
           &convert_kernel<F>::float_to_half,
           &convert_kernel<F>::half_to_float,
           &reduce_kernel<F>::min_max,
@@ -283,6 +288,25 @@ void quantize(tensor_view<const float> x, tensor_view<T> q, const per_channel_qp
     t.quantize_channels_s8(x.data(), q.data(), s.outer, s.channels, s.inner, p.scale.data(), p.zero_point.data(), reciprocal);
   else
     t.quantize_channels_u8(x.data(), q.data(), s.outer, s.channels, s.inner, p.scale.data(), p.zero_point.data(), reciprocal);
+}
+
+/// squint::quantize_fp8 on the dispatched kernels (per tensor, or per channel along `axis`).
+inline void quantize_fp8(tensor_view<const float> x, tensor_view<std::uint8_t> q, float scale, fp8_format format,
+                         bool saturate = true) {
+  squint::quantize_fp8(x, q, scale, format, saturate, detail::active().fp8_quantize);
+}
+inline void quantize_fp8(tensor_view<const float> x, tensor_view<std::uint8_t> q, const std::vector<float>& scale,
+                         int axis, fp8_format format, bool saturate = true) {
+  squint::quantize_fp8(x, q, scale, axis, format, saturate, detail::active().fp8_quantize);
+}
+
+/// squint::dequantize_fp8 on the dispatched kernels.
+inline void dequantize_fp8(tensor_view<const std::uint8_t> q, tensor_view<float> x, float scale, fp8_format format) {
+  squint::dequantize_fp8(q, x, scale, format, detail::active().fp8_dequantize);
+}
+inline void dequantize_fp8(tensor_view<const std::uint8_t> q, tensor_view<float> x, const std::vector<float>& scale,
+                           int axis, fp8_format format) {
+  squint::dequantize_fp8(q, x, scale, axis, format, detail::active().fp8_dequantize);
 }
 
 /// squint::dequantize on the dispatched kernels.

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // fuzz_quantize.cpp: quantize, dequantize, fake-quantize and requantize (per tensor and per
 // channel, float and fixed-point multipliers), dynamic quantization, finite_min_max and the
-// fp16 / bfloat16 conversions, QAT's fake-quant backward, through the checked entry points and
+// fp16 / bfloat16 and FP8 conversions, QAT's fake-quant backward, through the checked entry points and
 // every compiled arch's kernels, against the scalar reference.
 #include <algorithm>
 #include <cmath>
 
 #include "fuzz_support.hpp"
+#include "squint/fp8.hpp"
 #include "squint/qat/fake_quant.hpp"
 #include "squint/quantize.hpp"
 #include "squint/reference/fake_quant.hpp"
+#include "squint/reference/fp8.hpp"
 #include "squint/reference/quantize.hpp"
 #include "squint/reference/convert.hpp"
 #include "squint/reference/requantize.hpp"
@@ -179,6 +181,36 @@ void requantize_case(squint_fuzz::input& in) {
 
 /// fp16 and bfloat16 conversions both ways on every arch: the reference's bits, and a NaN for a
 /// NaN (the hardware quiets signalling NaNs; the contract promises NaN, not its payload).
+/// FP8 quantize / dequantize with a fuzzed scale, format and saturation: the checked entry
+/// point and every arch's kernel against the reference, bit for bit.
+void fp8_case(squint_fuzz::input& in, const std::vector<float>& x) {
+  const std::size_t n = x.size();
+  const fp8_format format = in.flag() ? fp8_format::e5m2 : fp8_format::e4m3fn;
+  const bool saturate = in.flag();
+  const float scale = in.scale();  // now and then not finite or <= 0
+  std::vector<std::uint8_t> q(n, 0x5a);
+  const std::vector<std::uint8_t> sentinel = q;
+  if (rejected([&] { quantize_fp8({x.data(), n}, {q.data(), n}, scale, format, saturate); })) {
+    SQUINT_FUZZ_CHECK(q == sentinel);
+    return;
+  }
+  std::vector<std::uint8_t> expect(n);
+  std::vector<float> y_expect(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    expect[i] = reference::quantize_fp8_value(x[i], scale, format, saturate);
+    y_expect[i] = reference::dequantize_fp8_value(expect[i], scale, format);
+  }
+  SQUINT_FUZZ_CHECK(q == expect);
+  squint_fuzz::for_each_arch([&](auto arch) {
+    using K = kernels::fp8_kernel<decltype(arch)>;
+    std::vector<std::uint8_t> got(n);
+    std::vector<float> y(n);
+    K::quantize(x.data(), got.data(), n, scale, format == fp8_format::e5m2, saturate);
+    K::dequantize(expect.data(), y.data(), n, scale, format == fp8_format::e5m2);
+    SQUINT_FUZZ_CHECK(got == expect && squint_fuzz::same_bits(y, y_expect));
+  });
+}
+
 void convert_case(squint_fuzz::input& in) {
   const std::size_t n = in.below(200);
   const std::vector<float> x = in.floats(n);
@@ -204,6 +236,7 @@ void convert_case(squint_fuzz::input& in) {
       SQUINT_FUZZ_CHECK(std::isnan(bf_ref) ? std::isnan(from_bf[i]) : squint_fuzz::same_bits({from_bf[i]}, {bf_ref}));
     }
   });
+  fp8_case(in, x);
 }
 
 /// ONNX DynamicQuantizeLinear and the finite range it starts from, static and dispatched.

@@ -16,6 +16,7 @@
 #include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/convert.hpp"
 #include "squint/kernels/fake_quant.hpp"
+#include "squint/kernels/fp8.hpp"
 #include "squint/kernels/quantize.hpp"
 #include "squint/kernels/reduce.hpp"
 
@@ -29,6 +30,7 @@
   M(::squint::kernels::float_stage_kernel<A>)                     \
   M(::squint::kernels::convert_kernel<A>)                        \
   M(::squint::kernels::fake_quant_kernel<A>)                     \
+  M(::squint::kernels::fp8_kernel<A>)                            \
   M(::squint::kernels::reduce_kernel<A>)                         \
   M(::squint::kernels::half_gemm_kernel<A>)                      \
   M(::squint::kernels::float_gemm_kernel<A>)                     \
