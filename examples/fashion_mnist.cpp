@@ -188,6 +188,8 @@ int run_demo(int argc, char** argv) {
   // without VNNI (on VNNI CPUs they run the same kernel as 8-bit codes).
   add("int8_dynamic", "7-bit activations", precision::int8_dynamic)->reduce_range = true;
   add("int8_static", "minmax 7-bit", precision::int8_static)->reduce_range = true;
+  // FP8 E4M3FN weights (amax / 448 per channel), decoded in registers: int8_weight_only's bytes.
+  add("fp8_weight_only", "E4M3FN", precision::fp8_weight_only);
 
   std::vector<result> results;
   std::vector<squint::nn::sequential> models;

@@ -82,7 +82,8 @@ TEST(NnConvTest, EveryPrecisionTracksFp32) {
     const std::vector<float> bias(c.f.out_channels, 0.25f);
     std::vector<double> ref;
     for (nn::precision mode : {nn::precision::fp32, nn::precision::fp16, nn::precision::int8_weight_only,
-                               nn::precision::int8_dynamic, nn::precision::int8_static, nn::precision::automatic}) {
+                               nn::precision::int8_dynamic, nn::precision::int8_static, nn::precision::automatic,
+                               nn::precision::fp8_weight_only}) {
       nn::conv2d_options o;
       o.mode = mode;
       nn::conv2d layer(w.data(), c.f, filter_layout::oihw, c.p, bias.data(), o);

@@ -21,7 +21,7 @@ using squint::nn::activation;
 using squint::nn::precision;
 
 constexpr precision all_modes[] = {precision::fp32, precision::fp16, precision::int8_dynamic, precision::int8_static,
-                                   precision::int8_weight_only};
+                                   precision::int8_weight_only, precision::fp8_weight_only};
 
 /// A 3-layer MLP with He-scaled random weights.
 std::vector<squint::nn::float_layer> mlp(std::size_t in = 96, std::size_t hidden = 70, std::size_t out = 10) {

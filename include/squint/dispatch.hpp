@@ -26,6 +26,7 @@
 #include "squint/fp8.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/fp32.hpp"
+#include "squint/gemm/fp8.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/nn/backend.hpp"
@@ -137,6 +138,7 @@ struct kernel_table {
   float_gemm_fn gemm_float;
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
+  fp8_gemm_fn gemm_fp8;
 };
 
 template <class Arch>
@@ -170,7 +172,8 @@ kernel_table table_for() {
           &squint::detail::conv_s32<gemm_arch_t<Arch>, F, std::int8_t>,
           &half_gemm_kernel<F>::run,
           &float_gemm_kernel<F>::run,
-          &weight_only_gemm_kernel<F>::run};
+          &weight_only_gemm_kernel<F>::run,
+          &fp8_gemm_kernel<F>::run};
 }
 
 /// Every configured arch, best first (scalar last).
@@ -431,6 +434,12 @@ inline void gemm_float(const float* a, std::size_t m, std::size_t lda, const pac
   squint::gemm_float(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_float);
 }
 
+/// squint::gemm_fp8 on the dispatched kernels.
+inline void gemm_fp8(const float* a, std::size_t m, std::size_t lda, const packed_fp8_weights& b, const float* bias,
+                     bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::gemm_fp8(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_fp8);
+}
+
 /// squint::gemm_weight_only on the dispatched kernels.
 inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
@@ -482,6 +491,7 @@ inline nn::backend backend() {
           t.gemm_half,
           t.gemm_float,
           t.gemm_weight_only,
+          t.gemm_fp8,
           t.quantize_u8,
           t.quantize_channels_s8,
           t.dequantize_s8,

@@ -12,6 +12,7 @@
 #include "squint/conv/depthwise.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/fp32.hpp"
+#include "squint/gemm/fp8.hpp"
 #include "squint/gemm/microkernels.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/convert.hpp"
@@ -35,6 +36,7 @@
   M(::squint::kernels::half_gemm_kernel<A>)                      \
   M(::squint::kernels::float_gemm_kernel<A>)                     \
   M(::squint::kernels::weight_only_gemm_kernel<A>)               \
+  M(::squint::kernels::fp8_gemm_kernel<A>)                       \
   M(::squint::kernels::depthwise_kernel<A>)
 
 #define SQUINT_DETAIL_INSTANTIATE(...) template struct __VA_ARGS__;

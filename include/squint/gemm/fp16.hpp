@@ -34,9 +34,20 @@ struct half_gemm_kernel {
                   std::size_t n, const float* bias, bool relu, float* c, std::size_t ldc) noexcept;
 };
 
+/// An FP8 E4M3FN weight code in a float panel (a distinct type, so the panel kernels decode it).
+struct fp8_e4m3_code {
+  std::uint8_t bits;
+};
+
 namespace detail_panel {
 
 constexpr std::size_t width = 16;
+
+/// E4M3FN codes (NaN excluded) decode to their value times 2^-8 (exact): the code's low 7 bits
+/// shifted left by 7 are an fp16 with the same exponent field (E4M3's bias 7 against fp16's 15,
+/// subnormals included) and the sign moves to bit 15. So the ISAs with fp16 conversion decode
+/// with two shifts, and the packing folds 2^8 into each channel's scale.
+constexpr float fp8_e4m3_decode_factor = 1.0f / 256.0f;
 
 /// Weight element -> float: fp16 bits, an int8 code or a float. (Templated on Arch, as every
 /// helper a per-ISA object compiles, so no two objects emit the same symbol with different code.)
@@ -46,6 +57,10 @@ template <class Arch>
 float to_float(std::int8_t q) { return static_cast<float>(q); }
 template <class Arch>
 float to_float(float w) { return w; }
+template <class Arch>
+float to_float(fp8_e4m3_code c) {
+  return reference::half_to_float(static_cast<std::uint16_t>(((c.bits & 0x7F) << 7) | ((c.bits & 0x80) << 8)));
+}
 
 /// acc * scale[j] (when scaled) + bias[j], then max(0, .) with relu.
 template <class Arch>
@@ -134,6 +149,13 @@ template <class Arch>
 __m512 load_row512(const float* w) {
   return _mm512_loadu_ps(w);
 }
+template <class Arch>
+__m512 load_row512(const fp8_e4m3_code* w) {
+  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7F)), 7),
+                                    _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8));
+  return _mm512_cvtph_ps(h);
+}
 
 /// R rows x P panels: R * P independent accumulators (P > 1 keeps FMA latency hidden when
 /// there are fewer than 8 rows). Each column still sums in k order, so results do not depend
@@ -210,6 +232,14 @@ template <class Arch>
 void load_row256(const float* w, __m256& lo, __m256& hi) {
   lo = _mm256_loadu_ps(w);
   hi = _mm256_loadu_ps(w + 8);
+}
+template <class Arch>
+void load_row256(const fp8_e4m3_code* w, __m256& lo, __m256& hi) {
+  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7F)), 7),
+                                    _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8));
+  lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+  hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
 /// R rows x P panels, as avx512_block.

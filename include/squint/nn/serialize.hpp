@@ -8,7 +8,8 @@
 //   version    u32       1
 //   layers     u32
 //   per layer:
-//     precision  u8      0 fp32, 1 fp16, 2 int8_dynamic, 3 int8_static, 4 int8_weight_only
+//     precision  u8      0 fp32, 1 fp16, 2 int8_dynamic, 3 int8_static, 4 int8_weight_only,
+//                        5 fp8_weight_only
 //     activation u8      0 none, 1 relu
 //     flags      u8      bit 0 per_row, bit 1 has bias, bit 2 7-bit activations (reduce_range,
 //                        int8_dynamic / int8_static only); other bits 0
@@ -16,7 +17,8 @@
 //     out, in    u64, u64
 //     int8_static only: input scale f32, input zero point i32
 //     weights    fp32: out*in f32 | fp16: out*in u16 (half bits) |
-//                int8_*: out f32 scales, then out*in i8 codes; all row-major (one row per output)
+//                int8_*: out f32 scales, then out*in i8 codes | fp8_weight_only: out f32 scales,
+//                then out*in E4M3FN codes; all row-major (one row per output)
 //     bias       out f32, when flag bit 1 is set
 //   checksum   u64       FNV-1a 64 of every byte before it
 //

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "squint/nn/weights/float_weights.hpp"
+#include "squint/nn/weights/fp8_weight_only.hpp"
 #include "squint/nn/weights/half_weights.hpp"
 #include "squint/nn/weights/int8_weight_only.hpp"
 #include "squint/nn/weights/int8_weights.hpp"
@@ -45,6 +46,7 @@ inline const recipe* recipe_table(std::size_t& count) {
       make_recipe<int8_weights>(precision::int8_dynamic, 2, input_policy::dynamic),
       make_recipe<int8_weights>(precision::int8_static, 3, input_policy::calibrated),
       make_recipe<int8_weight_only_weights>(precision::int8_weight_only, 4, input_policy::floating),
+      make_recipe<fp8_weight_only_weights>(precision::fp8_weight_only, 5, input_policy::floating),
   };
   count = sizeof table / sizeof table[0];
   return table;
