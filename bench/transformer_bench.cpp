@@ -95,6 +95,7 @@ BENCHMARK_TEMPLATE(BM_Linear, precision::fp16)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int8_dynamic)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int8_weight_only)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::fp8_weight_only)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_Linear, precision::int4_weight_only)->Apply(shapes);
 
 }  // namespace
 

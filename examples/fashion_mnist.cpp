@@ -190,6 +190,8 @@ int run_demo(int argc, char** argv) {
   add("int8_static", "minmax 7-bit", precision::int8_static)->reduce_range = true;
   // FP8 E4M3FN weights (amax / 448 per channel), decoded in registers: int8_weight_only's bytes.
   add("fp8_weight_only", "E4M3FN", precision::fp8_weight_only);
+  // INT4 weights, a scale per 32 inputs (round to nearest): an eighth of float's bytes.
+  add("int4_weight_only", "RTN, groups of 32", precision::int4_weight_only);
 
   std::vector<result> results;
   std::vector<squint::nn::sequential> models;

@@ -27,6 +27,7 @@
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
+#include "squint/gemm/int4.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/nn/backend.hpp"
@@ -139,6 +140,7 @@ struct kernel_table {
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   fp8_gemm_fn gemm_fp8;
+  int4_gemm_fn gemm_int4;
 };
 
 template <class Arch>
@@ -173,7 +175,8 @@ kernel_table table_for() {
           &half_gemm_kernel<F>::run,
           &float_gemm_kernel<F>::run,
           &weight_only_gemm_kernel<F>::run,
-          &fp8_gemm_kernel<F>::run};
+          &fp8_gemm_kernel<F>::run,
+          &int4_gemm_kernel<F>::run};
 }
 
 /// Every configured arch, best first (scalar last).
@@ -440,6 +443,12 @@ inline void gemm_fp8(const float* a, std::size_t m, std::size_t lda, const packe
   squint::gemm_fp8(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_fp8);
 }
 
+/// squint::gemm_int4 on the dispatched kernels.
+inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const packed_int4_weights& b, const float* bias,
+                      bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::gemm_int4(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_int4);
+}
+
 /// squint::gemm_weight_only on the dispatched kernels.
 inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
@@ -492,6 +501,7 @@ inline nn::backend backend() {
           t.gemm_float,
           t.gemm_weight_only,
           t.gemm_fp8,
+          t.gemm_int4,
           t.quantize_u8,
           t.quantize_channels_s8,
           t.dequantize_s8,

@@ -15,6 +15,7 @@
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
+#include "squint/gemm/int4.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/fake_quant.hpp"
@@ -33,6 +34,7 @@ enum class precision : std::uint8_t {
   int8_weight_only,  ///< int8 weights, float activations and arithmetic (batch-1 decoding)
   automatic,         ///< int8_dynamic where the CPU has a fast int8 GEMM, else fp16
   fp8_weight_only,   ///< FP8 E4M3FN weights (scale per channel), float activations and arithmetic
+  int4_weight_only,  ///< int4 weights (scale per channel and group of inputs), float arithmetic
 };
 
 /// The name used in tables and files ("fp32", "int8_dynamic", ...).
@@ -45,6 +47,7 @@ inline const char* to_string(precision p) {
     case precision::int8_weight_only: return "int8_weight_only";
     case precision::automatic: return "automatic";
     case precision::fp8_weight_only: return "fp8_weight_only";
+    case precision::int4_weight_only: return "int4_weight_only";
   }
   return "unknown";
 }
@@ -53,7 +56,8 @@ inline const char* to_string(precision p) {
 /// @throws squint::error on an unknown name.
 inline precision precision_from_string(const std::string& name) {
   for (precision p : {precision::fp32, precision::fp16, precision::int8_dynamic, precision::int8_static,
-                      precision::int8_weight_only, precision::automatic, precision::fp8_weight_only})
+                      precision::int8_weight_only, precision::automatic, precision::fp8_weight_only,
+                      precision::int4_weight_only})
     if (name == to_string(p)) return p;
   detail::fail("precision_from_string: unknown precision '", name, "'");
 }
@@ -70,6 +74,7 @@ struct backend {
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   fp8_gemm_fn gemm_fp8;
+  int4_gemm_fn gemm_int4;
   void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
   void (*quantize_s8_channels)(const float*, std::int8_t*, std::size_t, std::size_t, std::size_t, const float*,
                                const std::int32_t*, bool) noexcept;
@@ -95,6 +100,7 @@ inline backend native_backend() {
           &kernels::float_gemm_kernel<arch::native>::run,
           &kernels::weight_only_gemm_kernel<arch::native>::run,
           &kernels::fp8_gemm_kernel<arch::native>::run,
+          &kernels::int4_gemm_kernel<arch::native>::run,
           &kernels::quantize_kernel<arch::native, std::uint8_t>::per_tensor,
           &kernels::quantize_kernel<arch::native, std::int8_t>::per_channel,
           &kernels::dequantize_kernel<arch::native, std::int8_t>::per_tensor,

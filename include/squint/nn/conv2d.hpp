@@ -37,6 +37,9 @@ struct conv2d_options {
   bool reduce_range = false;
   /// The int8 precisions' weight range and divisor (see linear_options::weight_range).
   int8_weight_range weight_range = int8_weight_range::narrow;
+  /// int4_weight_only: inputs per weight scale (a multiple of 16; a convolution's inputs are
+  /// taps x group channels).
+  std::size_t int4_group = 32;
 };
 
 /// Folds an inference BatchNorm (per output channel: gamma, beta, running mean and variance)
@@ -87,7 +90,8 @@ class conv2d {
     const std::vector<float> ohwi = squint::detail::to_ohwi(w, f, layout);
     for (std::size_t k = 0; k < params.groups; ++k) {
       const float* wk = ohwi.data() + k * ocg * depth;
-      groups_.push_back(recipe_->pack(wk, ocg, depth, depth, pack_options{options.weight_range}, kernels_));
+      groups_.push_back(
+          recipe_->pack(wk, ocg, depth, depth, pack_options{options.weight_range, options.int4_group}, kernels_));
       // The calibration pass computes in float, as the model it measures.
       if (input_.calibrating()) calibration_groups_.push_back(float_weights::pack(wk, ocg, depth, depth, {}, kernels_));
     }

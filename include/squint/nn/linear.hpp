@@ -45,6 +45,9 @@ struct linear_options {
   /// The int8 precisions: weights on [-127, 127] with amax / 127 (default) or on [-128, 127]
   /// with amax / 127.5 (PyTorch's divisor).
   int8_weight_range weight_range = int8_weight_range::narrow;
+  /// int4_weight_only: inputs per weight scale (a multiple of 16; a convolution's inputs are
+  /// taps x group channels).
+  std::size_t int4_group = 32;
 };
 
 namespace detail {
@@ -71,7 +74,7 @@ class linear {
     squint::detail::require(in <= gemm_max_k || r.input == input_policy::floating, "linear: in = ", in,
                             " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
-    weights_ = r.pack(w, out, in, ldw, pack_options{options.weight_range}, kernels_);
+    weights_ = r.pack(w, out, in, ldw, pack_options{options.weight_range, options.int4_group}, kernels_);
     input_ = input_quantizer(r.input, options.input_observer, options.reduce_range);
     // The calibration pass computes in float, as the model it measures.
     if (input_.calibrating()) calibration_weights_ = float_weights::pack(w, out, in, ldw, {}, kernels_);

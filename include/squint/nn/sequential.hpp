@@ -36,6 +36,9 @@ struct build_options {
   bool reduce_range = false;
   /// The int8 layers' weight range and divisor (linear_options::weight_range).
   int8_weight_range weight_range = int8_weight_range::narrow;
+  /// int4_weight_only: inputs per weight scale (a multiple of 16; a convolution's inputs are
+  /// taps x group channels).
+  std::size_t int4_group = 32;
 };
 
 /// Reports calibration progress: batches done and the total.
@@ -75,6 +78,7 @@ class sequential {
       o.kernels = options.kernels;
       o.reduce_range = options.reduce_range;
       o.weight_range = options.weight_range;
+      o.int4_group = options.int4_group;
       add(linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(), o));
     }
   }

@@ -9,7 +9,7 @@
 //   layers     u32
 //   per layer:
 //     precision  u8      0 fp32, 1 fp16, 2 int8_dynamic, 3 int8_static, 4 int8_weight_only,
-//                        5 fp8_weight_only
+//                        5 fp8_weight_only, 6 int4_weight_only
 //     activation u8      0 none, 1 relu
 //     flags      u8      bit 0 per_row, bit 1 has bias, bit 2 7-bit activations (reduce_range,
 //                        int8_dynamic / int8_static only); other bits 0
@@ -18,7 +18,9 @@
 //     int8_static only: input scale f32, input zero point i32
 //     weights    fp32: out*in f32 | fp16: out*in u16 (half bits) |
 //                int8_*: out f32 scales, then out*in i8 codes | fp8_weight_only: out f32 scales,
-//                then out*in E4M3FN codes; all row-major (one row per output)
+//                then out*in E4M3FN codes | int4_weight_only: group u32, out*groups f32 scales,
+//                then out*in codes + 8 two per byte, low nibble first; all row-major (one row
+//                per output)
 //     bias       out f32, when flag bit 1 is set
 //   checksum   u64       FNV-1a 64 of every byte before it
 //
@@ -78,7 +80,10 @@ struct linear_access {
     const auto out = r.uint<std::uint64_t>("out"), in = r.uint<std::uint64_t>("in");
     squint::detail::require(out > 0 && in > 0, "nn::load: layer ", index, " has size ", out, " x ", in);
     // Sizes are checked against the bytes left before anything of that size is allocated.
-    squint::detail::require(out <= r.remaining() && in <= r.remaining() && out * in <= r.remaining() / layer_recipe->element_bytes,
+    squint::detail::require(out <= r.remaining() && in <= r.remaining() &&
+                                static_cast<double>(out) * static_cast<double>(in) *
+                                        static_cast<double>(layer_recipe->element_bits) <=
+                                    8.0 * static_cast<double>(r.remaining()),
                             "nn::load: file is truncated (layer ", index, " declares ", out, " x ", in,
                             " weights, ", r.remaining(), " bytes left)");
     linear l;

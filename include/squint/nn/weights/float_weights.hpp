@@ -11,7 +11,7 @@ namespace nn {
 
 class float_weights final : public weight_form {
  public:
-  static constexpr std::uint64_t element_bytes = 4;
+  static constexpr std::uint64_t element_bits = 32;
 
   float_weights(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const backend& kernels)
       : weight_form(out, in), w_(packed_float_weights::from_float(w, out, in, ldw)), kernels_(kernels) {}

@@ -33,6 +33,8 @@ enum class int8_weight_range : std::uint8_t {
 /// What a form's pack() takes besides the weights.
 struct pack_options {
   int8_weight_range int8_range = int8_weight_range::narrow;
+  /// int4_weight_only: inputs per scale (a multiple of 16).
+  std::size_t int4_group = 32;
 
   /// The quant_spec of int8 weights quantized with these options.
   quant_spec int8_spec() const {

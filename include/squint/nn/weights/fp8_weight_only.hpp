@@ -13,7 +13,7 @@ namespace nn {
 
 class fp8_weight_only_weights final : public weight_form {
  public:
-  static constexpr std::uint64_t element_bytes = 1;
+  static constexpr std::uint64_t element_bits = 8;
 
   fp8_weight_only_weights(packed_fp8_weights packed, const backend& kernels)
       : weight_form(packed.n(), packed.k()), packed_(std::move(packed)), kernels_(kernels) {}

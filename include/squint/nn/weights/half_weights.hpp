@@ -11,7 +11,7 @@ namespace nn {
 
 class half_weights final : public weight_form {
  public:
-  static constexpr std::uint64_t element_bytes = 2;
+  static constexpr std::uint64_t element_bits = 16;
 
   half_weights(packed_half_weights packed, const backend& kernels)
       : weight_form(packed.n(), packed.k()), packed_(std::move(packed)), kernels_(kernels) {}

@@ -12,7 +12,7 @@ namespace nn {
 
 class int8_weights final : public weight_form {
  public:
-  static constexpr std::uint64_t element_bytes = 1;
+  static constexpr std::uint64_t element_bits = 8;
 
   int8_weights(packed_weights packed, const backend& kernels)
       : weight_form(packed.n(), packed.k()), packed_(std::move(packed)), kernels_(kernels) {}

@@ -9,6 +9,7 @@
 #include "squint/nn/weights/float_weights.hpp"
 #include "squint/nn/weights/fp8_weight_only.hpp"
 #include "squint/nn/weights/half_weights.hpp"
+#include "squint/nn/weights/int4_weight_only.hpp"
 #include "squint/nn/weights/int8_weight_only.hpp"
 #include "squint/nn/weights/int8_weights.hpp"
 
@@ -26,7 +27,7 @@ struct recipe {
   precision mode;
   std::uint8_t code;             ///< the precision byte of a layer in a model file
   input_policy input;            ///< how activations reach the form
-  std::uint64_t element_bytes;   ///< file bytes per weight, to check sizes before reading them
+  std::uint64_t element_bits;    ///< file bits per weight, to check sizes before reading them
   weights_ptr (*pack)(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const pack_options& options,
                       const backend& kernels);
   weights_ptr (*load)(detail::reader& r, std::size_t out, std::size_t in, const backend& kernels);
@@ -36,7 +37,7 @@ namespace detail {
 
 template <class Form>
 constexpr recipe make_recipe(precision mode, std::uint8_t code, input_policy input) {
-  return {mode, code, input, Form::element_bytes, &Form::pack, &Form::load};
+  return {mode, code, input, Form::element_bits, &Form::pack, &Form::load};
 }
 
 inline const recipe* recipe_table(std::size_t& count) {
@@ -47,6 +48,7 @@ inline const recipe* recipe_table(std::size_t& count) {
       make_recipe<int8_weights>(precision::int8_static, 3, input_policy::calibrated),
       make_recipe<int8_weight_only_weights>(precision::int8_weight_only, 4, input_policy::floating),
       make_recipe<fp8_weight_only_weights>(precision::fp8_weight_only, 5, input_policy::floating),
+      make_recipe<int4_weight_only_weights>(precision::int4_weight_only, 6, input_policy::floating),
   };
   count = sizeof table / sizeof table[0];
   return table;

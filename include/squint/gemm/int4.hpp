@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: Apache-2.0
+// gemm/int4.hpp: INT4 weight-only GEMM with per-group scales (W4A16 / W4F32) — weights stored as
+// 4-bit codes, two per byte, with a float scale per output channel and group of `group`
+// consecutive depths (an eighth of float's bytes plus the scales), decoded to float in
+// registers; activations and arithmetic in float. For batch-1 decoding of large layers, where
+// the product is bound by reading the weights.
+//
+// Packing: panels of 16 output channels; for each depth a panel row is 8 bytes, byte b holding
+// channel 2b in its low nibble and 2b + 1 in its high nibble, codes offset by 8 (nibble = code +
+// 8, codes in [-8, 7]); each panel's scales are groups x 16 floats. The kernel sums each group in
+// float, then adds group sum * scale to the output's accumulator (llama.cpp's block scheme), so
+// a column's sum is in k order within a group and in group order across groups.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "squint/gemm/fp16.hpp"
+#include "squint/gemm/pack.hpp"
+
+namespace squint::kernels {
+
+/// What one int4 product reads and writes (the kernel's dozen arguments, as ruy's params).
+struct int4_gemm_params {
+  const float* a = nullptr;        ///< m x k, row stride lda
+  std::size_t m = 0, k = 0, lda = 0;
+  const std::uint8_t* packed = nullptr;  ///< the first panel's codes (n channels' panels follow)
+  const float* scales = nullptr;   ///< the first panel's scales (groups x 16 per panel)
+  std::size_t n = 0;               ///< output channels (whole panels but the last)
+  std::size_t group = 32;          ///< depths per scale
+  const float* bias = nullptr;     ///< n entries, or null
+  bool relu = false;
+  float* c = nullptr;              ///< m x n, row stride ldc
+  std::size_t ldc = 0;
+};
+
+template <class Arch>
+struct int4_gemm_kernel {
+  static void run(const int4_gemm_params& p) noexcept;
+};
+
+namespace detail_int4 {
+
+constexpr std::size_t width = 16, row_bytes = 8;
+
+template <class Arch>
+inline int code_at(const std::uint8_t* row, std::size_t j) {
+  return ((row[j / 2] >> (4 * (j % 2))) & 0xF) - 8;
+}
+
+/// Portable path: one output channel panel and one row at a time.
+template <class Arch>
+void run_portable(const int4_gemm_params& p) {
+  const std::size_t groups = (p.k + p.group - 1) / p.group;
+  for (std::size_t j0 = 0; j0 < p.n; j0 += width) {
+    const std::size_t cols = p.n - j0 < width ? p.n - j0 : width;
+    const std::uint8_t* panel = p.packed + j0 / width * p.k * row_bytes;
+    const float* scale = p.scales + j0 / width * groups * width;
+    for (std::size_t i = 0; i < p.m; ++i) {
+      float total[width] = {};
+      for (std::size_t g = 0; g < groups; ++g) {
+        float acc[width] = {};
+        const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
+        for (std::size_t kk = g * p.group; kk < end; ++kk) {
+          const float av = p.a[i * p.lda + kk];
+          for (std::size_t j = 0; j < width; ++j)
+            acc[j] += av * static_cast<float>(code_at<Arch>(panel + kk * row_bytes, j));
+        }
+        for (std::size_t j = 0; j < width; ++j) total[j] += acc[j] * scale[g * width + j];
+      }
+      for (std::size_t j = 0; j < cols; ++j) {
+        const float v = total[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
+        p.c[i * p.ldc + j0 + j] = p.relu && !(v > 0.0f) ? 0.0f : v;
+      }
+    }
+  }
+}
+
+#if XSIMD_WITH_AVX2
+/// 16 codes of one panel row as 16 int8 bytes in channel order (low nibble, high nibble, ...).
+template <class Arch>
+__m128i unpack_row(const std::uint8_t* row) {
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row));
+  const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+  return _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), _mm_set1_epi8(8));
+}
+#endif
+
+#if XSIMD_WITH_AVX512BW && XSIMD_WITH_AVX512DQ && defined(__AVX512VL__) && defined(__FMA__)
+/// R rows x P panels: each group summed in R x P accumulators, then scaled into the totals.
+template <class Arch, std::size_t R, std::size_t P>
+void avx512_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
+  const std::size_t groups = (p.k + p.group - 1) / p.group, stride = p.k * row_bytes;
+  __m512 total[R][P];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r)
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) total[r][q] = _mm512_setzero_ps();
+  for (std::size_t g = 0; g < groups; ++g) {
+    __m512 acc[R][P];
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q) acc[r][q] = _mm512_setzero_ps();
+    const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
+    for (std::size_t kk = g * p.group; kk < end; ++kk) {
+      __m512 b[P];
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q)
+        b[q] = _mm512_cvtepi32_ps(
+            _mm512_cvtepi8_epi32(unpack_row<Arch>(p.packed + (panel0 + q) * stride + kk * row_bytes)));
+      SQUINT_UNROLL
+      for (std::size_t r = 0; r < R; ++r) {
+        const __m512 av = _mm512_set1_ps(p.a[(i + r) * p.lda + kk]);
+        SQUINT_UNROLL
+        for (std::size_t q = 0; q < P; ++q) acc[r][q] = _mm512_fmadd_ps(av, b[q], acc[r][q]);
+      }
+    }
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) {
+      const __m512 s = _mm512_loadu_ps(p.scales + ((panel0 + q) * groups + g) * width);
+      SQUINT_UNROLL
+      for (std::size_t r = 0; r < R; ++r) total[r][q] = _mm512_fmadd_ps(acc[r][q], s, total[r][q]);
+    }
+  }
+  SQUINT_UNROLL
+  for (std::size_t q = 0; q < P; ++q) {
+    const std::size_t j0 = (panel0 + q) * width, cols = p.n - j0 < width ? p.n - j0 : width;
+    const __mmask16 columns = static_cast<__mmask16>(cols == width ? 0xffffu : (1u << cols) - 1u);
+    const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(columns, p.bias + j0) : _mm512_setzero_ps();
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      __m512 v = _mm512_add_ps(total[r][q], bias);
+      if (p.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(p.c + (i + r) * p.ldc + j0, columns, v);
+    }
+  }
+}
+#endif
+
+#if XSIMD_WITH_AVX2 && defined(__FMA__)
+/// R rows x P panels, as avx512_block on two 8-lane halves.
+template <class Arch, std::size_t R, std::size_t P>
+void avx2_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
+  const std::size_t groups = (p.k + p.group - 1) / p.group, stride = p.k * row_bytes;
+  __m256 total[R][P][2];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r)
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) total[r][q][0] = total[r][q][1] = _mm256_setzero_ps();
+  for (std::size_t g = 0; g < groups; ++g) {
+    __m256 acc[R][P][2];
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q) acc[r][q][0] = acc[r][q][1] = _mm256_setzero_ps();
+    const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
+    for (std::size_t kk = g * p.group; kk < end; ++kk) {
+      __m256 b[P][2];
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q) {
+        const __m128i codes = unpack_row<Arch>(p.packed + (panel0 + q) * stride + kk * row_bytes);
+        b[q][0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+        b[q][1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(codes, codes)));
+      }
+      SQUINT_UNROLL
+      for (std::size_t r = 0; r < R; ++r) {
+        const __m256 av = _mm256_set1_ps(p.a[(i + r) * p.lda + kk]);
+        SQUINT_UNROLL
+        for (std::size_t q = 0; q < P; ++q) {
+          acc[r][q][0] = _mm256_fmadd_ps(av, b[q][0], acc[r][q][0]);
+          acc[r][q][1] = _mm256_fmadd_ps(av, b[q][1], acc[r][q][1]);
+        }
+      }
+    }
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) {
+      const float* s = p.scales + ((panel0 + q) * groups + g) * width;
+      const __m256 s0 = _mm256_loadu_ps(s), s1 = _mm256_loadu_ps(s + 8);
+      SQUINT_UNROLL
+      for (std::size_t r = 0; r < R; ++r) {
+        total[r][q][0] = _mm256_fmadd_ps(acc[r][q][0], s0, total[r][q][0]);
+        total[r][q][1] = _mm256_fmadd_ps(acc[r][q][1], s1, total[r][q][1]);
+      }
+    }
+  }
+  alignas(32) float lanes[width];
+  for (std::size_t q = 0; q < P; ++q) {
+    const std::size_t j0 = (panel0 + q) * width, cols = p.n - j0 < width ? p.n - j0 : width;
+    for (std::size_t r = 0; r < R; ++r) {
+      _mm256_store_ps(lanes, total[r][q][0]);
+      _mm256_store_ps(lanes + 8, total[r][q][1]);
+      for (std::size_t j = 0; j < cols; ++j) {
+        const float v = lanes[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
+        p.c[(i + r) * p.ldc + j0 + j] = p.relu && !(v > 0.0f) ? 0.0f : v;
+      }
+    }
+  }
+}
+#endif
+
+/// Groups of up to 4 panels (independent weight streams for a GEMV), rows in blocks of 4.
+template <class Arch, class Block>
+void run_blocked(const int4_gemm_params& p, Block block) {
+  const std::size_t panels = (p.n + width - 1) / width;
+  for (std::size_t p0 = 0; p0 < panels; p0 += 4) {
+    const std::size_t count = panels - p0 < 4 ? panels - p0 : 4;
+    detail_panel::for_panel_blocks<4, 4, 0>(p.m, count, [&](auto rows, auto group, std::size_t i, std::size_t q) {
+      block(rows, group, i, p0 + q);
+    });
+  }
+}
+
+}  // namespace detail_int4
+
+template <class Arch>
+void int4_gemm_kernel<Arch>::run(const int4_gemm_params& p) noexcept {
+#if XSIMD_WITH_AVX512BW && XSIMD_WITH_AVX512DQ && defined(__AVX512VL__) && defined(__FMA__)
+  if constexpr (std::is_same<Arch, arch::avx512bw>::value) {
+    detail_int4::run_blocked<Arch>(p, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+      detail_int4::avx512_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
+    });
+    return;
+  }
+#endif
+#if XSIMD_WITH_AVX2 && defined(__FMA__)
+  if constexpr (std::is_same<Arch, arch::avx2>::value) {
+    detail_int4::run_blocked<Arch>(p, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+      detail_int4::avx2_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
+    });
+    return;
+  }
+#endif
+  detail_int4::run_portable<Arch>(p);
+}
+
+}  // namespace squint::kernels
+
+SQUINT_NAMESPACE_BEGIN
+
+/// INT4 weights with a scale per output channel and group of depths, packed for the int4 kernel
+/// (see the top of this header): immutable, shareable.
+class packed_int4_weights {
+ public:
+  static constexpr std::size_t panel_width = kernels::detail_int4::width;
+
+  /// Packs codes w (n x k, row stride ldw >= k, each in [-8, 7]) with scales (n x groups,
+  /// row-major; groups = ceil(k / group)): the weight of channel j at depth i is
+  /// scale[j][i / group] * w[j][i].
+  /// @throws squint::error on null data with elements, ldw < k, a group that is 0 or not a
+  ///         multiple of 16, a wrong scale count, a scale not finite and > 0, or a code outside
+  ///         [-8, 7].
+  static packed_int4_weights from_int4(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
+                                       std::size_t group, const std::vector<float>& scale) {
+    detail::require_matrix("packed_int4_weights::from_int4", "w", w, n, k, ldw);
+    detail::require(ldw >= k, "packed_int4_weights::from_int4: ldw ", ldw, " is smaller than k ", k);
+    detail::require(group > 0 && group % 16 == 0, "packed_int4_weights::from_int4: group ", group,
+                    " is not a positive multiple of 16");
+    const std::size_t groups = (k + group - 1) / group;
+    detail::require(scale.size() == n * groups, "packed_int4_weights::from_int4: ", scale.size(), " scales for ", n,
+                    " channels x ", groups, " groups");
+    for (float s : scale)
+      detail::require(std::isfinite(s) && s > 0.0f, "packed_int4_weights::from_int4: scale must be finite and > 0, got ",
+                      s);
+    packed_int4_weights p;
+    p.n_ = n;
+    p.k_ = k;
+    p.group_ = group;
+    const std::size_t panels = (n + panel_width - 1) / panel_width;
+    p.data_.assign(panels * k * kernels::detail_int4::row_bytes, 0x88);  // padding channels: code 0
+    p.scale_.assign(panels * groups * panel_width, 0.0f);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < k; ++i) {
+        const int code = w[j * ldw + i];
+        detail::require(code >= -8 && code <= 7, "packed_int4_weights::from_int4: code ", code, " at (", j, ", ", i,
+                        ") is outside [-8, 7]");
+        std::uint8_t& byte = p.data_[(j / panel_width * k + i) * kernels::detail_int4::row_bytes + j % panel_width / 2];
+        const unsigned shift = 4 * (j % 2);
+        byte = static_cast<std::uint8_t>((byte & ~(0xFu << shift)) | (static_cast<unsigned>(code + 8) << shift));
+      }
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t g = 0; g < groups; ++g)
+        p.scale_[(j / panel_width * groups + g) * panel_width + j % panel_width] = scale[j * groups + g];
+    return p;
+  }
+
+  /// Round-to-nearest (RTN) quantization of float weights per channel and group: symmetric,
+  /// codes in [-7, 7], scale amax / 7 of the group's finite values (1 for an all-zero group).
+  /// @throws squint::error as from_int4.
+  static packed_int4_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
+                                        std::size_t group = 32) {
+    detail::require_matrix("packed_int4_weights::from_float", "w", w, n, k, ldw);
+    detail::require(ldw >= k, "packed_int4_weights::from_float: ldw ", ldw, " is smaller than k ", k);
+    detail::require(group > 0 && group % 16 == 0, "packed_int4_weights::from_float: group ", group,
+                    " is not a positive multiple of 16");
+    const std::size_t groups = (k + group - 1) / group;
+    std::vector<std::int8_t> q(n * k);
+    std::vector<float> scale(n * groups);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t i0 = g * group, i1 = i0 + group < k ? i0 + group : k;
+        float amax = 0.0f;
+        for (std::size_t i = i0; i < i1; ++i)
+          if (std::isfinite(w[j * ldw + i])) amax = std::fmax(amax, std::fabs(w[j * ldw + i]));
+        const float s = amax > 0.0f ? amax / 7.0f : 1.0f;
+        scale[j * groups + g] = s;
+        for (std::size_t i = i0; i < i1; ++i)
+          q[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], {s, 0}, {-7, 7}));
+      }
+    return from_int4(q.data(), n, k, k, group, scale);
+  }
+
+  std::size_t n() const { return n_; }
+  std::size_t k() const { return k_; }
+  std::size_t group() const { return group_; }
+  std::size_t groups() const { return (k_ + group_ - 1) / group_; }
+  /// Bytes held: the packed codes and the scales.
+  std::size_t bytes() const { return (n_ * k_ + 1) / 2 + n_ * groups() * sizeof(float); }
+  const std::uint8_t* data() const { return data_.data(); }
+  const float* scale_data() const { return scale_.data(); }
+  /// The code of channel j at depth i, and the scale of channel j's group g.
+  int at(std::size_t j, std::size_t i) const {
+    return kernels::detail_int4::code_at<arch::scalar>(
+        data_.data() + (j / panel_width * k_ + i) * kernels::detail_int4::row_bytes, j % panel_width);
+  }
+  float scale(std::size_t j, std::size_t g) const { return scale_[(j / panel_width * groups() + g) * panel_width + j % panel_width]; }
+
+ private:
+  std::vector<std::uint8_t> data_;
+  std::vector<float> scale_;
+  std::size_t n_ = 0, k_ = 0, group_ = 32;
+};
+
+/// The int4 kernel (int4_gemm_kernel::run).
+using int4_gemm_fn = void (*)(const kernels::int4_gemm_params&) noexcept;
+
+/// C = A . W^T + bias (then max(0, .) with relu) with W the int4 weights times their group
+/// scales: float A (m x k, row stride lda), fp32 accumulation, float C (m x n, row stride ldc);
+/// bias has n entries or is null. `kernel` is this translation unit's own unless a dispatched
+/// one is passed (squint::runtime does).
+/// @throws squint::error on null pointers with elements, lda < k or ldc < n.
+inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const packed_int4_weights& b, const float* bias,
+                      bool relu, float* c, std::size_t ldc, const parallelism& par = {},
+                      int4_gemm_fn kernel = &kernels::int4_gemm_kernel<arch::native>::run) {
+  detail::check_panel_gemm("gemm_int4", a, m, lda, b.k(), b.n(), c, ldc);
+  const std::size_t k = b.k(), groups = b.groups(), w = packed_int4_weights::panel_width;
+  detail::split_columns(par, m, b.n(), k, w, [&](std::size_t j0, std::size_t j1) {
+    kernels::int4_gemm_params p;
+    p.a = a;
+    p.m = m;
+    p.k = k;
+    p.lda = lda;
+    p.packed = b.data() + j0 / w * k * kernels::detail_int4::row_bytes;
+    p.scales = b.scale_data() + j0 / w * groups * w;
+    p.n = j1 - j0;
+    p.group = b.group();
+    p.bias = bias ? bias + j0 : nullptr;
+    p.relu = relu;
+    p.c = c + j0;
+    p.ldc = ldc;
+    kernel(p);
+  });
+}
+
+SQUINT_NAMESPACE_END

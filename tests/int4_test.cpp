@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// int4_test.cpp: INT4 per-group weight-only GEMM. Packing (codes, nibble order, scales, RTN),
+// every compiled arch's kernel against float64 on the dequantized weights on awkward sizes and
+// group counts (a partial last group included), threads, the checked entry points, and the nn
+// precision int4_weight_only (runs its decoded weights, saves and loads them exactly).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "squint/gemm/int4.hpp"
+#include "squint/nn.hpp"
+#include "support/archs.hpp"
+#include "support/data.hpp"
+
+namespace {
+
+TEST(Int4Packing, CodesScalesAndRoundToNearest) {
+  const std::size_t n = 19, k = 70, group = 32;  // groups of 32, 32 and 6
+  auto w = squint_test::normal(n * k, 0.0f, 1.0f, 3);
+  w[5] = 0.0f;
+  for (std::size_t i = 64; i < 70; ++i) w[2 * k + i] = 0.0f;  // an all-zero group: scale 1
+  const auto b = squint::packed_int4_weights::from_float(w.data(), n, k, k, group);
+  EXPECT_EQ(b.groups(), 3u);
+  EXPECT_EQ(b.bytes(), (n * k + 1) / 2 + n * 3 * sizeof(float));
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t g = 0; g < 3; ++g) {
+      float amax = 0.0f;
+      for (std::size_t i = g * group; i < std::min(k, (g + 1) * group); ++i) amax = std::fmax(amax, std::fabs(w[j * k + i]));
+      const float s = amax > 0.0f ? amax / 7.0f : 1.0f;
+      ASSERT_EQ(b.scale(j, g), s) << j << "," << g;
+      for (std::size_t i = g * group; i < std::min(k, (g + 1) * group); ++i)
+        ASSERT_EQ(b.at(j, i), squint::reference::quantize_value(w[j * k + i], {s, 0}, {-7, 7})) << j << "," << i;
+    }
+  // External codes: the full [-8, 7] range survives packing, in channel order.
+  std::vector<std::int8_t> codes(n * k);
+  for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<std::int8_t>(static_cast<int>(i * 7 % 16) - 8);
+  const auto c = squint::packed_int4_weights::from_int4(codes.data(), n, k, k, 16, std::vector<float>(n * 5, 0.5f));
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t i = 0; i < k; ++i) ASSERT_EQ(c.at(j, i), codes[j * k + i]);
+  EXPECT_THROW(squint::packed_int4_weights::from_int4(codes.data(), n, k, k, 24, std::vector<float>(n * 3, 0.5f)),
+               squint::error);
+  EXPECT_THROW(squint::packed_int4_weights::from_int4(codes.data(), n, k, k, 32, std::vector<float>(n * 2, 0.5f)),
+               squint::error);
+  EXPECT_THROW(squint::packed_int4_weights::from_int4(codes.data(), n, k, k, 32, std::vector<float>(n * 3, 0.0f)),
+               squint::error);
+  codes[7] = 8;
+  EXPECT_THROW(squint::packed_int4_weights::from_int4(codes.data(), n, k, k, 16, std::vector<float>(n * 5, 0.5f)),
+               squint::error);
+  EXPECT_THROW(squint::packed_int4_weights::from_float(nullptr, n, k, k), squint::error);
+}
+
+template <class Arch>
+class Int4GemmTest : public squint_test::arch_test<Arch> {};
+TYPED_TEST_SUITE(Int4GemmTest, squint_test::compiled_archs, squint_test::arch_names);
+
+/// Against float64 on the dequantized weights: each group's sum rounds in fp32 (bound
+/// (group + 2) 2^-24 of its magnitude), then the scaled group sums add up (one rounding each).
+TYPED_TEST(Int4GemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
+  for (std::size_t m : {1u, 2u, 4u, 5u, 9u})
+    for (std::size_t n : {1u, 15u, 16u, 17u, 64u, 70u, 130u})
+      for (std::size_t k : {1u, 16u, 47u, 128u, 301u})
+        for (std::size_t group : {16u, 32u, 128u}) {
+          const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 3));
+          const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));
+          std::vector<float> bias(n);
+          for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
+          const auto b = squint::packed_int4_weights::from_float(w.data(), n, k, k, group);
+          const std::size_t ldc = n + 2;
+          std::vector<float> c(m * ldc, 12345.0f);
+          const bool relu = m % 2 == 1;
+          squint::gemm_int4(a.data(), m, k, b, bias.data(), relu, c.data(), ldc, {},
+                            &squint::kernels::int4_gemm_kernel<TypeParam>::run);
+          for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+              double sum = 0.0, magnitude = 0.0;
+              for (std::size_t kk = 0; kk < k; ++kk) {
+                const double v = static_cast<double>(a[i * k + kk]) * b.at(j, kk) * b.scale(j, kk / group);
+                sum += v;
+                magnitude += std::fabs(v);
+              }
+              double exact = sum + bias[j];
+              if (relu) exact = exact > 0.0 ? exact : 0.0;
+              const double tolerance =
+                  (static_cast<double>(group + b.groups() + 3) * magnitude + std::fabs(bias[j])) * std::ldexp(1.0, -24) +
+                  1e-30;
+              ASSERT_NEAR(c[i * ldc + j], exact, tolerance)
+                  << m << "x" << n << "x" << k << " group " << group << " at " << i << "," << j;
+            }
+            for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
+          }
+        }
+}
+
+TEST(Int4GemmApi, ThreadsDispatchAndArguments) {
+  const std::size_t m = 3, n = 200, k = 256;
+  const auto a = squint_test::normal(m * k, 0.0f, 1.0f, 1);
+  const auto w = squint_test::normal(n * k, 0.0f, 1.0f, 2);
+  const auto b = squint::packed_int4_weights::from_float(w.data(), n, k, k, 64);
+  std::vector<float> one(m * n), two(m * n), native(m * n);
+  squint::runtime::gemm_int4(a.data(), m, k, b, nullptr, false, one.data(), n);
+  squint::runtime::gemm_int4(a.data(), m, k, b, nullptr, false, two.data(), n, squint::parallelism{2, nullptr});
+  EXPECT_EQ(one, two);
+  EXPECT_THROW(squint::gemm_int4(a.data(), m, k - 1, b, nullptr, false, native.data(), n), squint::error);
+  EXPECT_THROW(squint::gemm_int4(a.data(), m, k, b, nullptr, false, native.data(), n - 1), squint::error);
+  EXPECT_THROW(squint::gemm_int4(nullptr, m, k, b, nullptr, false, native.data(), n), squint::error);
+}
+
+TEST(Int4Nn, WeightOnlyLayerRunsSavesAndLoads) {
+  namespace nn = squint::nn;
+  std::vector<nn::float_layer> layers(2);
+  layers[0] = {squint_test::normal(24 * 71, 0.0f, 0.3f, 1), squint_test::normal(24, 0.0f, 0.1f, 2), 24, 71,
+               nn::activation::relu};
+  layers[1] = {squint_test::normal(7 * 24, 0.0f, 0.3f, 3), {}, 7, 24, nn::activation::none};
+  nn::build_options o;
+  o.mode = nn::precision::int4_weight_only;
+  o.int4_group = 16;
+  o.kernels = squint::runtime::backend();
+  const nn::sequential model(layers, o);
+  EXPECT_EQ(model[0].mode(), nn::precision::int4_weight_only);
+  EXPECT_EQ(nn::precision_from_string("int4_weight_only"), nn::precision::int4_weight_only);
+  EXPECT_LT(static_cast<double>(model.weight_bytes()),
+            0.25 * static_cast<double>(nn::sequential(layers, {nn::precision::fp32}).weight_bytes()));
+  const auto x = squint_test::normal(5 * 71, 0.0f, 1.0f, 4);
+  std::vector<float> y(5 * 7), z(5 * 7), reference(5 * 7);
+  model.forward(x.data(), 5, y.data());
+  const nn::sequential decoded(nn::float_layers(model), {nn::precision::fp32});
+  decoded.forward(x.data(), 5, reference.data());
+  for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], reference[i], 1e-4f * (1.0f + std::fabs(reference[i])));
+  const auto bytes = nn::serialize(model);
+  const nn::sequential loaded = nn::deserialize(bytes, o.kernels);
+  loaded.forward(x.data(), 5, z.data());
+  EXPECT_EQ(y, z);
+  EXPECT_EQ(loaded[0].weights(), model[0].weights());
+  // A truncated file is refused before anything is allocated or read past its end.
+  EXPECT_THROW(nn::deserialize(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + 120), o.kernels), squint::error);
+}
+
+}  // namespace
