@@ -7,6 +7,7 @@
 #include "squint/conv/float_conv.hpp"
 #include "squint/conv/geometry.hpp"
 #include "squint/conv/pack.hpp"
+#include "squint/block_quantize.hpp"
 #include "squint/error.hpp"
 #include "squint/fp8.hpp"
 #include "squint/gemm/fp16.hpp"
