@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -44,36 +43,6 @@ using demo::seconds_since;
 using squint::nn::precision;
 
 
-
-// ---- training (FP32, squint::qat) ------------------------------------------------------------
-
-/// The MLP's He-initialized float layers (zero biases).
-std::vector<squint::nn::float_layer> initial_layers() {
-  const std::size_t sizes[] = {784, 512, 256, 10};
-  demo::rng r{20261125};
-  std::vector<squint::nn::float_layer> layers(3);
-  for (std::size_t l = 0; l < 3; ++l) {
-    squint::nn::float_layer& f = layers[l];
-    f.out = sizes[l + 1];
-    f.in = sizes[l];
-    const float he = std::sqrt(2.0f / static_cast<float>(sizes[l]));
-    f.weights.resize(f.out * f.in);
-    for (float& w : f.weights) w = he * r.normal();
-    f.bias.assign(f.out, 0.0f);
-    f.act = l < 2 ? squint::nn::activation::relu : squint::nn::activation::none;
-  }
-  return layers;
-}
-
-/// FP32 training on squint's kernels (squint::qat with nothing fake-quantized): SGD with
-/// momentum 0.9, weight decay 5e-5, batches of 128, cosine learning rate from 0.05.
-std::vector<squint::nn::float_layer> train(const dataset& train_set, int epochs, const squint::nn::backend& kernels) {
-  auto model = squint::qat::prepare_qat(initial_layers(), squint::qat::fp32_training(kernels));
-  demo::train_settings s;
-  s.epochs = epochs;
-  demo::train(model, train_set, s);
-  return model.float_layers();
-}
 
 // ---- evaluation ----------------------------------------------------------------------------
 
@@ -147,7 +116,7 @@ int run_demo(int argc, char** argv) {
     std::printf("training 784-512-256-10 MLP in FP32 (squint::qat), %d epochs on %zu images:\n", opt.epochs,
                 train_set.n);
     const auto t = clock_type::now();
-    layers = train(train_set, opt.epochs, kernels);
+    layers = demo::train_mlp(train_set, opt.epochs, kernels);
     std::printf("trained in %.1f s\n", seconds_since(t));
     if (opt.train_limit >= 60000) squint::nn::save(squint::nn::sequential(layers, fp32_options), weights_path);
   }
@@ -274,11 +243,4 @@ int run_demo(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run_demo(argc, argv);
-  } catch (const std::exception& e) {  // squint::error (a file that cannot be written, ...) and the like
-    std::cerr << "fashion_mnist: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return demo::run_main("fashion_mnist", argc, argv, run_demo); }

@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -460,11 +459,4 @@ int run_demo(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run_demo(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "fashion_mnist_cnn: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return demo::run_main("fashion_mnist_cnn", argc, argv, run_demo); }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -150,6 +151,48 @@ inline std::vector<double> train(squint::qat::sequential& model, const dataset& 
     }
   }
   return seconds;
+}
+
+/// The 784-512-256-10 MLP of the MLP demos, He-initialized (zero biases), seeded the same on
+/// every platform.
+inline std::vector<squint::nn::float_layer> initial_mlp() {
+  const std::size_t sizes[] = {784, 512, 256, 10};
+  rng r{20261125};
+  std::vector<squint::nn::float_layer> layers(3);
+  for (std::size_t l = 0; l < 3; ++l) {
+    squint::nn::float_layer& f = layers[l];
+    f.out = sizes[l + 1];
+    f.in = sizes[l];
+    const float he = std::sqrt(2.0f / static_cast<float>(sizes[l]));
+    f.weights.resize(f.out * f.in);
+    for (float& w : f.weights) w = he * r.normal();
+    f.bias.assign(f.out, 0.0f);
+    f.act = l < 2 ? squint::nn::activation::relu : squint::nn::activation::none;
+  }
+  return layers;
+}
+
+/// The MLP trained in FP32 on squint's kernels (squint::qat with nothing fake-quantized) with
+/// train()'s defaults: SGD with momentum 0.9, weight decay 5e-5, batches of 128, cosine learning
+/// rate from 0.05.
+inline std::vector<squint::nn::float_layer> train_mlp(const dataset& d, int epochs, const squint::nn::backend& kernels) {
+  auto model = squint::qat::prepare_qat(initial_mlp(), squint::qat::fp32_training(kernels));
+  train_settings s;
+  s.epochs = epochs;
+  train(model, d, s);
+  return model.float_layers();
+}
+
+/// main() of a demo: run(argc, argv), with any exception (squint::error: a file that cannot be
+/// written, ...) reported under the demo's name.
+template <class Run>
+int run_main(const char* name, int argc, char** argv, Run run) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << name << ": " << e.what() << "\n";
+    return 1;
+  }
 }
 
 struct result {

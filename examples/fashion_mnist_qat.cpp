@@ -14,7 +14,6 @@
 // --epochs: QAT epochs (default 3). Reads and writes fashion_mnist_fp32.squint in --out.
 #include <algorithm>
 #include <cstdio>
-#include <exception>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -78,23 +77,9 @@ int run_demo(int argc, char** argv) {
     fp32 = squint::nn::float_layers(squint::nn::load(weights_path, kernels));
     std::printf("FP32 weights: loaded %s\n", weights_path.c_str());
   } else {
-    const std::size_t sizes[] = {784, 512, 256, 10};
-    demo::rng r{20261125};
-    for (std::size_t l = 0; l < 3; ++l) {
-      squint::nn::float_layer f{{}, std::vector<float>(sizes[l + 1], 0.0f), sizes[l + 1], sizes[l],
-                                l < 2 ? squint::nn::activation::relu : squint::nn::activation::none};
-      const float he = std::sqrt(2.0f / static_cast<float>(sizes[l]));
-      f.weights.resize(f.out * f.in);
-      for (float& w : f.weights) w = he * r.normal();
-      fp32.push_back(std::move(f));
-    }
     const int epochs = opt.train_limit >= 60000 ? 8 : 2;
     std::printf("training the FP32 MLP, %d epochs on %zu images:\n", epochs, train_set.n);
-    auto model = qat::prepare_qat(fp32, qat::fp32_training(kernels));
-    demo::train_settings s;
-    s.epochs = epochs;
-    demo::train(model, train_set, s);
-    fp32 = model.float_layers();
+    fp32 = demo::train_mlp(train_set, epochs, kernels);
     if (opt.train_limit >= 60000)
       squint::nn::save(squint::nn::sequential(fp32, {squint::nn::precision::fp32, {}, false, std::nullopt, kernels}),
                        weights_path);
@@ -187,11 +172,4 @@ int run_demo(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run_demo(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "fashion_mnist_qat: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return demo::run_main("fashion_mnist_qat", argc, argv, run_demo); }

@@ -3,7 +3,8 @@
 // round trips, every boundary between neighbouring values rounds to nearest even, overflow and
 // saturation, signed zero, NaN), every compiled arch's kernel against the reference bit for bit
 // on every code, every midpoint and its neighbouring floats, edge values and awkward sizes, and
-// the checked entry points; the FP8 weight-only GEMM and its nn precision.
+// the checked entry points; the FP8 weight-only GEMM's packing and arguments (its kernels:
+// gemm_test.cpp, its nn precision: nn_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,7 +14,6 @@
 #include <vector>
 
 #include "squint/fp8.hpp"
-#include "squint/nn.hpp"
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
@@ -200,47 +200,6 @@ TEST(Fp8Api, PerChannelAndChecks) {
 
 namespace {
 
-template <class Arch>
-class Fp8GemmTest : public squint_test::arch_test<Arch> {};
-TYPED_TEST_SUITE(Fp8GemmTest, squint_test::compiled_archs, squint_test::arch_names);
-
-/// FP8 weight-only GEMM against float64 on the decoded weights: sum_k a * w rounded in fp32
-/// (bound (k + 2) 2^-24 sum |a w|), then scaled (one more rounding), plus the bias.
-TYPED_TEST(Fp8GemmTest, MatchesFloat64ReferenceOnTheDecodedWeights) {
-  for (std::size_t m : {1u, 3u, 4u, 8u, 9u, 33u})
-    for (std::size_t n : {1u, 15u, 16u, 17u, 40u, 64u, 70u, 130u})
-      for (std::size_t k : {1u, 7u, 64u, 301u}) {
-        const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 3));
-        auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));
-        if (n * k > 3) w[2] = 1e-6f, w[3] = -3.0f;  // a subnormal code and a saturating channel maximum
-        std::vector<float> bias(n);
-        for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
-        const auto b = squint::packed_fp8_weights::from_float(w.data(), n, k, k);
-        const std::size_t ldc = n + 2;
-        std::vector<float> c(m * ldc, 12345.0f);
-        const bool relu = m % 2 == 1;
-        squint::kernels::fp8_gemm_kernel<TypeParam>::run(a.data(), m, k, k, b.data(), n, b.kernel_scales(),
-                                                         bias.data(), relu, c.data(), ldc);
-        for (std::size_t i = 0; i < m; ++i) {
-          for (std::size_t j = 0; j < n; ++j) {
-            double sum = 0.0, magnitude = 0.0;
-            for (std::size_t kk = 0; kk < k; ++kk) {
-              const double v = ref::fp8_to_float(b.at(j, kk), fp8_format::e4m3fn);
-              sum += static_cast<double>(a[i * k + kk]) * v;
-              magnitude += std::fabs(static_cast<double>(a[i * k + kk]) * v);
-            }
-            const double s = b.scales()[j];
-            double exact = sum * s + bias[j];
-            if (relu) exact = exact > 0.0 ? exact : 0.0;
-            const double tolerance =
-                (static_cast<double>(k + 3) * magnitude * s + std::fabs(bias[j])) * std::ldexp(1.0, -24) + 1e-30;
-            ASSERT_NEAR(c[i * ldc + j], exact, tolerance) << m << "x" << n << "x" << k << " at " << i << "," << j;
-          }
-          for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
-        }
-      }
-}
-
 TEST(Fp8GemmApi, PackingAndArguments) {
   const auto w = squint_test::normal(37 * 19, 0.0f, 2.0f, 8);
   const auto b = squint::packed_fp8_weights::from_float(w.data(), 37, 19, 19);
@@ -264,34 +223,6 @@ TEST(Fp8GemmApi, PackingAndArguments) {
   squint::gemm_fp8(a.data(), 2, 19, b, nullptr, false, threaded.data(), 37, squint::parallelism{2, nullptr},
                    squint::runtime::backend().gemm_fp8);
   EXPECT_EQ(c, threaded);
-}
-
-/// nn precision fp8_weight_only: its weights are the FP8 values, it runs them, saves and loads.
-TEST(Fp8Nn, WeightOnlyLayerRunsSavesAndLoads) {
-  namespace nn = squint::nn;
-  std::vector<nn::float_layer> layers(2);
-  layers[0] = {squint_test::normal(24 * 40, 0.0f, 0.3f, 1), squint_test::normal(24, 0.0f, 0.1f, 2), 24, 40,
-               nn::activation::relu};
-  layers[1] = {squint_test::normal(6 * 24, 0.0f, 0.3f, 3), {}, 6, 24, nn::activation::none};
-  nn::build_options o;
-  o.mode = nn::precision::fp8_weight_only;
-  o.kernels = squint::runtime::backend();
-  const nn::sequential model(layers, o);
-  EXPECT_EQ(model[0].mode(), nn::precision::fp8_weight_only);
-  EXPECT_EQ(nn::precision_from_string("fp8_weight_only"), nn::precision::fp8_weight_only);
-  EXPECT_LT(static_cast<double>(model.weight_bytes()),
-            0.3 * static_cast<double>(nn::sequential(layers, {nn::precision::fp32}).weight_bytes()));
-  const auto x = squint_test::normal(5 * 40, 0.0f, 1.0f, 4);
-  std::vector<float> y(5 * 6), z(5 * 6), reference(5 * 6);
-  model.forward(x.data(), 5, y.data());
-  // The same as FP32 on the decoded weights, to float rounding.
-  const nn::sequential decoded(nn::float_layers(model), {nn::precision::fp32});
-  decoded.forward(x.data(), 5, reference.data());
-  for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], reference[i], 1e-4f * (1.0f + std::fabs(reference[i])));
-  const nn::sequential loaded = nn::deserialize(nn::serialize(model), o.kernels);
-  loaded.forward(x.data(), 5, z.data());
-  EXPECT_EQ(y, z);
-  EXPECT_EQ(loaded[0].weights(), model[0].weights());
 }
 
 }  // namespace

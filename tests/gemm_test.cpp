@@ -467,30 +467,34 @@ template <class Arch>
 class WeightOnlyGemmTest : public squint_test::arch_test<Arch> {};
 TYPED_TEST_SUITE(WeightOnlyGemmTest, squint_test::compiled_archs, squint_test::arch_names);
 
-/// Weight-only INT8 GEMM against float64 on the dequantized weights: sum_k a * q is rounded in
-/// fp32 (bound (k + 2) 2^-24 sum |a q|), then scaled (one more rounding).
-TYPED_TEST(WeightOnlyGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
+/// A weight-only GEMM (codes with a scale per channel) against float64 on the decoded weights:
+/// sum_k a * code is rounded in fp32 (bound (k + 2) 2^-24 sum |a code|), then scaled (one more
+/// rounding). `pack(w, n, k)` packs float weights, `run(...)` is the kernel on them, `code(b, j,
+/// kk)` the decoded code and `scale(b, j)` the channel scale they are checked with.
+template <class Pack, class Run, class Code, class Scale>
+void check_weight_only_kernel(Pack pack, Run run, Code code, Scale scale) {
   for (std::size_t m : {1u, 3u, 4u, 8u, 9u, 33u})
     for (std::size_t n : {1u, 15u, 16u, 17u, 40u, 64u, 70u, 130u})
       for (std::size_t k : {1u, 7u, 64u, 301u}) {
         const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 3));
-        const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));
+        auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));
+        if (n * k > 3) w[2] = 1e-6f, w[3] = -3.0f;  // a tiny weight and a channel's maximum
         std::vector<float> bias(n);
         for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
-        const auto b = squint::packed_weight_only::from_float(w.data(), n, k, k);
+        const auto b = pack(w.data(), n, k);
         const std::size_t ldc = n + 2;
         std::vector<float> c(m * ldc, 12345.0f);
         const bool relu = m % 2 == 1;
-        squint::kernels::weight_only_gemm_kernel<TypeParam>::run(a.data(), m, k, k, b.data(), n, b.scales(),
-                                                                 bias.data(), relu, c.data(), ldc);
+        run(b, a.data(), m, k, bias.data(), relu, c.data(), ldc);
         for (std::size_t i = 0; i < m; ++i) {
           for (std::size_t j = 0; j < n; ++j) {
             double sum = 0.0, magnitude = 0.0;
             for (std::size_t kk = 0; kk < k; ++kk) {
-              sum += static_cast<double>(a[i * k + kk]) * b.at(j, kk);
-              magnitude += std::fabs(static_cast<double>(a[i * k + kk]) * b.at(j, kk));
+              const double v = static_cast<double>(a[i * k + kk]) * code(b, j, kk);
+              sum += v;
+              magnitude += std::fabs(v);
             }
-            const double s = b.scales()[j];
+            const double s = scale(b, j);
             double exact = sum * s + bias[j];
             if (relu) exact = exact > 0.0 ? exact : 0.0;
             const double tolerance =
@@ -500,6 +504,33 @@ TYPED_TEST(WeightOnlyGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
           for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
         }
       }
+}
+
+TYPED_TEST(WeightOnlyGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
+  check_weight_only_kernel(
+      [](const float* w, std::size_t n, std::size_t k) { return squint::packed_weight_only::from_float(w, n, k, k); },
+      [](const squint::packed_weight_only& b, const float* a, std::size_t m, std::size_t k, const float* bias, bool relu,
+         float* c, std::size_t ldc) {
+        squint::kernels::weight_only_gemm_kernel<TypeParam>::run(a, m, k, k, b.data(), b.n(), b.scales(), bias, relu, c,
+                                                                 ldc);
+      },
+      [](const squint::packed_weight_only& b, std::size_t j, std::size_t kk) { return static_cast<double>(b.at(j, kk)); },
+      [](const squint::packed_weight_only& b, std::size_t j) { return static_cast<double>(b.scales()[j]); });
+}
+
+/// The FP8 weight-only GEMM: E4M3FN codes decoded in registers (gemm/fp8.hpp).
+TYPED_TEST(WeightOnlyGemmTest, Fp8MatchesFloat64ReferenceOnTheDecodedWeights) {
+  check_weight_only_kernel(
+      [](const float* w, std::size_t n, std::size_t k) { return squint::packed_fp8_weights::from_float(w, n, k, k); },
+      [](const squint::packed_fp8_weights& b, const float* a, std::size_t m, std::size_t k, const float* bias, bool relu,
+         float* c, std::size_t ldc) {
+        squint::kernels::fp8_gemm_kernel<TypeParam>::run(a, m, k, k, b.data(), b.n(), b.kernel_scales(), bias, relu, c,
+                                                         ldc);
+      },
+      [](const squint::packed_fp8_weights& b, std::size_t j, std::size_t kk) {
+        return static_cast<double>(squint::reference::fp8_to_float(b.at(j, kk), squint::fp8_format::e4m3fn));
+      },
+      [](const squint::packed_fp8_weights& b, std::size_t j) { return static_cast<double>(b.scales()[j]); });
 }
 
 TEST(WeightOnlyGemmApiTest, CodesMatchTheInt8PackingAndArgumentsAreChecked) {

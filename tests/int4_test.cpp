@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // int4_test.cpp: INT4 per-group weight-only GEMM. Packing (codes, nibble order, scales, RTN),
 // every compiled arch's kernel against float64 on the dequantized weights on awkward sizes and
-// group counts (a partial last group included), threads, the checked entry points, and the nn
-// precision int4_weight_only (runs its decoded weights, saves and loads them exactly).
+// group counts (a partial last group included), threads, and the checked entry points (its nn
+// precision: nn_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "squint/gemm/int4.hpp"
-#include "squint/nn.hpp"
+#include "squint/dispatch.hpp"
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
@@ -105,36 +105,6 @@ TEST(Int4GemmApi, ThreadsDispatchAndArguments) {
   EXPECT_THROW(squint::gemm_int4(a.data(), m, k - 1, b, nullptr, false, native.data(), n), squint::error);
   EXPECT_THROW(squint::gemm_int4(a.data(), m, k, b, nullptr, false, native.data(), n - 1), squint::error);
   EXPECT_THROW(squint::gemm_int4(nullptr, m, k, b, nullptr, false, native.data(), n), squint::error);
-}
-
-TEST(Int4Nn, WeightOnlyLayerRunsSavesAndLoads) {
-  namespace nn = squint::nn;
-  std::vector<nn::float_layer> layers(2);
-  layers[0] = {squint_test::normal(24 * 71, 0.0f, 0.3f, 1), squint_test::normal(24, 0.0f, 0.1f, 2), 24, 71,
-               nn::activation::relu};
-  layers[1] = {squint_test::normal(7 * 24, 0.0f, 0.3f, 3), {}, 7, 24, nn::activation::none};
-  nn::build_options o;
-  o.mode = nn::precision::int4_weight_only;
-  o.int4_group = 16;
-  o.kernels = squint::runtime::backend();
-  const nn::sequential model(layers, o);
-  EXPECT_EQ(model[0].mode(), nn::precision::int4_weight_only);
-  EXPECT_EQ(nn::precision_from_string("int4_weight_only"), nn::precision::int4_weight_only);
-  EXPECT_LT(static_cast<double>(model.weight_bytes()),
-            0.25 * static_cast<double>(nn::sequential(layers, {nn::precision::fp32}).weight_bytes()));
-  const auto x = squint_test::normal(5 * 71, 0.0f, 1.0f, 4);
-  std::vector<float> y(5 * 7), z(5 * 7), reference(5 * 7);
-  model.forward(x.data(), 5, y.data());
-  const nn::sequential decoded(nn::float_layers(model), {nn::precision::fp32});
-  decoded.forward(x.data(), 5, reference.data());
-  for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], reference[i], 1e-4f * (1.0f + std::fabs(reference[i])));
-  const auto bytes = nn::serialize(model);
-  const nn::sequential loaded = nn::deserialize(bytes, o.kernels);
-  loaded.forward(x.data(), 5, z.data());
-  EXPECT_EQ(y, z);
-  EXPECT_EQ(loaded[0].weights(), model[0].weights());
-  // A truncated file is refused before anything is allocated or read past its end.
-  EXPECT_THROW(nn::deserialize(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + 120), o.kernels), squint::error);
 }
 
 }  // namespace

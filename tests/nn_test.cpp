@@ -86,6 +86,41 @@ TEST(NnLinearTest, EveryPrecisionTracksFp32) {
   }
 }
 
+/// The weight-only forms below 8 bits (FP8 E4M3FN, INT4 per group) run the weights they report
+/// (FP32 on values() agrees to float rounding), are smaller than INT8 (INT4) or as small (FP8),
+/// and save and load to the same outputs; a truncated INT4 file is refused.
+TEST(NnLinearTest, LowBitWeightOnlyFormsRunSaveAndLoad) {
+  std::vector<squint::nn::float_layer> layers(2);
+  layers[0] = {squint_test::normal(24 * 71, 0.0f, 0.3f, 1), squint_test::normal(24, 0.0f, 0.1f, 2), 24, 71,
+               activation::relu};
+  layers[1] = {squint_test::normal(7 * 24, 0.0f, 0.3f, 3), {}, 7, 24, activation::none};
+  const double fp32_bytes = static_cast<double>(squint::nn::sequential(layers, {precision::fp32}).weight_bytes());
+  for (precision mode : {precision::fp8_weight_only, precision::int4_weight_only}) {
+    squint::nn::build_options o;
+    o.mode = mode;
+    o.int4_group = 16;
+    o.kernels = squint::runtime::backend();
+    const squint::nn::sequential model(layers, o);
+    EXPECT_EQ(model[0].mode(), mode);
+    EXPECT_EQ(squint::nn::precision_from_string(squint::nn::to_string(mode)), mode);
+    EXPECT_LT(static_cast<double>(model.weight_bytes()), (mode == precision::int4_weight_only ? 0.25 : 0.3) * fp32_bytes);
+    const auto x = squint_test::normal(5 * 71, 0.0f, 1.0f, 4);
+    std::vector<float> y(5 * 7), z(5 * 7), reference(5 * 7);
+    model.forward(x.data(), 5, y.data());
+    const squint::nn::sequential decoded(squint::nn::float_layers(model), {precision::fp32});
+    decoded.forward(x.data(), 5, reference.data());
+    for (std::size_t i = 0; i < y.size(); ++i)
+      EXPECT_NEAR(y[i], reference[i], 1e-4f * (1.0f + std::fabs(reference[i]))) << squint::nn::to_string(mode);
+    const auto bytes = squint::nn::serialize(model);
+    const squint::nn::sequential loaded = squint::nn::deserialize(bytes, o.kernels);
+    loaded.forward(x.data(), 5, z.data());
+    EXPECT_EQ(y, z) << squint::nn::to_string(mode);
+    EXPECT_EQ(loaded[0].weights(), model[0].weights());
+    EXPECT_THROW(squint::nn::deserialize(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + 120), o.kernels),
+                 squint::error);
+  }
+}
+
 /// Dynamic INT8's integer stage is the composition of the reference pieces, bit for bit: the
 /// activation qparams are choose_qparams of x's range (uint8 affine), the codes are
 /// reference::quantize, the accumulators reference::gemm against the weights' codes; the float

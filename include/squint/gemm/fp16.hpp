@@ -136,6 +136,17 @@ template <class Arch, class W>
 void run_avx2(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
               const float* scale, const float* bias, bool relu, float* c, std::size_t ldc);
 
+#if XSIMD_WITH_AVX2 && defined(__F16C__)
+/// The fp16 bits of 16 E4M3FN codes (see fp8_e4m3_decode_factor): code << 8 puts the sign at
+/// bit 15 and the other bits at 8..14; an arithmetic shift right by 1 moves those to 7..13 and
+/// copies the sign into bit 14, which the mask clears.
+template <class Arch>
+__m256i fp8_e4m3_to_half_bits(const fp8_e4m3_code* w) {
+  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  return _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(b, 8), 1), _mm256_set1_epi16(static_cast<short>(0xBFFF)));
+}
+#endif
+
 #if XSIMD_WITH_AVX512BW && XSIMD_WITH_AVX512DQ && defined(__AVX512VL__) && defined(__F16C__) && defined(__FMA__)
 template <class Arch>
 __m512 load_row512(const std::uint16_t* w) {
@@ -151,10 +162,7 @@ __m512 load_row512(const float* w) {
 }
 template <class Arch>
 __m512 load_row512(const fp8_e4m3_code* w) {
-  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
-  const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7F)), 7),
-                                    _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8));
-  return _mm512_cvtph_ps(h);
+  return _mm512_cvtph_ps(fp8_e4m3_to_half_bits<Arch>(w));
 }
 
 /// R rows x P panels: R * P independent accumulators (P > 1 keeps FMA latency hidden when
@@ -235,9 +243,7 @@ void load_row256(const float* w, __m256& lo, __m256& hi) {
 }
 template <class Arch>
 void load_row256(const fp8_e4m3_code* w, __m256& lo, __m256& hi) {
-  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
-  const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7F)), 7),
-                                    _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8));
+  const __m256i h = fp8_e4m3_to_half_bits<Arch>(w);
   lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
   hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }

@@ -79,7 +79,18 @@ void run_portable(const int4_gemm_params& p) {
 }
 
 #if XSIMD_WITH_AVX2
-/// 16 codes of one panel row as 16 int8 bytes in channel order (low nibble, high nibble, ...).
+/// The codes of two consecutive panel rows (16 bytes) as int8 bytes in channel order: `first`
+/// the row at `rows`, `second` the next one. One load and one nibble split serve 32 weights.
+template <class Arch>
+void unpack_rows(const std::uint8_t* rows, __m128i& first, __m128i& second) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows));
+  const __m128i mask = _mm_set1_epi8(0x0F), offset = _mm_set1_epi8(8);
+  const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, mask), offset);
+  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), mask), offset);
+  first = _mm_unpacklo_epi8(lo, hi);
+  second = _mm_unpackhi_epi8(lo, hi);
+}
+/// One row's codes (the odd last depth of a group).
 template <class Arch>
 __m128i unpack_row(const std::uint8_t* row) {
   const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row));
@@ -106,7 +117,24 @@ void avx512_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) 
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) acc[r][q] = _mm512_setzero_ps();
     const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
-    for (std::size_t kk = g * p.group; kk < end; ++kk) {
+    std::size_t kk = g * p.group;
+    for (; kk + 2 <= end; kk += 2) {
+      __m512 b0[P], b1[P];
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q) {
+        __m128i first, second;
+        unpack_rows<Arch>(p.packed + (panel0 + q) * stride + kk * row_bytes, first, second);
+        b0[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(first));
+        b1[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(second));
+      }
+      SQUINT_UNROLL
+      for (std::size_t r = 0; r < R; ++r) {
+        const __m512 a0 = _mm512_set1_ps(p.a[(i + r) * p.lda + kk]), a1 = _mm512_set1_ps(p.a[(i + r) * p.lda + kk + 1]);
+        SQUINT_UNROLL
+        for (std::size_t q = 0; q < P; ++q) acc[r][q] = _mm512_fmadd_ps(a1, b1[q], _mm512_fmadd_ps(a0, b0[q], acc[r][q]));
+      }
+    }
+    if (kk < end) {
       __m512 b[P];
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q)
@@ -142,6 +170,26 @@ void avx512_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) 
 #endif
 
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
+/// One depth of an avx2_block: the P panels' decoded codes times the R rows' activations.
+template <class Arch, std::size_t R, std::size_t P>
+void avx2_depth(const int4_gemm_params& p, std::size_t i, std::size_t kk, const __m128i* codes, __m256 (&acc)[R][P][2]) {
+  __m256 b[P][2];
+  SQUINT_UNROLL
+  for (std::size_t q = 0; q < P; ++q) {
+    b[q][0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes[q]));
+    b[q][1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(codes[q], codes[q])));
+  }
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    const __m256 av = _mm256_set1_ps(p.a[(i + r) * p.lda + kk]);
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q) {
+      acc[r][q][0] = _mm256_fmadd_ps(av, b[q][0], acc[r][q][0]);
+      acc[r][q][1] = _mm256_fmadd_ps(av, b[q][1], acc[r][q][1]);
+    }
+  }
+}
+
 /// R rows x P panels, as avx512_block on two 8-lane halves.
 template <class Arch, std::size_t R, std::size_t P>
 void avx2_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
@@ -158,23 +206,21 @@ void avx2_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) acc[r][q][0] = acc[r][q][1] = _mm256_setzero_ps();
     const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
-    for (std::size_t kk = g * p.group; kk < end; ++kk) {
-      __m256 b[P][2];
+    std::size_t kk = g * p.group;
+    // Two depths per load where the group has them (the products still add in k order).
+    for (; kk + 2 <= end; kk += 2) {
+      __m128i first[P], second[P];
       SQUINT_UNROLL
-      for (std::size_t q = 0; q < P; ++q) {
-        const __m128i codes = unpack_row<Arch>(p.packed + (panel0 + q) * stride + kk * row_bytes);
-        b[q][0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
-        b[q][1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(codes, codes)));
-      }
+      for (std::size_t q = 0; q < P; ++q)
+        unpack_rows<Arch>(p.packed + (panel0 + q) * stride + kk * row_bytes, first[q], second[q]);
+      avx2_depth<Arch, R, P>(p, i, kk, first, acc);
+      avx2_depth<Arch, R, P>(p, i, kk + 1, second, acc);
+    }
+    if (kk < end) {
+      __m128i one[P];
       SQUINT_UNROLL
-      for (std::size_t r = 0; r < R; ++r) {
-        const __m256 av = _mm256_set1_ps(p.a[(i + r) * p.lda + kk]);
-        SQUINT_UNROLL
-        for (std::size_t q = 0; q < P; ++q) {
-          acc[r][q][0] = _mm256_fmadd_ps(av, b[q][0], acc[r][q][0]);
-          acc[r][q][1] = _mm256_fmadd_ps(av, b[q][1], acc[r][q][1]);
-        }
-      }
+      for (std::size_t q = 0; q < P; ++q) one[q] = unpack_row<Arch>(p.packed + (panel0 + q) * stride + kk * row_bytes);
+      avx2_depth<Arch, R, P>(p, i, kk, one, acc);
     }
     SQUINT_UNROLL
     for (std::size_t q = 0; q < P; ++q) {
