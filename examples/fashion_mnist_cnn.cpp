@@ -419,6 +419,7 @@ int run_demo(int argc, char** argv) {
     // Training may use every core (Eigen with OpenMP); the measurements are single-threaded.
     Eigen::setNbThreads(1);
     std::vector<result> results;
+    std::vector<squint::nn::graph> models;
     for (const variant& v : variants) {
       squint::nn::graph model = build(net, v.mode, v.obs, kernels);
       if (v.mode == precision::int8_static) {
@@ -433,6 +434,7 @@ int run_demo(int argc, char** argv) {
       r.latency_1 = demo::latency(test, 1, opt.latency_repeats, 50, forward_of(model));
       r.latency_64 = demo::latency(test, std::min<std::size_t>(64, test.n), opt.latency_repeats, 3, forward_of(model));
       results.push_back(r);
+      models.push_back(std::move(model));
     }
     const result& ref = results.front();
     std::printf("\n%-26s %-17s %8s %7s %9s %6s %11s %12s %7s %7s\n", "model / precision", "detail", "top-1", "delta",
@@ -441,6 +443,13 @@ int run_demo(int argc, char** argv) {
       std::printf("%-26s %-17s %7.2f%% %+6.2f %9zu %5.3fx %11.1f %12.1f %6.2fx %6.2fx\n", r.name.c_str(), r.detail.c_str(),
                   r.accuracy, r.accuracy - ref.accuracy, r.bytes, static_cast<double>(r.bytes) / static_cast<double>(ref.bytes),
                   r.latency_1, r.latency_64, ref.latency_1 / r.latency_1, ref.latency_64 / r.latency_64);
+    // Where the error comes from, layer by layer, on 64 test images (the INT8 variants against FP32).
+    const std::size_t probe = std::min<std::size_t>(64, test.n);
+    std::vector<std::pair<std::string, const squint::nn::graph*>> candidates;
+    for (std::size_t i : {std::size_t{2}, std::size_t{3}, std::size_t{4}})
+      candidates.emplace_back(variants[i].name + " " + variants[i].detail, &models[i]);
+    std::printf("\nper-layer error of the %s CNN against its fp32 (%zu test images):\n%s", model_name, probe,
+                squint::nn::analyze(models[0], candidates, test.images.data(), {probe, 28, 28, 1}).to_string().c_str());
     if (opt.max_drop >= 0.0 && ref.accuracy - results[4].accuracy > opt.max_drop) {
       std::printf("FAIL: %s static INT8 loses %.2f points (limit %.2f)\n", model_name, ref.accuracy - results[4].accuracy,
                   opt.max_drop);

@@ -176,6 +176,44 @@ nn::graph residual_cnn(nn::precision mode) {
   return g;
 }
 
+/// Error analysis of graphs: every convolution and linear node, isolated (the reference's inputs)
+/// and propagated (the candidate's own outputs); FP32 against itself is exact; node_outputs ends
+/// with forward()'s output; forward_node on the reference's outputs reproduces each node.
+TEST(NnGraphTest, AnalyzeReportsEveryLayerNode) {
+  const image_shape in{3, 8, 8, 1};
+  const auto x = squint_test::normal(in.size(), 0.0f, 1.0f, 21);
+  const nn::graph fp32 = residual_cnn(nn::precision::fp32);
+  const nn::graph int8 = residual_cnn(nn::precision::int8_dynamic);
+  const auto outputs = fp32.node_outputs(x.data(), in);
+  ASSERT_EQ(outputs.size(), fp32.size());
+  std::vector<float> y(3 * 4);
+  fp32.forward(x.data(), in, y.data());
+  EXPECT_EQ(outputs.back(), y);
+  for (std::size_t i = 0; i < fp32.size(); ++i) {
+    std::vector<float> again(outputs[i].size());
+    fp32.forward_node(i, outputs, x.data(), in, again.data());
+    EXPECT_EQ(again, outputs[i]) << fp32.name(i);
+  }
+  const nn::error_report r = nn::analyze(fp32, {{"fp32", &fp32}, {"int8", &int8}}, x.data(), in);
+  ASSERT_EQ(r.rows.size(), 8u);  // conv1, conv2, conv3, fc for each candidate
+  const char* layers[] = {"conv1", "conv2", "conv3", "fc"};
+  for (std::size_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(r.rows[k].node, layers[k]);
+    EXPECT_TRUE(std::isinf(r.rows[k].isolated.sqnr_db) && std::isinf(r.rows[k].propagated.sqnr_db)) << layers[k];
+    const nn::layer_error& e = r.rows[4 + k];
+    EXPECT_EQ(e.mode, nn::precision::int8_dynamic);
+    EXPECT_GT(e.isolated.sqnr_db, 20.0) << layers[k];
+    EXPECT_LE(e.propagated.sqnr_db, e.isolated.sqnr_db + 3.0) << layers[k];  // errors accumulate downstream
+  }
+  EXPECT_NE(r.to_string().find("conv2"), std::string::npos);
+  const nn::graph other = residual_cnn(nn::precision::fp32);
+  nn::graph shorter;
+  shorter.add("conv1", std::get<nn::conv2d>(other.op(0)));
+  EXPECT_THROW(nn::analyze(fp32, {{"short", &shorter}}, x.data(), in), squint::error);
+  EXPECT_THROW(fp32.forward_node(9, outputs, x.data(), in, y.data()), squint::error);
+  EXPECT_THROW(fp32.forward_node(2, {}, x.data(), in, y.data()), squint::error);
+}
+
 TEST(NnGraphTest, ResidualCnnRunsAndCalibrates) {
   const image_shape in{6, 10, 10, 1};
   const auto x = squint_test::normal(in.size(), 0.0f, 1.0f, 15);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "squint/nn/graph.hpp"
 #include "squint/nn/sequential.hpp"
 
 SQUINT_NAMESPACE_BEGIN
@@ -45,7 +46,8 @@ inline error_stats compare(const float* reference, const float* test, std::size_
 /// One row of the report: a candidate's layer against the reference's.
 struct layer_error {
   std::string model;  ///< the candidate's label
-  std::size_t layer = 0;
+  std::size_t layer = 0;  ///< the layer's index (a graph's node index)
+  std::string node;       ///< a graph node's name ("" for a sequential's layers)
   precision mode = precision::fp32;
   error_stats isolated;    ///< layer fed the reference's input
   error_stats propagated;  ///< layer fed the candidate's own previous outputs
@@ -58,13 +60,13 @@ struct error_report {
   std::string to_string() const {
     std::string out;
     char line[256];
-    std::snprintf(line, sizeof line, "%-22s %5s %-16s %11s %9s %8s %10s | %11s %9s %8s %10s\n", "model", "layer",
-                  "precision", "mse", "sqnr_db", "cosine", "max_abs", "mse(prop)", "sqnr(prop)", "cos(prop)",
-                  "max(prop)");
+    std::snprintf(line, sizeof line, "%-22s %5s %-10s %-16s %11s %9s %8s %10s | %11s %9s %8s %10s\n", "model",
+                  "layer", "node", "precision", "mse", "sqnr_db", "cosine", "max_abs", "mse(prop)", "sqnr(prop)",
+                  "cos(prop)", "max(prop)");
     out += line;
     for (const layer_error& r : rows) {
-      std::snprintf(line, sizeof line, "%-22s %5zu %-16s %11.3e %9.2f %8.6f %10.3e | %11.3e %9.2f %8.6f %10.3e\n",
-                    r.model.c_str(), r.layer, nn::to_string(r.mode), r.isolated.mse, r.isolated.sqnr_db,
+      std::snprintf(line, sizeof line, "%-22s %5zu %-10s %-16s %11.3e %9.2f %8.6f %10.3e | %11.3e %9.2f %8.6f %10.3e\n",
+                    r.model.c_str(), r.layer, r.node.c_str(), nn::to_string(r.mode), r.isolated.mse, r.isolated.sqnr_db,
                     r.isolated.cosine, r.isolated.max_abs, r.propagated.mse, r.propagated.sqnr_db,
                     r.propagated.cosine, r.propagated.max_abs);
       out += line;
@@ -101,9 +103,42 @@ inline error_report analyze(const sequential& reference,
       next.resize(n);
       layer.forward(ref[l].data(), m, isolated.data());
       layer.forward(own.data(), m, next.data());
-      report.rows.push_back({label, l, layer.mode(), compare(ref[l + 1].data(), isolated.data(), n),
+      report.rows.push_back({label, l, "", layer.mode(), compare(ref[l + 1].data(), isolated.data(), n),
                              compare(ref[l + 1].data(), next.data(), n)});
       own.swap(next);
+    }
+  }
+  return report;
+}
+
+/// Per-layer error of each labelled candidate graph against `reference` (the same nodes, e.g.
+/// the same CNN built in FP32) on x (NHWC, `in`): a row per convolution and linear node, the node
+/// fed the reference's inputs (isolated) and the candidate's own (propagated), both against the
+/// reference's output of that node.
+/// @throws squint::error if a candidate's nodes or shapes differ from the reference's, or as
+///         graph::forward.
+inline error_report analyze(const graph& reference, const std::vector<std::pair<std::string, const graph*>>& candidates,
+                            const float* x, const image_shape& in) {
+  error_report report;
+  const std::vector<std::vector<float>> ref = reference.node_outputs(x, in);
+  const std::vector<image_shape> shape = reference.shapes(in);
+  for (const auto& [label, candidate] : candidates) {
+    squint::detail::require(candidate->size() == reference.size(), "analyze: '", label, "' has ", candidate->size(),
+                            " nodes, the reference ", reference.size());
+    const std::vector<image_shape> own_shape = candidate->shapes(in);
+    const std::vector<std::vector<float>> own = candidate->node_outputs(x, in);
+    for (std::size_t i = 0; i < reference.size(); ++i) {
+      squint::detail::require(own_shape[i].size() == shape[i].size() && candidate->name(i) == reference.name(i),
+                              "analyze: node ", i, " of '", label, "' differs from the reference's");
+      const node_op& op = candidate->op(i);
+      const auto* c = std::get_if<conv2d>(&op);
+      const auto* l = std::get_if<linear>(&op);
+      if (!c && !l) continue;
+      std::vector<float> isolated(shape[i].size());
+      candidate->forward_node(i, ref, x, in, isolated.data());
+      report.rows.push_back({label, i, candidate->name(i), c ? c->mode() : l->mode(),
+                             compare(ref[i].data(), isolated.data(), isolated.size()),
+                             compare(ref[i].data(), own[i].data(), isolated.size())});
     }
   }
   return report;

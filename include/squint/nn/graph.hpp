@@ -103,6 +103,42 @@ class graph {
     run(*this, x, in, y, par);
   }
 
+  /// Every node's output (in node order; the last is the model's) for x (NHWC, `in`): what
+  /// error analysis compares node by node.
+  /// @throws squint::error as forward().
+  std::vector<std::vector<float>> node_outputs(const float* x, const image_shape& in,
+                                               const parallelism& par = {}) const {
+    std::vector<std::vector<float>> outputs;
+    run(*this, x, in, nullptr, par, &outputs);
+    return outputs;
+  }
+
+  /// Node i fed from `outputs` (node_outputs() of a graph of the same structure, e.g. the FP32
+  /// reference's) and the model input x (NHWC, `in`), into out (the node's output shape).
+  /// @throws squint::error on a node index out of range, outputs that do not hold the node's
+  ///         inputs at their shapes, or an int8_static layer that has not been frozen.
+  void forward_node(std::size_t i, const std::vector<std::vector<float>>& outputs, const float* x,
+                    const image_shape& in, float* out, const parallelism& par = {}) const {
+    squint::detail::require(i < nodes_.size(), "graph::forward_node: node ", i, " of ", nodes_.size());
+    const std::vector<image_shape> shape = shapes(in);
+    const node& n = nodes_[i];
+    const float* inputs[2] = {nullptr, nullptr};
+    for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+      const std::size_t from = n.inputs[k];
+      if (from == input_index) {
+        squint::detail::require_matrix("graph::forward_node", "x", x, in.pixels(), in.channels);
+        inputs[k] = x;
+        continue;
+      }
+      squint::detail::require(from < outputs.size() && outputs[from].size() == shape[from].size(),
+                              "graph::forward_node: no output of node '", nodes_[from].name, "' of ",
+                              shape[from].size(), " values among the outputs given");
+      inputs[k] = outputs[from].data();
+    }
+    squint::detail::require_matrix("graph::forward_node", "out", out, shape[i].pixels(), shape[i].channels);
+    run_node(*this, i, inputs, n.inputs[0] == input_index ? in : shape[n.inputs[0]], shape[i], out, par);
+  }
+
   /// Runs x (NHWC; `in.batch` images) through the model in batches of `batch` images, showing
   /// every unfrozen int8_static layer its input (such layers compute in float meanwhile, as
   /// PyTorch's prepared model does). Call freeze() when done.
@@ -160,51 +196,61 @@ class graph {
   }
 
   /// Runs the nodes in order; a non-const graph also calibrates its unfrozen int8_static layers.
+  /// With `keep`, every node's output is kept in *keep (the last one too) and y may be null.
   template <class Self>
-  static void run(Self& self, const float* x, const image_shape& in, float* y, const parallelism& par) {
-    constexpr bool calibrating = !std::is_const_v<Self>;
+  static void run(Self& self, const float* x, const image_shape& in, float* y, const parallelism& par,
+                  std::vector<std::vector<float>>* keep = nullptr) {
     auto& nodes = self.nodes_;
     squint::detail::require(!nodes.empty(), "graph: the model has no nodes");
     squint::detail::require_matrix("graph::forward", "x", x, in.pixels(), in.channels);
     const std::vector<image_shape> shape = self.shapes(in);
-    squint::detail::require_matrix("graph::forward", "y", y, shape.back().pixels(), shape.back().channels);
-    std::vector<std::vector<float>> outputs(nodes.size());
+    if (!keep) squint::detail::require_matrix("graph::forward", "y", y, shape.back().pixels(), shape.back().channels);
+    std::vector<std::vector<float>> own(keep ? 0 : nodes.size());
+    std::vector<std::vector<float>>& outputs = keep ? *keep : own;
+    outputs.assign(nodes.size(), {});
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-      auto& n = nodes[i];
-      const bool last = i + 1 == nodes.size();
+      const bool last = i + 1 == nodes.size() && !keep;
       if (!last) outputs[i].resize(shape[i].size());
       float* out = last ? y : outputs[i].data();
-      auto input = [&](std::size_t k) { return n.inputs[k] == input_index ? x : outputs[n.inputs[k]].data(); };
-      auto input_shape = [&](std::size_t k) { return n.inputs[k] == input_index ? in : shape[n.inputs[k]]; };
-      const image_shape a = input_shape(0);
-      if (auto* c = std::get_if<conv2d>(&n.op)) {
-        if constexpr (calibrating)
-          if (!c->ready()) {
-            c->calibrate(input(0), a, out);
-            continue;
-          }
-        c->forward(input(0), a, out, par);
-      } else if (auto* l = std::get_if<linear>(&n.op)) {
-        if constexpr (calibrating)
-          if (!l->ready()) {
-            l->calibrate(input(0), a.pixels(), out);
-            continue;
-          }
-        l->forward(input(0), a.pixels(), out, par);
-      } else if (const auto* p = std::get_if<pool>(&n.op)) {
-        if (p->type == pool::kind::max) max_pool2d(input(0), a, p->params, out);
-        else if (p->type == pool::kind::average) avg_pool2d(input(0), a, p->params, out);
-        else global_avg_pool(input(0), a, out);
-      } else if (const auto* s = std::get_if<nn::add>(&n.op)) {
-        const float* u = input(0);
-        const float* v = input(1);
-        for (std::size_t e = 0; e < shape[i].size(); ++e) {
-          const float sum = u[e] + v[e];
-          out[e] = s->relu && !(sum > 0.0f) ? 0.0f : sum;
+      const node& n = nodes[i];
+      const float* inputs[2] = {nullptr, nullptr};
+      for (std::size_t k = 0; k < n.inputs.size(); ++k)
+        inputs[k] = n.inputs[k] == input_index ? x : outputs[n.inputs[k]].data();
+      run_node(self, i, inputs, n.inputs[0] == input_index ? in : shape[n.inputs[0]], shape[i], out, par);
+    }
+  }
+
+  /// Node i on its inputs (a: the first input's shape; o: its output's), into out.
+  template <class Self>
+  static void run_node(Self& self, std::size_t i, const float* const* input, const image_shape& a,
+                       const image_shape& o, float* out, const parallelism& par) {
+    constexpr bool calibrating = !std::is_const_v<Self>;
+    auto& n = self.nodes_[i];
+    if (auto* c = std::get_if<conv2d>(&n.op)) {
+      if constexpr (calibrating)
+        if (!c->ready()) {
+          c->calibrate(input[0], a, out);
+          return;
         }
-      } else {  // flatten: NHWC is already one row per image
-        std::copy(input(0), input(0) + a.size(), out);
+      c->forward(input[0], a, out, par);
+    } else if (auto* l = std::get_if<linear>(&n.op)) {
+      if constexpr (calibrating)
+        if (!l->ready()) {
+          l->calibrate(input[0], a.pixels(), out);
+          return;
+        }
+      l->forward(input[0], a.pixels(), out, par);
+    } else if (const auto* p = std::get_if<pool>(&n.op)) {
+      if (p->type == pool::kind::max) max_pool2d(input[0], a, p->params, out);
+      else if (p->type == pool::kind::average) avg_pool2d(input[0], a, p->params, out);
+      else global_avg_pool(input[0], a, out);
+    } else if (const auto* s = std::get_if<nn::add>(&n.op)) {
+      for (std::size_t e = 0; e < o.size(); ++e) {
+        const float sum = input[0][e] + input[1][e];
+        out[e] = s->relu && !(sum > 0.0f) ? 0.0f : sum;
       }
+    } else {  // flatten: NHWC is already one row per image
+      std::copy(input[0], input[0] + a.size(), out);
     }
   }
 
