@@ -18,6 +18,7 @@
 #include <optional>
 #include <vector>
 
+#include "squint/nn/input_quantizer.hpp"
 #include "squint/nn/linear.hpp"
 #include "squint/nn/sequential.hpp"
 #include "squint/nn/weights/int8_weights.hpp"
@@ -75,18 +76,14 @@ class linear {
     const float* bias = b_.empty() ? nullptr : b_.data();
     const bool relu = act_ == nn::activation::relu;
     if (weights_) weights_->quantize(w_.data(), kernels_);
-    const std::vector<float>& w = weights_ ? weights_->values() : w_;
     if (input_) {
       const qparams p = input_->observe(x, m * in_);
       seen_ = true;
       codes_.resize(m * in_);
-      kernels_.quantize_u8(x, codes_.data(), m * in_, p.scale, p.zero_point, false);
-      const std::int32_t top = input_->range().qmax;
+      // The deployed layer's own activation policy makes the codes, so they are its codes.
+      nn::input_quantizer::frozen_at(p, input_->options().reduce_range).quantize(x, m * in_, codes_.data(), kernels_);
       a_.resize(m * in_);
-      for (std::size_t i = 0; i < m * in_; ++i) {
-        if (codes_[i] > top) codes_[i] = static_cast<std::uint8_t>(top);
-        a_[i] = reference::dequantize_value(codes_[i], p);
-      }
+      for (std::size_t i = 0; i < m * in_; ++i) a_[i] = reference::dequantize_value(codes_[i], p);
       const nn::int8_weights form(packed_weights::from_int8(weights_->codes().data(), out_, in_, in_,
                                                             weights_->scales(), {0}),
                                   kernels_);
@@ -94,6 +91,7 @@ class linear {
       return;
     }
     a_.assign(x, x + m * in_);
+    const std::vector<float>& w = weights_ ? weights_->values() : w_;
     gemm_float(a_.data(), m, in_, packed_float_weights::from_float(w.data(), out_, in_, in_), bias, relu, y, out_, {},
                kernels_.gemm_float);
   }
