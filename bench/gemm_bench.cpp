@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm_bench.cpp: INT8 GEMM GOP/s (1 MAC = 2 ops) per micro-kernel arch (int32 output; float
-// output on the dispatched kernel; 7-bit activations where an arch has a kernel for them), with
+// output on the dispatched kernel, and per arch in registers or from cached tiles; 7-bit activations where an arch has a kernel for them), with
 // baselines in the same binary: OpenBLAS sgemm (float) and oneDNN's u8 x s8 -> s32 matmul, when
 // installed.
 // Shapes (M, N, K): C is M x N, weights N x K, as a linear layer with N outputs and K inputs.
@@ -116,6 +116,29 @@ void BM_GemmU8S8ToFloat(benchmark::State& state) {
 }
 BENCHMARK(BM_GemmU8S8ToFloat)->Apply(all_shapes_threads);
 
+/// The float output stage on Arch's kernel, applied to the accumulators in registers
+/// (InRegisters) or, as before, to each finished int32 tile in cache: the same bits, and the gap
+/// to BM_GemmU8S8 is what each costs.
+template <class Arch, bool InRegisters>
+void BM_GemmU8S8FloatStage(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  const u8_operands x = make_u8_operands(m, n, k);
+  const auto bias = squint_bench::normal(n, 3);
+  std::vector<float> c(m * n);
+  const float a_scale = 0.02f;
+  squint::detail::float_output out{&a_scale, false, x.b.scales().data(), bias.data(), true, c.data(), n};
+  out.stage = &squint::kernels::float_stage_kernel<squint::arch::family_t<Arch>>::row;
+  const squint::detail::output_stage stage{&squint::detail::float_output::finish, &out, nullptr,
+                                           InRegisters ? &out : nullptr};
+  for (auto _ : state) {
+    squint::detail::gemm_s32<Arch>(x.a.data(), m, k, 128, x.b, nullptr, 0, {}, &stage);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_ops(state);
+}
+
 /// A float-panel kernel on Arch: FP16 weights (the fallback where INT8 does not pay) or FP32
 /// weights (squint's FP32 GEMM, squint::nn's fp32 precision), fp32 accumulation.
 template <class Arch, class Packed, class Kernel>
@@ -192,6 +215,11 @@ BENCHMARK(BM_GemmOneDNN)->Apply(all_shapes)->UseRealTime();
 #endif
 
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU8S8, A)->Apply(all_shapes_threads);
+SQUINT_DISPATCH_GEMM_ARCHS
+#undef SQUINT_X
+#define SQUINT_X(A)                                                                               \
+  BENCHMARK_TEMPLATE(BM_GemmU8S8FloatStage, A, true)->Apply(all_shapes)->UseRealTime();          \
+  BENCHMARK_TEMPLATE(BM_GemmU8S8FloatStage, A, false)->Apply(all_shapes)->UseRealTime();
 SQUINT_DISPATCH_GEMM_ARCHS
 #undef SQUINT_X
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU7S8, A)->Apply(all_shapes)->UseRealTime();

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <limits>
 #include <vector>
@@ -149,6 +151,62 @@ TYPED_TEST(GemmTest, Uint8WeightsMatchTheReference) {
     }
 }
 
+/// The bits of floats (NaN compares unequal to itself).
+std::vector<std::uint32_t> bits_of(const std::vector<float>& x) {
+  std::vector<std::uint32_t> out(x.size());
+  std::memcpy(out.data(), x.data(), x.size() * sizeof(float));
+  return out;
+}
+
+/// A float stage's inputs for m rows and n channels: awkward scales (one product underflows to
+/// zero, so negative sums give -0), a bias holding NaN and infinities, per-row zero points.
+struct float_stage_case {
+  std::vector<float> a_scales, b_scales, bias;
+  std::vector<std::int32_t> row_zero_points;
+  float_stage_case(std::size_t m, std::size_t n) : a_scales(m), b_scales(n), bias(n), row_zero_points(m) {
+    for (std::size_t i = 0; i < m; ++i) {
+      a_scales[i] = 0.003f * static_cast<float>(i % 5 + 1);
+      row_zero_points[i] = static_cast<std::int32_t>(i * 37 % 256);
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+      b_scales[j] = j % 13 == 3 ? 1e-40f : 0.0007f * static_cast<float>(j % 11 + 1);
+      bias[j] = 0.25f * static_cast<float>(j % 9) - 1.0f;
+    }
+    const float special[] = {std::numeric_limits<float>::quiet_NaN(), HUGE_VALF, -HUGE_VALF};
+    for (std::size_t j = 5; j < n; j += 29) bias[j] = special[j % 3];
+  }
+};
+
+// The float stage applied by the kernels to their registers equals the staged tiles' stage, bit
+// for bit, for every combination the nn layers use (per-tensor or per-row scales and zero points,
+// bias or none, ReLU, ReLU6), 7-bit blocks and full-range ones, in several tasks.
+TYPED_TEST(GemmTest, FloatStageInRegistersMatchesTheStagedOne) {
+  for (auto [m, n, k] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {3, 17, 5}, {9, 70, 64},
+                         {13, 40, 131}, {300, 33, 19}, {2, 129, 1000}})
+    for (bool seven_bits : {false, true})
+      for (int variant = 0; variant < 4; ++variant) {
+        const auto a = squint_test::uniform_ints<std::uint8_t>(m * k, 0, seven_bits ? 127 : 255, static_cast<unsigned>(m + k));
+        const auto w = squint_test::uniform_ints<std::int8_t>(n * k, -128, 127, static_cast<unsigned>(n * k));
+        float_stage_case f(m, n);
+        const auto b = packed_weights::from_int8(w.data(), n, k, k, f.b_scales, {0});
+        const bool per_row = variant % 2 == 1;
+        squint::detail::float_output o{f.a_scales.data(), per_row, f.b_scales.data(), variant == 2 ? nullptr : f.bias.data(),
+                                       variant >= 2, nullptr, n + 1};
+        if (per_row) o.row_zero_points = f.row_zero_points.data(), o.column_sums = b.column_sums();
+        if (variant == 3) o.cap = 6.0f;
+        std::vector<float> staged((m - 1) * (n + 1) + n, 7.0f), fused = staged;
+        const squint::detail::output_stage tiles{&squint::detail::float_output::finish, &o};
+        const squint::detail::output_stage registers{&squint::detail::float_output::finish, &o, nullptr, &o};
+        const std::int32_t zero_point = per_row ? 0 : 131;
+        o.c = staged.data();
+        squint::detail::gemm_s32<TypeParam>(a.data(), m, k, zero_point, b, nullptr, 0, {}, &tiles);
+        o.c = fused.data();
+        squint::detail::gemm_s32<TypeParam>(a.data(), m, k, zero_point, b, nullptr, 0, squint::parallelism{3}, &registers);
+        ASSERT_EQ(bits_of(fused), bits_of(staged))
+            << m << "x" << n << "x" << k << " variant " << variant << (seven_bits ? " 7-bit" : "");
+      }
+}
+
 TYPED_TEST(GemmTest, ThreadsAndCustomRunnersGiveIdenticalResults) {
   for (auto [m, n] : {std::pair<std::size_t, std::size_t>{3, 2000}, {4000, 17}, {1, 33}, {650, 64}}) {
     const std::size_t k = 777;
@@ -198,13 +256,39 @@ TEST(GemmEmulatedTest, EveryX86StepMatchesTheScalarKernel) {
             const auto offsets = squint_test::uniform_ints<std::int32_t>(b.panels() * 16, -1000000, 1000000, 9);
             const std::int32_t* offset = (m + k) % 2 ? offsets.data() : nullptr;
             std::vector<std::int32_t> expect(m * ldc, 7), got(m * ldc, 7);
-            squint::kernels::gemm_kernel<squint::arch::scalar>::run(a.data(), m, k, k, a_signed, b.panel(0),
-                                                                  b.column_sums(), offset, n, b.k_groups(),
-                                                                  expect.data(), ldc);
-            squint_test::emulated::gemm_kernel(s, a.data(), m, k, k, a_signed, b.panel(0), b.column_sums(), offset,
-                                               n, b.k_groups(), got.data(), ldc);
-            ASSERT_EQ(got, expect) << "step " << static_cast<int>(s) << ", " << m << "x" << n << "x" << k
-                                   << (a_signed ? " s8" : " u8");
+            squint::kernels::gemm_kernel_params p{a.data(), m,      k, k, a_signed, b.panel(0), b.column_sums(), offset,
+                                                  n,        b.k_groups(), expect.data(), ldc};
+            squint::kernels::gemm_kernel<squint::arch::scalar>::run(p);
+            p.c = got.data();
+            squint_test::emulated::gemm_kernel(s, p);
+            const std::string where = "step " + std::to_string(static_cast<int>(s)) + ", " + std::to_string(m) + "x" +
+                                      std::to_string(n) + "x" + std::to_string(k) + (a_signed ? " s8" : " u8");
+            ASSERT_EQ(got, expect) << where;
+            // The float stage in registers: the scalar float stage over the int32 results.
+            float_stage_case f(m, n);
+            const bool per_row = (m + n) % 2 == 1;
+            const squint::kernels::gemm_float_epilogue e{f.a_scales.data(), per_row, f.b_scales.data(),
+                                                         k % 2 ? f.bias.data() : nullptr,
+                                                         per_row ? f.row_zero_points.data() : nullptr,
+                                                         b.column_sums(), n % 3 != 0, n % 2 ? 6.0f : HUGE_VALF,
+                                                         nullptr, ldc};
+            std::vector<float> expect_y(m * ldc, 7.0f), got_y(m * ldc, 7.0f), multiplier(n);
+            for (std::size_t i = 0; i < m; ++i) {
+              for (std::size_t j = 0; j < n; ++j) {
+                multiplier[j] = f.a_scales[per_row ? i : 0] * f.b_scales[j];
+                if (per_row)
+                  expect[i * ldc + j] = static_cast<std::int32_t>(static_cast<std::uint32_t>(expect[i * ldc + j]) -
+                                                                  static_cast<std::uint32_t>(f.row_zero_points[i]) *
+                                                                      static_cast<std::uint32_t>(b.column_sums()[j]));
+              }
+              squint::kernels::float_stage_kernel<squint::arch::scalar>::row(
+                  expect.data() + i * ldc, expect_y.data() + i * ldc, n, multiplier.data(), e.bias, e.relu, e.cap);
+            }
+            auto fused = e;
+            fused.c = got_y.data();
+            p.to_float = &fused;
+            squint_test::emulated::gemm_kernel(s, p);
+            ASSERT_EQ(bits_of(got_y), bits_of(expect_y)) << where << " to float";
           }
 }
 #endif

@@ -12,7 +12,8 @@
 #include <cstring>
 
 // SIMDe 0.7.4 gaps: _mm512_madd_epi16's alias takes four arguments, and it has neither the
-// masked 32-bit store nor AVX-VNNI's VEX spelling of vpdpbusd (same operation as AVX512VL's).
+// masked 32-bit stores, nor _mm512_cvtepi32_ps, nor AVX-VNNI's VEX spelling of vpdpbusd (same
+// operation as AVX512VL's). The conversion below rounds as the kernels' callers set it (nearest).
 #undef _mm512_madd_epi16
 #define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
 #define _mm256_dpbusd_avx_epi32(src, a, b) simde_mm256_dpbusd_epi32(src, a, b)
@@ -22,6 +23,22 @@ static void squint_test_mask_storeu_epi32(void* p, simde__mmask16 mask, simde__m
   simde_mm512_storeu_si512(lanes, v);
   for (int j = 0; j < 16; ++j)
     if ((mask >> j) & 1) std::memcpy(static_cast<char*>(p) + 4 * j, &lanes[j], 4);
+}
+
+#define _mm512_mask_storeu_ps(p, mask, v) squint_test_mask_storeu_ps(p, mask, v)
+static void squint_test_mask_storeu_ps(float* p, simde__mmask16 mask, simde__m512 v) {
+  float lanes[16];
+  simde_mm512_storeu_ps(lanes, v);
+  for (int j = 0; j < 16; ++j)
+    if ((mask >> j) & 1) p[j] = lanes[j];
+}
+#define _mm512_cvtepi32_ps(v) squint_test_cvtepi32_ps(v)
+static simde__m512 squint_test_cvtepi32_ps(simde__m512i v) {
+  std::int32_t lanes[16];
+  float converted[16];
+  simde_mm512_storeu_si512(lanes, v);
+  for (int j = 0; j < 16; ++j) converted[j] = static_cast<float>(lanes[j]);
+  return simde_mm512_loadu_ps(converted);
 }
 
 #define SQUINT_X86_STEPS_EMULATED 1
@@ -37,30 +54,26 @@ struct avx2_vnni_tag {};
 struct avx2_tag {};
 }  // namespace
 
-void gemm_kernel(step s, const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                 const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
-                 std::int32_t* c, std::size_t ldc) {
+void gemm_kernel(step s, const squint::kernels::gemm_kernel_params& p) {
   using namespace squint::kernels::detail_gemm;
   switch (s) {
     case step::avx512_vnni:
-      run_x86<avx512_vnni_tag, dpbusd_zmm<avx512_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+      run_x86<avx512_vnni_tag, dpbusd_zmm<avx512_vnni_tag>>(p);
       break;
     case step::avx512bw:
-      run_x86<avx512bw_tag, sign_trick_zmm<avx512bw_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+      run_x86<avx512bw_tag, sign_trick_zmm<avx512bw_tag>>(p);
       break;
     case step::avx2_vnni:
-      run_x86<avx2_vnni_tag, dpbusd_ymm<avx2_vnni_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+      run_x86<avx2_vnni_tag, dpbusd_ymm<avx2_vnni_tag>>(p);
       break;
     case step::avx2:
-      run_x86<avx2_tag, sign_trick_ymm<avx2_tag>>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+      run_x86<avx2_tag, sign_trick_ymm<avx2_tag>>(p);
       break;
     case step::avx512bw_u7:
-      dot_panels<avx512bw_tag, u7_zmm<avx512bw_tag>, false>(a, m, k, lda, packed, column_sums, column_offsets, n,
-                                                            k_groups, c, ldc);
+      dot_panels<avx512bw_tag, u7_zmm<avx512bw_tag>, false>(p);
       break;
     case step::avx2_u7:
-      dot_panels<avx2_tag, u7_ymm<avx2_tag>, false>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups,
-                                                    c, ldc);
+      dot_panels<avx2_tag, u7_ymm<avx2_tag>, false>(p);
       break;
   }
 }

@@ -142,7 +142,7 @@ void conv_to_float(S32 s32, const TA* x, const image_shape& in, qparams x_params
   check_scale_products("conv2d", x_params.scale, w.scales());
   const float_output out{&x_params.scale, false, w.scales().data(), bias, act != activation::none, y,
                          g.out.channels, nullptr, nullptr, activation_cap(act), float_stage};
-  const output_stage stage{&float_output::finish, &out};
+  const output_stage stage{&float_output::finish, &out, nullptr, &out};
   s32(x, g, x_params.zero_point, w, nullptr, par, &stage);
 }
 

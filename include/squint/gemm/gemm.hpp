@@ -60,6 +60,8 @@ void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t ld
           " is outside [", r.qmin, ", ", r.qmax, "]");
 }
 
+struct float_output;
+
 /// What a GEMM does with each finished block of int32 accumulators: null `finish` writes them
 /// to C as they are; otherwise the task that computed a block (rows [i0, i0 + rows), columns
 /// [j0, j0 + cols), leading dimension ldacc, in a scratch tile it may overwrite) hands it to
@@ -67,11 +69,15 @@ void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t ld
 /// m x n int32 buffer exists (FBGEMM's outProcess design). Called concurrently on disjoint blocks.
 /// `column_terms` (n entries, or null) are int32 values added to every row of channel j in the
 /// micro-kernel's registers, with the zero-point terms (an int32 bias in accumulator units).
+/// `in_registers` (the float_output `context` points to, or null) lets the kernels that can
+/// (gemm_kernel_fuses_float) apply that float stage to their accumulators before any store;
+/// the tiles and `finish` remain for the others, with the same result bit for bit.
 struct output_stage {
   void (*finish)(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                  std::size_t j0, std::size_t cols) = nullptr;
   const void* context = nullptr;
   const std::int32_t* column_terms = nullptr;
+  const float_output* in_registers = nullptr;
 };
 
 /// The terms that depend on the channel only, for the kernels' column offsets:
@@ -133,6 +139,64 @@ inline bool fits_7_bits(const std::uint8_t* a, std::size_t rows, std::size_t k, 
   return true;
 }
 
+/// An output stage's float kernel (float_stage_kernel::row).
+using float_stage_fn = void (*)(const std::int32_t*, float*, std::size_t, const float*, const float*, bool,
+                                float) noexcept;
+
+/// Float output: c[i][j] = float(acc) * (a_scale[i or 0] * b_scale[j]) + bias[j], then ReLU.
+/// `a_scales` holds one scale per row with `per_row`, else one for all. With per-row activation
+/// zero points (squint::nn's per-row dynamic INT8; the GEMM then ran with zero point 0),
+/// acc -= row_zero_points[i] * column_sums[j] first, modulo 2^32.
+struct float_output {
+  const float* a_scales;
+  bool per_row;
+  const float* b_scales;
+  const float* bias;
+  bool relu;
+  float* c;
+  std::size_t ldc;
+  const std::int32_t* row_zero_points = nullptr;
+  const std::int32_t* column_sums = nullptr;
+  float cap = HUGE_VALF;  ///< upper clamp with relu (6 for ReLU6)
+  /// The float stage kernel (runtime dispatch passes the CPU's; otherwise this TU's own).
+  float_stage_fn stage = &kernels::float_stage_kernel<arch::native>::row;
+
+  /// This stage for the block at row i0 and channel j0 of C, as the micro-kernels apply it.
+  kernels::gemm_float_epilogue epilogue(std::size_t i0, std::size_t j0) const {
+    return {per_row ? a_scales + i0 : a_scales,
+            per_row,
+            b_scales + j0,
+            bias ? bias + j0 : nullptr,
+            row_zero_points ? row_zero_points + i0 : nullptr,
+            column_sums ? column_sums + j0 : nullptr,
+            relu,
+            cap,
+            c + i0 * ldc + j0,
+            ldc};
+  }
+
+  static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
+                     std::size_t j0, std::size_t cols) {
+    const auto& o = *static_cast<const float_output*>(context);
+    const nearest_rounding_scope rounding;
+    if (o.row_zero_points) subtract_outer(o.row_zero_points + i0, o.column_sums + j0, rows, cols, acc, ldacc);
+    float multiplier[256];
+    for (std::size_t i = 0; i < rows;) {
+      // Rows sharing a scale go together (all of them per tensor, one at a time per row).
+      const std::size_t count = o.per_row ? 1 : rows;
+      const float a_scale = o.a_scales[o.per_row ? i0 + i : 0];
+      for (std::size_t c0 = 0; c0 < cols; c0 += 256) {
+        const std::size_t width = std::min<std::size_t>(256, cols - c0);
+        for (std::size_t j = 0; j < width; ++j) multiplier[j] = a_scale * o.b_scales[j0 + c0 + j];
+        for (std::size_t r = 0; r < count; ++r)
+          o.stage(acc + (i + r) * ldacc + c0, o.c + (i0 + i + r) * o.ldc + j0 + c0, width, multiplier,
+                  o.bias ? o.bias + j0 + c0 : nullptr, o.relu, o.cap);
+      }
+      i += count;
+    }
+  }
+};
+
 /// One product's prepared state on the kernel of `Arch` (weights holding -128 run the scalar
 /// kernel where Arch's is exact for narrow weights only, unless the rows' codes fit in 7 bits):
 /// the kernels and the column offsets.
@@ -147,6 +211,7 @@ class gemm_blocks {
         kernel_(kernels::gemm_kernel_needs_narrow<Arch>() && !b.narrow() ? &kernels::gemm_kernel<arch::scalar>::run
                                                                           : &kernels::gemm_kernel<Arch>::run),
         kernel_u7_(kernels::has_u7_gemm_kernel<Arch>() ? &kernels::gemm_kernel<Arch>::run_u7 : nullptr),
+        kernel_fuses_(kernels::gemm_kernel_fuses_float<Arch>() && kernel_ == &kernels::gemm_kernel<Arch>::run),
         offsets_(column_offsets(a_zero_point, b, stage ? stage->column_terms : nullptr)) {}
 
   /// Output channels per register block of the kernel: work is split in multiples of it.
@@ -166,12 +231,15 @@ class gemm_blocks {
     const std::size_t row_step = stage_ ? std::clamp<std::size_t>(8192 / col_step, 1, std::min<std::size_t>(rows, 256)) : rows;
     thread_local std::vector<std::int32_t> tile, rowsum;
     if (stage_) tile.resize(row_step * std::min(col_step, j1 - j0));
+    const float_output* fused = stage_ && k > 0 && b_.symmetric() ? stage_->in_registers : nullptr;
+    const nearest_rounding_scope rounding;  // the fused stage converts int32 to float
     const std::size_t panel_bytes = b_.k_groups() * packed_weights::panel_width * packed_weights::k_group;
     for (std::size_t r0 = 0; r0 < rows; r0 += row_step) {
       const std::size_t n_rows = std::min(row_step, rows - r0);
       const std::uint8_t* a_rows = a + r0 * lda;
       // Codes in [0, 127] (7-bit activations, e.g. reduce_range) take the faster exact kernel.
       const kernel_fn kernel = kernel_u7_ && fits_7_bits(a_rows, n_rows, k, lda) ? kernel_u7_ : kernel_;
+      const bool in_registers = fused && (kernel == kernel_u7_ || kernel_fuses_);
       // Asymmetric weights: b_zp[j] * rowsum_i(a) comes off every element.
       if (!b_.symmetric()) {
         rowsum.resize(n_rows);
@@ -185,9 +253,17 @@ class gemm_blocks {
           for (std::size_t i = 0; i < n_rows; ++i)
             for (std::size_t j = 0; j < cols; ++j) out[i * ld + j] = offsets_.empty() ? 0 : offsets_[c0 + j];
         } else {
-          kernel(a_rows, n_rows, k, lda, a_signed, b_.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
-                  b_.column_sums() + c0, offsets_.empty() ? nullptr : offsets_.data() + c0, cols, b_.k_groups(), out,
-                  ld);
+          kernels::gemm_kernel_params p{a_rows, n_rows, k, lda, a_signed,
+                                        b_.panel(0) + c0 / packed_weights::panel_width * panel_bytes,
+                                        b_.column_sums() + c0, offsets_.empty() ? nullptr : offsets_.data() + c0, cols,
+                                        b_.k_groups(), out, ld};
+          kernels::gemm_float_epilogue to_float;
+          if (in_registers) {
+            to_float = fused->epilogue(i0 + r0, channel_base + c0);
+            p.to_float = &to_float;
+          }
+          kernel(p);
+          if (in_registers) continue;
           if (!b_.symmetric()) subtract_outer(rowsum.data(), b_.zero_points().data() + c0, n_rows, cols, out, ld);
         }
         if (stage_) stage_->finish(stage_->context, out, ld, i0 + r0, n_rows, channel_base + c0, cols);
@@ -196,13 +272,12 @@ class gemm_blocks {
   }
 
  private:
-  using kernel_fn = void (*)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, bool, const std::int8_t*,
-                             const std::int32_t*, const std::int32_t*, std::size_t, std::size_t, std::int32_t*,
-                             std::size_t) noexcept;
+  using kernel_fn = void (*)(const kernels::gemm_kernel_params&) noexcept;
   const packed_weights& b_;
   const output_stage* stage_;
   kernel_fn kernel_;
   kernel_fn kernel_u7_;
+  bool kernel_fuses_;  // kernel_ takes gemm_kernel_params::to_float (kernel_u7_, where there is one, always does)
   std::vector<std::int32_t> offsets_;
 };
 
@@ -235,50 +310,6 @@ void gemm_s32(const TA* a, std::size_t m, std::size_t lda, std::int32_t a_zero_p
     });
   }
 }
-
-/// An output stage's float kernel (float_stage_kernel::row).
-using float_stage_fn = void (*)(const std::int32_t*, float*, std::size_t, const float*, const float*, bool,
-                                float) noexcept;
-
-/// Float output: c[i][j] = float(acc) * (a_scale[i or 0] * b_scale[j]) + bias[j], then ReLU.
-/// `a_scales` holds one scale per row with `per_row`, else one for all. With per-row activation
-/// zero points (squint::nn's per-row dynamic INT8; the GEMM then ran with zero point 0),
-/// acc -= row_zero_points[i] * column_sums[j] first, modulo 2^32.
-struct float_output {
-  const float* a_scales;
-  bool per_row;
-  const float* b_scales;
-  const float* bias;
-  bool relu;
-  float* c;
-  std::size_t ldc;
-  const std::int32_t* row_zero_points = nullptr;
-  const std::int32_t* column_sums = nullptr;
-  float cap = HUGE_VALF;  ///< upper clamp with relu (6 for ReLU6)
-  /// The float stage kernel (runtime dispatch passes the CPU's; otherwise this TU's own).
-  float_stage_fn stage = &kernels::float_stage_kernel<arch::native>::row;
-
-  static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
-                     std::size_t j0, std::size_t cols) {
-    const auto& o = *static_cast<const float_output*>(context);
-    const nearest_rounding_scope rounding;
-    if (o.row_zero_points) subtract_outer(o.row_zero_points + i0, o.column_sums + j0, rows, cols, acc, ldacc);
-    float multiplier[256];
-    for (std::size_t i = 0; i < rows;) {
-      // Rows sharing a scale go together (all of them per tensor, one at a time per row).
-      const std::size_t count = o.per_row ? 1 : rows;
-      const float a_scale = o.a_scales[o.per_row ? i0 + i : 0];
-      for (std::size_t c0 = 0; c0 < cols; c0 += 256) {
-        const std::size_t width = std::min<std::size_t>(256, cols - c0);
-        for (std::size_t j = 0; j < width; ++j) multiplier[j] = a_scale * o.b_scales[j0 + c0 + j];
-        for (std::size_t r = 0; r < count; ++r)
-          o.stage(acc + (i + r) * ldacc + c0, o.c + (i0 + i + r) * o.ldc + j0 + c0, width, multiplier,
-                  o.bias ? o.bias + j0 + c0 : nullptr, o.relu, o.cap);
-      }
-      i += count;
-    }
-  }
-};
 
 /// True when acc + bias[j] cannot leave int32 for any codes at depth k (|acc| <= k * 255 * 255),
 /// so the bias can ride in the kernels' wrapping column offsets.
@@ -372,7 +403,7 @@ void gemm_to_float(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
   check_scale_products("gemm", a_params.scale, b.scales());
   const float_output out{&a_params.scale, false, b.scales().data(), bias, relu, c, ldc, nullptr, nullptr, HUGE_VALF,
                          float_stage};
-  const output_stage stage{&float_output::finish, &out};
+  const output_stage stage{&float_output::finish, &out, nullptr, &out};
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }
 

@@ -25,13 +25,10 @@ namespace squint::kernels {
 
 template <class Arch>
 struct gemm_kernel {
-  static void run(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                  const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
-                  std::int32_t* c, std::size_t ldc) noexcept;
-  /// run() for A whose bytes all lie in [0, 127] (see has_u7_gemm_kernel); a_signed is moot.
-  static void run_u7(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                     const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets,
-                     std::size_t n, std::size_t k_groups, std::int32_t* c, std::size_t ldc) noexcept;
+  /// p.to_float must be null unless gemm_kernel_fuses_float<Arch>().
+  static void run(const gemm_kernel_params& p) noexcept;
+  /// run() for A whose bytes all lie in [0, 127] (see has_u7_gemm_kernel); p.a_signed is moot.
+  static void run_u7(const gemm_kernel_params& p) noexcept;
 };
 
 /// Whether Arch has a GEMM micro-kernel of its own (the others run the scalar one).
@@ -50,6 +47,14 @@ constexpr std::size_t gemm_kernel_width() {
   return std::is_same_v<Arch, arch::avx512bw> ? 64 : 32;
 }
 
+/// Whether Arch's kernel applies a float output stage (gemm_kernel_params::to_float) to its
+/// accumulators in registers: the x86 ones; the others leave it to the driver's staged tiles.
+template <class Arch>
+constexpr bool gemm_kernel_fuses_float() {
+  return has_gemm_kernel<Arch>() && !std::is_same_v<Arch, arch::neon64> && !std::is_same_v<Arch, arch::neon64_dotprod> &&
+         !std::is_same_v<Arch, arch::neon64_i8mm>;
+}
+
 /// Whether Arch's kernel is exact only for narrow weights (no -128): the vpmaddubsw sign trick.
 template <class Arch>
 constexpr bool gemm_kernel_needs_narrow() {
@@ -64,29 +69,26 @@ constexpr bool has_u7_gemm_kernel() {
 }
 
 template <class Arch>
-void gemm_kernel<Arch>::run(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                            const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n,
-                            std::size_t k_groups, std::int32_t* c, std::size_t ldc) noexcept {
+void gemm_kernel<Arch>::run(const gemm_kernel_params& p) noexcept {
   if constexpr (std::is_same_v<Arch, arch::neon64> || std::is_same_v<Arch, arch::neon64_dotprod> ||
                 std::is_same_v<Arch, arch::neon64_i8mm>)
-    detail_gemm::run_neon<Arch>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+    detail_gemm::run_neon<Arch>(p.a, p.m, p.k, p.lda, p.a_signed, p.packed, p.column_sums, p.column_offsets, p.n,
+                                p.k_groups, p.c, p.ldc);
   else if constexpr (has_gemm_kernel<Arch>()) {
     using step = detail_gemm::x86_step<Arch>;
     static_assert(step::vectors * step::lanes == gemm_kernel_width<Arch>(), "gemm_kernel_width is out of date");
-    detail_gemm::run_x86<Arch>(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+    detail_gemm::run_x86<Arch>(p);
   } else
-    detail_gemm::run_scalar<Arch>(a, m, k, lda, a_signed, packed, column_offsets, n, k_groups, c, ldc);
+    detail_gemm::run_scalar<Arch>(p.a, p.m, p.k, p.lda, p.a_signed, p.packed, p.column_offsets, p.n, p.k_groups, p.c,
+                                  p.ldc);
 }
 
 template <class Arch>
-void gemm_kernel<Arch>::run_u7(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-                               const std::int8_t* packed, const std::int32_t* column_sums,
-                               const std::int32_t* column_offsets, std::size_t n, std::size_t k_groups,
-                               std::int32_t* c, std::size_t ldc) noexcept {
+void gemm_kernel<Arch>::run_u7(const gemm_kernel_params& p) noexcept {
   if constexpr (has_u7_gemm_kernel<Arch>())
-    detail_gemm::run_x86_u7<Arch>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+    detail_gemm::run_x86_u7<Arch>(p);
   else
-    run(a, m, k, lda, a_signed, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+    run(p);
 }
 
 }  // namespace squint::kernels

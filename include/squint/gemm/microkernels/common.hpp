@@ -9,6 +9,44 @@
 
 #include "squint/config.hpp"
 
+namespace squint::kernels {
+
+/// The float output stage a micro-kernel applies to its accumulators in registers (where
+/// gemm_kernel_fuses_float<Arch>() holds), instead of storing int32:
+///   y[i][j] = float(acc - row_zero_points[i] * column_sums[j]) * (a_scale * b_scales[j]) + bias[j],
+/// then min(cap, max(0, y)) with relu: squint::detail::float_output's arithmetic, operation for
+/// operation (no contraction), so both routes give the same bits. Callers set round-to-nearest.
+struct gemm_float_epilogue {
+  const float* a_scales;  ///< one per row of the call with per_row, else a_scales[0] for every row
+  bool per_row;
+  const float* b_scales;                ///< n, from the call's first channel
+  const float* bias;                    ///< n, or null
+  const std::int32_t* row_zero_points;  ///< one per row (subtracted modulo 2^32), or null
+  const std::int32_t* column_sums;      ///< n, with row_zero_points
+  bool relu;
+  float cap;
+  float* c;  ///< row 0, channel 0 of the call
+  std::size_t ldc;
+};
+
+/// One micro-kernel call: c[i][j] = sum_k a[i][k] * b[j][k] + column_offsets[j] for m rows of A
+/// (bytes, signed with a_signed) and n channels of packed weights from a panel boundary, into
+/// int32 c or, with `to_float`, through that float stage (then c is not used).
+struct gemm_kernel_params {
+  const std::uint8_t* a;
+  std::size_t m, k, lda;
+  bool a_signed;
+  const std::int8_t* packed;
+  const std::int32_t* column_sums;
+  const std::int32_t* column_offsets;  ///< n, added modulo 2^32, or null
+  std::size_t n, k_groups;
+  std::int32_t* c;
+  std::size_t ldc;
+  const gemm_float_epilogue* to_float = nullptr;
+};
+
+}  // namespace squint::kernels
+
 namespace squint::kernels::detail_gemm {
 
 /// Channels per panel and consecutive k per 32-bit group (squint::packed_weights' layout:

@@ -68,9 +68,22 @@ struct zmm_common {
   static vec load(const void* p) { return _mm512_loadu_si512(p); }
   static vec flip(vec a) { return _mm512_xor_si512(a, _mm512_set1_epi32(static_cast<int>(0x80808080u))); }
   static vec add(vec x, vec y) { return _mm512_add_epi32(x, y); }
-  static void store(std::int32_t* c, vec v, std::size_t count) {
-    _mm512_mask_storeu_epi32(c, static_cast<__mmask16>(count >= 16 ? 0xffffu : (1u << count) - 1u), v);
+  static __mmask16 mask(std::size_t count) {
+    return static_cast<__mmask16>(count >= 16 ? 0xffffu : (1u << count) - 1u);
   }
+  static void store(std::int32_t* c, vec v, std::size_t count) { _mm512_mask_storeu_epi32(c, mask(count), v); }
+  // The float output stage's operations (gemm_float_epilogue).
+  using fvec = __m512;
+  static vec sub(vec x, vec y) { return _mm512_sub_epi32(x, y); }
+  static vec mullo(vec x, vec y) { return _mm512_mullo_epi32(x, y); }
+  static fvec to_float(vec v) { return _mm512_cvtepi32_ps(v); }
+  static fvec fbroadcast(float x) { return _mm512_set1_ps(x); }
+  static fvec fload(const float* p) { return _mm512_load_ps(p); }
+  static fvec fmul(fvec x, fvec y) { return _mm512_mul_ps(x, y); }
+  static fvec fadd(fvec x, fvec y) { return _mm512_add_ps(x, y); }
+  static fvec fmax(fvec x, fvec y) { return _mm512_max_ps(x, y); }
+  static fvec fmin(fvec x, fvec y) { return _mm512_min_ps(x, y); }
+  static void fstore(float* c, fvec v, std::size_t count) { _mm512_mask_storeu_ps(c, mask(count), v); }
 };
 
 /// AVX-512BW: the sign trick on 16 lanes.
@@ -128,14 +141,27 @@ struct ymm_common {
   static vec load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
   static vec flip(vec a) { return _mm256_xor_si256(a, _mm256_set1_epi32(static_cast<int>(0x80808080u))); }
   static vec add(vec x, vec y) { return _mm256_add_epi32(x, y); }
+  static __m256i mask(std::size_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
   static void store(std::int32_t* c, vec v, std::size_t count) {
-    if (count >= 8) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), v);
-    } else if (count > 0) {
-      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
-                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-      _mm256_maskstore_epi32(reinterpret_cast<int*>(c), mask, v);
-    }
+    if (count >= 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), v);
+    else if (count > 0) _mm256_maskstore_epi32(reinterpret_cast<int*>(c), mask(count), v);
+  }
+  // The float output stage's operations (gemm_float_epilogue).
+  using fvec = __m256;
+  static vec sub(vec x, vec y) { return _mm256_sub_epi32(x, y); }
+  static vec mullo(vec x, vec y) { return _mm256_mullo_epi32(x, y); }
+  static fvec to_float(vec v) { return _mm256_cvtepi32_ps(v); }
+  static fvec fbroadcast(float x) { return _mm256_set1_ps(x); }
+  static fvec fload(const float* p) { return _mm256_load_ps(p); }
+  static fvec fmul(fvec x, fvec y) { return _mm256_mul_ps(x, y); }
+  static fvec fadd(fvec x, fvec y) { return _mm256_add_ps(x, y); }
+  static fvec fmax(fvec x, fvec y) { return _mm256_max_ps(x, y); }
+  static fvec fmin(fvec x, fvec y) { return _mm256_min_ps(x, y); }
+  static void fstore(float* c, fvec v, std::size_t count) {
+    if (count >= 8) _mm256_storeu_ps(c, v);
+    else if (count > 0) _mm256_maskstore_ps(c, mask(count), v);
   }
 };
 
@@ -193,19 +219,59 @@ using x86_step = std::conditional_t<
 template <class Arch>
 using x86_u7_step = std::conditional_t<std::is_same_v<Arch, arch::avx512bw>, u7_zmm<Arch>, u7_ymm<Arch>>;
 
+/// One panel group's float output stage (gemm_float_epilogue), its per-channel values staged in
+/// aligned arrays of the group's width (zero past n) so that the kernel loads whole vectors.
+struct group_epilogue {
+  const float* multiplier;            // a_scale * b_scale[j] per tensor; b_scale[j] per row
+  const float* bias;                  // or null
+  const std::int32_t* column_sums;    // with row_zero_points
+  const float* row_scales;            // per row, or null (per tensor)
+  const std::int32_t* row_zero_points;  // per row, or null
+  bool relu;
+  float cap;
+  float* c;  // the block's first row and the group's first channel
+  std::size_t ldc;
+};
+
+/// The float stage of one block of accumulators in registers, in float_output's order of
+/// operations: subtract the row's zero-point term, convert, scale, add the bias, clamp.
+template <class D, std::size_t R, std::size_t V>
+void store_float(typename D::vec (&acc)[R][V], const group_epilogue& e, std::size_t cols) {
+  using fvec = typename D::fvec;
+  const fvec zero = D::fbroadcast(0.0f), top = D::fbroadcast(e.cap);
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    SQUINT_UNROLL
+    for (std::size_t v = 0; v < V; ++v) {
+      const std::size_t first = v * D::lanes;
+      if (first >= cols) continue;
+      typename D::vec x = acc[r][v];
+      if (e.row_zero_points)
+        x = D::sub(x, D::mullo(D::broadcast(e.row_zero_points[r]), D::load(e.column_sums + first)));
+      const fvec multiplier = e.row_scales ? D::fmul(D::fbroadcast(e.row_scales[r]), D::fload(e.multiplier + first))
+                                           : D::fload(e.multiplier + first);
+      fvec y = D::fmul(D::to_float(x), multiplier);
+      if (e.bias) y = D::fadd(y, D::fload(e.bias + first));
+      if (e.relu) y = D::fmin(top, D::fmax(y, zero));
+      D::fstore(e.c + r * e.ldc + first, y, cols - first);
+    }
+  }
+}
+
 /// R rows x V vectors of C over all of K with the step D. `panel` holds the first vector's panel; a vector covers D::lanes
-/// channels of a 16-channel, 64-byte-per-group panel. `cols` columns of C are written.
+/// channels of a 16-channel, 64-byte-per-group panel. `cols` columns of C are written, as int32
+/// or through `to_float` (non-null).
 template <class Arch, class D, std::size_t R, std::size_t V, bool Flip>
 void dot_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std::int8_t* panel,
                std::size_t panel_stride, const typename D::vec* compensation, std::int32_t* c, std::size_t ldc,
-               std::size_t cols) {
+               std::size_t cols, const group_epilogue* to_float) {
   using vec = typename D::vec;
   constexpr std::size_t per_panel = 16 / D::lanes, vector_bytes = 64 / per_panel;
   vec acc[R][V];
   SQUINT_UNROLL
   for (std::size_t r = 0; r < R; ++r) {
     SQUINT_UNROLL
-    for (std::size_t v = 0; v < V; ++v) acc[r][v] = D::zero();
+    for (std::size_t v = 0; v < V; ++v) acc[r][v] = compensation[v];
   }
   auto step = [&](std::size_t g, auto quad_of) {
     vec b[V];
@@ -230,12 +296,16 @@ void dot_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std:
     });
   if (full * k_group < k)  // the partial last group: bytes past k read as zero
     step(full, [&](std::size_t r) { return static_cast<std::int32_t>(load_quad<Arch>(a + r * lda, full * k_group, k)); });
+  if (to_float) {
+    store_float<D, R, V>(acc, *to_float, cols);
+    return;
+  }
   SQUINT_UNROLL
   for (std::size_t r = 0; r < R; ++r) {
     SQUINT_UNROLL
     for (std::size_t v = 0; v < V; ++v) {
       const std::size_t first = v * D::lanes;
-      if (first < cols) D::store(c + r * ldc + first, D::add(acc[r][v], compensation[v]), cols - first);
+      if (first < cols) D::store(c + r * ldc + first, acc[r][v], cols - first);
     }
   }
 }
@@ -243,39 +313,62 @@ void dot_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std:
 template <class Arch, class D, std::size_t V, bool Flip>
 void dot_rows(const std::uint8_t* a, std::size_t m, std::size_t lda, std::size_t k, const std::int8_t* panel,
               std::size_t panel_stride, const typename D::vec* compensation, std::int32_t* c, std::size_t ldc,
-              std::size_t cols) {
+              std::size_t cols, const group_epilogue* to_float) {
   for_row_blocks<D::rows>(m, [&](auto rows, std::size_t i) {
+    group_epilogue rows_stage;
+    if (to_float) {
+      rows_stage = *to_float;
+      rows_stage.c += i * rows_stage.ldc;
+      if (rows_stage.row_scales) rows_stage.row_scales += i;
+      if (rows_stage.row_zero_points) rows_stage.row_zero_points += i;
+    }
     dot_block<Arch, D, decltype(rows)::value, V, Flip>(a + i * lda, lda, k, panel, panel_stride, compensation,
-                                                       c + i * ldc, ldc, cols);
+                                                       c ? c + i * ldc : nullptr, ldc, cols,
+                                                       to_float ? &rows_stage : nullptr);
   });
 }
 
 /// All of C, D::vectors vectors of channels at a time (fewer for the last panel of zmm).
 template <class Arch, class D, bool Flip>
-void dot_panels(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
-                const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n,
-                std::size_t k_groups, std::int32_t* c, std::size_t ldc) {
+void dot_panels(const gemm_kernel_params& p) {
   using vec = typename D::vec;
   constexpr std::size_t V = D::vectors, per_panel = 16 / D::lanes, step_panels = V / per_panel;
   // Flipping A's bytes by 0x80 shifts every product by 128 * b: take it back per channel.
   constexpr std::int32_t correction = D::unsigned_a ? -128 : 128;
-  const std::size_t panel_stride = k_groups * 64, panels = (n + 15) / 16;
+  const std::size_t panel_stride = p.k_groups * 64, panels = (p.n + 15) / 16;
+  const gemm_float_epilogue* f = p.to_float;
   for (std::size_t p0 = 0; p0 < panels;) {
     // Whole steps of V vectors, then the panels left one at a time.
     const std::size_t count = panels - p0 >= step_panels ? step_panels : 1;
-    const std::size_t first = p0 * 16, width = count * 16, cols = n - first < width ? n - first : width;
+    const std::size_t first = p0 * 16, width = count * 16, cols = p.n - first < width ? p.n - first : width;
     alignas(64) std::int32_t terms[V * D::lanes] = {};
     for (std::size_t j = 0; j < width; ++j)
-      terms[j] = static_cast<std::int32_t>((Flip ? static_cast<std::uint32_t>(correction * column_sums[first + j]) : 0u) +
-                                           (column_offsets ? static_cast<std::uint32_t>(column_offsets[first + j]) : 0u));
+      terms[j] = static_cast<std::int32_t>(
+          (Flip ? static_cast<std::uint32_t>(correction * p.column_sums[first + j]) : 0u) +
+          (p.column_offsets ? static_cast<std::uint32_t>(p.column_offsets[first + j]) : 0u));
     vec compensation[V];
     SQUINT_UNROLL
     for (std::size_t v = 0; v < V; ++v) compensation[v] = D::load(terms + v * D::lanes);
-    const std::int8_t* panel = packed + p0 * panel_stride;
+    alignas(64) float multiplier[V * D::lanes] = {}, bias[V * D::lanes] = {};
+    alignas(64) std::int32_t sums[V * D::lanes] = {};
+    group_epilogue stage{};
+    if (f) {
+      for (std::size_t j = 0; j < cols; ++j) {
+        multiplier[j] = f->per_row ? f->b_scales[first + j] : f->a_scales[0] * f->b_scales[first + j];
+        if (f->bias) bias[j] = f->bias[first + j];
+        if (f->row_zero_points) sums[j] = f->column_sums[first + j];
+      }
+      stage = {multiplier, f->bias ? bias : nullptr, sums, f->per_row ? f->a_scales : nullptr, f->row_zero_points,
+               f->relu, f->cap, f->c + first, f->ldc};
+    }
+    const std::int8_t* panel = p.packed + p0 * panel_stride;
+    std::int32_t* c = f ? nullptr : p.c + first;
     if (count == step_panels)
-      dot_rows<Arch, D, V, Flip>(a, m, lda, k, panel, panel_stride, compensation, c + first, ldc, cols);
+      dot_rows<Arch, D, V, Flip>(p.a, p.m, p.lda, p.k, panel, panel_stride, compensation, c, p.ldc, cols,
+                                 f ? &stage : nullptr);
     else if constexpr (step_panels > 1)
-      dot_rows<Arch, D, per_panel, Flip>(a, m, lda, k, panel, panel_stride, compensation, c + first, ldc, cols);
+      dot_rows<Arch, D, per_panel, Flip>(p.a, p.m, p.lda, p.k, panel, panel_stride, compensation, c, p.ldc, cols,
+                                         f ? &stage : nullptr);
     p0 += count;
   }
 }
@@ -283,21 +376,17 @@ void dot_panels(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t
 /// The kernel of gemm_kernel<Arch> on x86: A's bytes are flipped where the step wants the other
 /// signedness.
 template <class Arch, class D = x86_step<Arch>>
-void run_x86(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, bool a_signed,
-             const std::int8_t* packed, const std::int32_t* column_sums, const std::int32_t* column_offsets,
-             std::size_t n, std::size_t k_groups, std::int32_t* c, std::size_t ldc) {
-  if (a_signed == D::unsigned_a)
-    dot_panels<Arch, D, true>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+void run_x86(const gemm_kernel_params& p) {
+  if (p.a_signed == D::unsigned_a)
+    dot_panels<Arch, D, true>(p);
   else
-    dot_panels<Arch, D, false>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+    dot_panels<Arch, D, false>(p);
 }
 
 /// run_x86 for A whose bytes are all in [0, 127] (the same codes signed or not): the 7-bit step.
 template <class Arch>
-void run_x86_u7(const std::uint8_t* a, std::size_t m, std::size_t k, std::size_t lda, const std::int8_t* packed,
-                const std::int32_t* column_sums, const std::int32_t* column_offsets, std::size_t n,
-                std::size_t k_groups, std::int32_t* c, std::size_t ldc) {
-  dot_panels<Arch, x86_u7_step<Arch>, false>(a, m, k, lda, packed, column_sums, column_offsets, n, k_groups, c, ldc);
+void run_x86_u7(const gemm_kernel_params& p) {
+  dot_panels<Arch, x86_u7_step<Arch>, false>(p);
 }
 
 }  // namespace squint::kernels::detail_gemm

@@ -47,7 +47,7 @@ class int8_weights final : public weight_form {
       stage.column_sums = packed_.column_sums();
       zero_point = 0;
     }
-    const squint::detail::output_stage finish{&squint::detail::float_output::finish, &stage};
+    const squint::detail::output_stage finish{&squint::detail::float_output::finish, &stage, nullptr, &stage};
     kernels_.gemm_u8(x.codes, m, in(), zero_point, packed_, nullptr, 0, par, &finish);
   }
   void accumulate(const quantized_input& x, std::size_t m, std::int32_t* acc, const parallelism& par) const override {
