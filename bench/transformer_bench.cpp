@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // transformer_bench: the linear layers of real models through squint::nn::linear, every
 // precision in one binary. BERT-base encoder block at sequence 128 (QKV 768->2304, attention
-// output 768->768, FFN 768->3072 and 3072->768) and LLaMA-7B-shaped decode layers at M = 1
-// (4096->4096, 4096->11008, 11008->4096). FP32 is squint's own (float-panel kernels) and, when
-// installed, OpenBLAS (sgemm, sgemv at M = 1, plus the bias): the FP32 a user would pick; every
+// output 768->768, FFN 768->3072 and 3072->768) and LLaMA-7B-shaped decode layers
+// (4096->4096, 4096->11008, 11008->4096) at M = 1 and M = 8. FP32 is squint's own (float-panel
+// kernels) and, when installed, OpenBLAS (sgemm, sgemv at M = 1, plus the bias): the FP32 a user would pick; every
 // squint precision runs on the runtime-dispatched kernels. GOPS counts 2 * M * N * K per call.
 #include <map>
 #include <memory>
@@ -54,9 +54,10 @@ void BM_Linear(benchmark::State& state) {
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
-  // {M, N, K}: BERT-base at sequence 128, then LLaMA-7B decode.
-  const long all[][3] = {{128, 2304, 768}, {128, 768, 768}, {128, 3072, 768}, {128, 768, 3072},
-                         {1, 4096, 4096},  {1, 11008, 4096}, {1, 4096, 11008}};
+  // {M, N, K}: BERT-base at sequence 128, then LLaMA-7B decode at batch 1 and 8.
+  const long all[][3] = {{128, 2304, 768}, {128, 768, 768},  {128, 3072, 768}, {128, 768, 3072},
+                         {1, 4096, 4096},  {1, 11008, 4096}, {1, 4096, 11008}, {8, 4096, 4096},
+                         {8, 11008, 4096}, {8, 4096, 11008}};
   for (long threads : {1, 2})
     for (const auto& s : all) b->Args({s[0], s[1], s[2], threads});
   b->ArgNames({"M", "N", "K", "threads"});
@@ -96,6 +97,7 @@ BENCHMARK_TEMPLATE(BM_Linear, precision::int8_dynamic)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int8_weight_only)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::fp8_weight_only)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int4_weight_only)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_Linear, precision::int4_dynamic)->Apply(shapes);
 
 }  // namespace
 

@@ -161,6 +161,8 @@ int run_demo(int argc, char** argv) {
   add("fp8_weight_only", "E4M3FN", precision::fp8_weight_only);
   // INT4 weights, a scale per 32 inputs (round to nearest): an eighth of float's bytes.
   add("int4_weight_only", "RTN, groups of 32", precision::int4_weight_only);
+  // The same INT4 weights times int8 activations quantized per row (W4A8): exact group sums.
+  add("int4_dynamic", "W4A8, groups of 32", precision::int4_dynamic);
 
   std::vector<result> results;
   std::vector<squint::nn::sequential> models;

@@ -91,7 +91,8 @@ TEST(NnConvTest, EveryPrecisionTracksFp32) {
     std::vector<double> ref;
     for (nn::precision mode : {nn::precision::fp32, nn::precision::fp16, nn::precision::int8_weight_only,
                                nn::precision::int8_dynamic, nn::precision::int8_static, nn::precision::automatic,
-                               nn::precision::fp8_weight_only, nn::precision::int4_weight_only}) {
+                               nn::precision::fp8_weight_only, nn::precision::int4_weight_only,
+                               nn::precision::int4_dynamic}) {
       nn::conv2d_options o;
       o.mode = mode;
       nn::conv2d layer(w.data(), c.f, filter_layout::oihw, c.p, bias.data(), o);
@@ -118,7 +119,7 @@ TEST(NnConvTest, EveryPrecisionTracksFp32) {
       // 4-bit weights (per group of 32 inputs, round to nearest): ~20 dB on these random filters.
       const double floor = mode == nn::precision::fp32   ? 100
                            : mode == nn::precision::fp16 ? 55
-                           : mode == nn::precision::int4_weight_only ? 15
+                           : mode == nn::precision::int4_weight_only || mode == nn::precision::int4_dynamic ? 15
                                                                       : 25;
       EXPECT_GT(sqnr, floor) << nn::to_string(mode) << " groups " << c.p.groups;
     }

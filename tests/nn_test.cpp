@@ -22,7 +22,7 @@ using squint::nn::precision;
 
 constexpr precision all_modes[] = {precision::fp32, precision::fp16, precision::int8_dynamic, precision::int8_static,
                                    precision::int8_weight_only, precision::fp8_weight_only,
-                                   precision::int4_weight_only};
+                                   precision::int4_weight_only, precision::int4_dynamic};
 
 /// A 3-layer MLP with He-scaled random weights.
 std::vector<squint::nn::float_layer> mlp(std::size_t in = 96, std::size_t hidden = 70, std::size_t out = 10) {
@@ -78,7 +78,7 @@ TEST(NnLinearTest, EveryPrecisionTracksFp32) {
       const auto y = run(model, x);
       const auto e = squint::nn::compare(reference.data(), y.data(), y.size());
       // int4 (round to nearest, groups of 32): ~15 dB through three layers of random weights.
-      const bool int4 = mode == precision::int4_weight_only;
+      const bool int4 = mode == precision::int4_weight_only || mode == precision::int4_dynamic;
       const double floor = mode == precision::fp32 ? 200.0 : mode == precision::fp16 ? 60.0 : int4 ? 12.0 : 25.0;
       EXPECT_GT(e.sqnr_db, floor) << squint::nn::to_string(mode) << " on " << kernels.isa;
       EXPECT_GT(e.cosine, int4 ? 0.97 : 0.99) << squint::nn::to_string(mode);
@@ -86,16 +86,17 @@ TEST(NnLinearTest, EveryPrecisionTracksFp32) {
   }
 }
 
-/// The weight-only forms below 8 bits (FP8 E4M3FN, INT4 per group) run the weights they report
-/// (FP32 on values() agrees to float rounding), are smaller than INT8 (INT4) or as small (FP8),
-/// and save and load to the same outputs; a truncated INT4 file is refused.
-TEST(NnLinearTest, LowBitWeightOnlyFormsRunSaveAndLoad) {
+/// The forms below 8 bits (FP8 E4M3FN and INT4 per group weight-only, INT4 W4A8) run the weights
+/// they report (FP32 on values() agrees to float rounding, or to W4A8's int8 activations), are
+/// smaller than INT8 (INT4) or as small (FP8), and save and load to the same outputs; a
+/// truncated file is refused.
+TEST(NnLinearTest, LowBitFormsRunSaveAndLoad) {
   std::vector<squint::nn::float_layer> layers(2);
   layers[0] = {squint_test::normal(24 * 71, 0.0f, 0.3f, 1), squint_test::normal(24, 0.0f, 0.1f, 2), 24, 71,
                activation::relu};
   layers[1] = {squint_test::normal(7 * 24, 0.0f, 0.3f, 3), {}, 7, 24, activation::none};
   const double fp32_bytes = static_cast<double>(squint::nn::sequential(layers, {precision::fp32}).weight_bytes());
-  for (precision mode : {precision::fp8_weight_only, precision::int4_weight_only}) {
+  for (precision mode : {precision::fp8_weight_only, precision::int4_weight_only, precision::int4_dynamic}) {
     squint::nn::build_options o;
     o.mode = mode;
     o.int4_group = 16;
@@ -103,14 +104,16 @@ TEST(NnLinearTest, LowBitWeightOnlyFormsRunSaveAndLoad) {
     const squint::nn::sequential model(layers, o);
     EXPECT_EQ(model[0].mode(), mode);
     EXPECT_EQ(squint::nn::precision_from_string(squint::nn::to_string(mode)), mode);
-    EXPECT_LT(static_cast<double>(model.weight_bytes()), (mode == precision::int4_weight_only ? 0.25 : 0.3) * fp32_bytes);
+    EXPECT_LT(static_cast<double>(model.weight_bytes()), (mode == precision::fp8_weight_only ? 0.3 : 0.25) * fp32_bytes);
     const auto x = squint_test::normal(5 * 71, 0.0f, 1.0f, 4);
     std::vector<float> y(5 * 7), z(5 * 7), reference(5 * 7);
     model.forward(x.data(), 5, y.data());
     const squint::nn::sequential decoded(squint::nn::float_layers(model), {precision::fp32});
     decoded.forward(x.data(), 5, reference.data());
+    // W4A8 also rounds its activations to int8 per row (a step of amax / 127, ~0.02 here).
+    const float tolerance = mode == precision::int4_dynamic ? 0.1f : 1e-4f;
     for (std::size_t i = 0; i < y.size(); ++i)
-      EXPECT_NEAR(y[i], reference[i], 1e-4f * (1.0f + std::fabs(reference[i]))) << squint::nn::to_string(mode);
+      EXPECT_NEAR(y[i], reference[i], tolerance * (1.0f + std::fabs(reference[i]))) << squint::nn::to_string(mode);
     const auto bytes = squint::nn::serialize(model);
     const squint::nn::sequential loaded = squint::nn::deserialize(bytes, o.kernels);
     loaded.forward(x.data(), 5, z.data());

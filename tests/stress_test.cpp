@@ -42,7 +42,8 @@ TEST(StressTest, ModelsSharedByEightThreadsGiveSingleThreadedResults) {
 
   std::vector<squint::nn::sequential> models;
   for (precision p : {precision::fp32, precision::fp16, precision::int8_weight_only, precision::int8_dynamic,
-                      precision::int8_static, precision::fp8_weight_only, precision::int4_weight_only}) {
+                      precision::int8_static, precision::fp8_weight_only, precision::int4_weight_only,
+                      precision::int4_dynamic}) {
     squint::nn::build_options options;
     options.mode = p;
     options.per_row = p == precision::int8_dynamic;

@@ -28,6 +28,7 @@
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
 #include "squint/gemm/int4.hpp"
+#include "squint/gemm/w4a8.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/nn/backend.hpp"
@@ -141,6 +142,7 @@ struct kernel_table {
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   fp8_gemm_fn gemm_fp8;
   int4_gemm_fn gemm_int4;
+  w4a8_gemm_fn gemm_w4a8;
 };
 
 template <class Arch>
@@ -176,7 +178,8 @@ kernel_table table_for() {
           &float_gemm_kernel<F>::run,
           &weight_only_gemm_kernel<F>::run,
           &fp8_gemm_kernel<F>::run,
-          &int4_gemm_kernel<F>::run};
+          &int4_gemm_kernel<F>::run,
+          &w4a8_gemm_kernel<gemm_arch_t<Arch>>::run};
 }
 
 /// Every configured arch, best first (scalar last).
@@ -449,6 +452,12 @@ inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const pack
   squint::gemm_int4(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_int4);
 }
 
+/// squint::gemm_w4a8 on the dispatched kernels.
+inline void gemm_w4a8(const float* a, std::size_t m, std::size_t lda, const packed_w4a8_weights& b, const float* bias,
+                      bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::gemm_w4a8(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_w4a8);
+}
+
 /// squint::gemm_weight_only on the dispatched kernels.
 inline void gemm_weight_only(const float* a, std::size_t m, std::size_t lda, const packed_weight_only& b,
                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
@@ -502,6 +511,7 @@ inline nn::backend backend() {
           t.gemm_weight_only,
           t.gemm_fp8,
           t.gemm_int4,
+          t.gemm_w4a8,
           t.quantize_u8,
           t.quantize_channels_s8,
           t.dequantize_s8,

@@ -14,6 +14,7 @@
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
 #include "squint/gemm/int4.hpp"
+#include "squint/gemm/w4a8.hpp"
 #include "squint/gemm/microkernels.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/convert.hpp"
@@ -49,5 +50,9 @@
 
 // The GEMM micro-kernels are instantiated per arch, not per family (VNNI, dot product and i8mm
 // have kernels of their own).
-#define SQUINT_INSTANTIATE_GEMM_KERNELS(A) template struct ::squint::kernels::gemm_kernel<A>;
-#define SQUINT_DECLARE_GEMM_KERNELS(A) extern template struct ::squint::kernels::gemm_kernel<A>;
+#define SQUINT_INSTANTIATE_GEMM_KERNELS(A) \
+  template struct ::squint::kernels::gemm_kernel<A>; \
+  template struct ::squint::kernels::w4a8_gemm_kernel<A>;
+#define SQUINT_DECLARE_GEMM_KERNELS(A) \
+  extern template struct ::squint::kernels::gemm_kernel<A>; \
+  extern template struct ::squint::kernels::w4a8_gemm_kernel<A>;

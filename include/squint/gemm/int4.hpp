@@ -287,6 +287,42 @@ void int4_gemm_kernel<Arch>::run(const int4_gemm_params& p) noexcept {
 
 SQUINT_NAMESPACE_BEGIN
 
+namespace detail {
+
+/// int4 codes (n x k, dense) and their scales (n x groups).
+struct int4_codes {
+  std::vector<std::int8_t> codes;
+  std::vector<float> scales;
+};
+
+/// Round-to-nearest (RTN) quantization of float weights (n x k, row stride ldw) per channel and
+/// group of `group` depths: symmetric, codes in [-7, 7], scale amax / 7 of the group's finite
+/// values (1 for an all-zero group). Every int4 weight form packs these codes.
+/// @throws squint::error on null data with elements, ldw < k or a group that is 0 or not a
+///         multiple of 16.
+inline int4_codes quantize_int4_groups(const char* function, const float* w, std::size_t n, std::size_t k,
+                                       std::size_t ldw, std::size_t group) {
+  require_matrix(function, "w", w, n, k, ldw);
+  require(ldw >= k, function, ": ldw ", ldw, " is smaller than k ", k);
+  require(group > 0 && group % 16 == 0, function, ": group ", group, " is not a positive multiple of 16");
+  const std::size_t groups = (k + group - 1) / group;
+  int4_codes q{std::vector<std::int8_t>(n * k), std::vector<float>(n * groups)};
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t g = 0; g < groups; ++g) {
+      const std::size_t i0 = g * group, i1 = i0 + group < k ? i0 + group : k;
+      float amax = 0.0f;
+      for (std::size_t i = i0; i < i1; ++i)
+        if (std::isfinite(w[j * ldw + i])) amax = std::fmax(amax, std::fabs(w[j * ldw + i]));
+      const float s = amax > 0.0f ? amax / 7.0f : 1.0f;
+      q.scales[j * groups + g] = s;
+      for (std::size_t i = i0; i < i1; ++i)
+        q.codes[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], {s, 0}, {-7, 7}));
+    }
+  return q;
+}
+
+}  // namespace detail
+
 /// INT4 weights with a scale per output channel and group of depths, packed for the int4 kernel
 /// (see the top of this header): immutable, shareable.
 class packed_int4_weights {
@@ -333,30 +369,13 @@ class packed_int4_weights {
     return p;
   }
 
-  /// Round-to-nearest (RTN) quantization of float weights per channel and group: symmetric,
-  /// codes in [-7, 7], scale amax / 7 of the group's finite values (1 for an all-zero group).
+  /// Round-to-nearest (RTN) quantization of float weights per channel and group (see
+  /// detail::quantize_int4_groups).
   /// @throws squint::error as from_int4.
   static packed_int4_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
                                         std::size_t group = 32) {
-    detail::require_matrix("packed_int4_weights::from_float", "w", w, n, k, ldw);
-    detail::require(ldw >= k, "packed_int4_weights::from_float: ldw ", ldw, " is smaller than k ", k);
-    detail::require(group > 0 && group % 16 == 0, "packed_int4_weights::from_float: group ", group,
-                    " is not a positive multiple of 16");
-    const std::size_t groups = (k + group - 1) / group;
-    std::vector<std::int8_t> q(n * k);
-    std::vector<float> scale(n * groups);
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t g = 0; g < groups; ++g) {
-        const std::size_t i0 = g * group, i1 = i0 + group < k ? i0 + group : k;
-        float amax = 0.0f;
-        for (std::size_t i = i0; i < i1; ++i)
-          if (std::isfinite(w[j * ldw + i])) amax = std::fmax(amax, std::fabs(w[j * ldw + i]));
-        const float s = amax > 0.0f ? amax / 7.0f : 1.0f;
-        scale[j * groups + g] = s;
-        for (std::size_t i = i0; i < i1; ++i)
-          q[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], {s, 0}, {-7, 7}));
-      }
-    return from_int4(q.data(), n, k, k, group, scale);
+    const detail::int4_codes q = detail::quantize_int4_groups("packed_int4_weights::from_float", w, n, k, ldw, group);
+    return from_int4(q.codes.data(), n, k, k, group, q.scales);
   }
 
   std::size_t n() const { return n_; }

@@ -16,6 +16,7 @@
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
 #include "squint/gemm/int4.hpp"
+#include "squint/gemm/w4a8.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
 #include "squint/kernels/fake_quant.hpp"
@@ -35,6 +36,7 @@ enum class precision : std::uint8_t {
   automatic,         ///< int8_dynamic where the CPU has a fast int8 GEMM, else fp16
   fp8_weight_only,   ///< FP8 E4M3FN weights (scale per channel), float activations and arithmetic
   int4_weight_only,  ///< int4 weights (scale per channel and group of inputs), float arithmetic
+  int4_dynamic,      ///< the same int4 weights x int8 activations quantized per row per call (W4A8)
 };
 
 /// The name used in tables and files ("fp32", "int8_dynamic", ...).
@@ -48,6 +50,7 @@ inline const char* to_string(precision p) {
     case precision::automatic: return "automatic";
     case precision::fp8_weight_only: return "fp8_weight_only";
     case precision::int4_weight_only: return "int4_weight_only";
+    case precision::int4_dynamic: return "int4_dynamic";
   }
   return "unknown";
 }
@@ -57,7 +60,7 @@ inline const char* to_string(precision p) {
 inline precision precision_from_string(const std::string& name) {
   for (precision p : {precision::fp32, precision::fp16, precision::int8_dynamic, precision::int8_static,
                       precision::int8_weight_only, precision::automatic, precision::fp8_weight_only,
-                      precision::int4_weight_only})
+                      precision::int4_weight_only, precision::int4_dynamic})
     if (name == to_string(p)) return p;
   detail::fail("precision_from_string: unknown precision '", name, "'");
 }
@@ -75,6 +78,7 @@ struct backend {
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   fp8_gemm_fn gemm_fp8;
   int4_gemm_fn gemm_int4;
+  w4a8_gemm_fn gemm_w4a8;
   void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
   void (*quantize_s8_channels)(const float*, std::int8_t*, std::size_t, std::size_t, std::size_t, const float*,
                                const std::int32_t*, bool) noexcept;
@@ -101,6 +105,7 @@ inline backend native_backend() {
           &kernels::weight_only_gemm_kernel<arch::native>::run,
           &kernels::fp8_gemm_kernel<arch::native>::run,
           &kernels::int4_gemm_kernel<arch::native>::run,
+          &kernels::w4a8_gemm_kernel<gemm_arch>::run,
           &kernels::quantize_kernel<arch::native, std::uint8_t>::per_tensor,
           &kernels::quantize_kernel<arch::native, std::int8_t>::per_channel,
           &kernels::dequantize_kernel<arch::native, std::int8_t>::per_tensor,

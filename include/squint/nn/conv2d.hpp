@@ -37,7 +37,7 @@ struct conv2d_options {
   bool reduce_range = false;
   /// The int8 precisions' weight range and divisor (see linear_options::weight_range).
   int8_weight_range weight_range = int8_weight_range::narrow;
-  /// int4_weight_only: inputs per weight scale (a multiple of 16; a convolution's inputs are
+  /// int4_weight_only and int4_dynamic: inputs per weight scale (a multiple of 16; a convolution's inputs are
   /// taps x group channels).
   std::size_t int4_group = 32;
 };

@@ -45,7 +45,7 @@ struct linear_options {
   /// The int8 precisions: weights on [-127, 127] with amax / 127 (default) or on [-128, 127]
   /// with amax / 127.5 (PyTorch's divisor).
   int8_weight_range weight_range = int8_weight_range::narrow;
-  /// int4_weight_only: inputs per weight scale (a multiple of 16; a convolution's inputs are
+  /// int4_weight_only and int4_dynamic: inputs per weight scale (a multiple of 16; a convolution's inputs are
   /// taps x group channels).
   std::size_t int4_group = 32;
 };

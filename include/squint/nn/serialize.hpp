@@ -9,7 +9,7 @@
 //   layers     u32
 //   per layer:
 //     precision  u8      0 fp32, 1 fp16, 2 int8_dynamic, 3 int8_static, 4 int8_weight_only,
-//                        5 fp8_weight_only, 6 int4_weight_only
+//                        5 fp8_weight_only, 6 int4_weight_only, 7 int4_dynamic
 //     activation u8      0 none, 1 relu
 //     flags      u8      bit 0 per_row, bit 1 has bias, bit 2 7-bit activations (reduce_range,
 //                        int8_dynamic / int8_static only); other bits 0
@@ -18,7 +18,7 @@
 //     int8_static only: input scale f32, input zero point i32
 //     weights    fp32: out*in f32 | fp16: out*in u16 (half bits) |
 //                int8_*: out f32 scales, then out*in i8 codes | fp8_weight_only: out f32 scales,
-//                then out*in E4M3FN codes | int4_weight_only: group u32, out*groups f32 scales,
+//                then out*in E4M3FN codes | int4_*: group u32, out*groups f32 scales,
 //                then out*in codes + 8 two per byte, low nibble first; all row-major (one row
 //                per output)
 //     bias       out f32, when flag bit 1 is set

@@ -234,9 +234,10 @@ struct group_epilogue {
 };
 
 /// The float stage of one block of accumulators in registers, in float_output's order of
-/// operations: subtract the row's zero-point term, convert, scale, add the bias, clamp.
+/// operations: subtract the row's zero-point term, convert, scale, add the bias, clamp (never
+/// contracted to an FMA, in whatever translation unit it is compiled).
 template <class D, std::size_t R, std::size_t V>
-void store_float(typename D::vec (&acc)[R][V], const group_epilogue& e, std::size_t cols) {
+SQUINT_NO_FP_CONTRACT void store_float(typename D::vec (&acc)[R][V], const group_epilogue& e, std::size_t cols) {
   using fvec = typename D::fvec;
   const fvec zero = D::fbroadcast(0.0f), top = D::fbroadcast(e.cap);
   SQUINT_UNROLL

@@ -33,7 +33,7 @@ enum class int8_weight_range : std::uint8_t {
 /// What a form's pack() takes besides the weights.
 struct pack_options {
   int8_weight_range int8_range = int8_weight_range::narrow;
-  /// int4_weight_only: inputs per scale (a multiple of 16).
+  /// int4_weight_only and int4_dynamic: inputs per scale (a multiple of 16).
   std::size_t int4_group = 32;
 
   /// The quant_spec of int8 weights quantized with these options.

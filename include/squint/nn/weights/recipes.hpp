@@ -9,6 +9,7 @@
 #include "squint/nn/weights/float_weights.hpp"
 #include "squint/nn/weights/fp8_weight_only.hpp"
 #include "squint/nn/weights/half_weights.hpp"
+#include "squint/nn/weights/int4_dynamic.hpp"
 #include "squint/nn/weights/int4_weight_only.hpp"
 #include "squint/nn/weights/int8_weight_only.hpp"
 #include "squint/nn/weights/int8_weights.hpp"
@@ -49,6 +50,7 @@ inline const recipe* recipe_table(std::size_t& count) {
       make_recipe<int8_weight_only_weights>(precision::int8_weight_only, 4, input_policy::floating),
       make_recipe<fp8_weight_only_weights>(precision::fp8_weight_only, 5, input_policy::floating),
       make_recipe<int4_weight_only_weights>(precision::int4_weight_only, 6, input_policy::floating),
+      make_recipe<int4_dynamic_weights>(precision::int4_dynamic, 7, input_policy::floating),
   };
   count = sizeof table / sizeof table[0];
   return table;
