@@ -130,9 +130,40 @@ int run_demo(int argc, char** argv) {
                 calibration.begin() + static_cast<std::ptrdiff_t>(i * 784));
   }
 
+  // AWQ (activation-aware scales for the INT4 rows) searched on 512 calibration images.
+  std::vector<squint::nn::float_layer> awq_layers = layers;
+  {
+    squint::nn::awq_options awq;
+    awq.kernels = kernels;
+    const auto t = clock_type::now();
+    const auto report = squint::nn::apply_awq(awq_layers, calibration.data(), calibration_rows, awq);
+    std::printf("AWQ scales (groups of 32, %zu images) in %.1f s:", std::min(calibration_rows, awq.max_rows),
+                seconds_since(t));
+    for (const squint::nn::awq_layer& r : report)
+      std::printf(" layer %zu alpha %.2f, int4 output MSE %.3g -> %.3g;", r.layer, r.alpha, r.mse_rtn, r.mse_awq);
+    std::printf("\n");
+  }
+
+  // GPTQ (column-wise error compensation on the inverse Hessian) on the same 512 images.
+  std::vector<squint::nn::sequential> gptq_models;
+  for (precision mode : {precision::int4_weight_only, precision::int4_dynamic}) {
+    squint::nn::gptq_options gptq;
+    gptq.mode = mode;
+    gptq.kernels = kernels;
+    const auto t = clock_type::now();
+    squint::nn::gptq_result g = squint::nn::gptq(layers, calibration.data(), calibration_rows, gptq);
+    std::printf("GPTQ %s (groups of 32) in %.1f s:", squint::nn::to_string(mode), seconds_since(t));
+    for (const squint::nn::gptq_layer& r : g.layers)
+      std::printf(" layer %zu output MSE %.3g (RTN %.3g);", r.layer, r.mse_gptq, r.mse_rtn);
+    std::printf("\n");
+    gptq_models.push_back(std::move(g.model));
+  }
+
   struct variant {
     std::string name, detail;
     squint::nn::build_options options;
+    const std::vector<squint::nn::float_layer>* layers = nullptr;  // null: the FP32 layers
+    const squint::nn::sequential* built = nullptr;                  // a model quantized elsewhere
   };
   std::vector<variant> variants;
   auto add = [&](std::string name, std::string detail, precision mode) {
@@ -160,14 +191,23 @@ int run_demo(int argc, char** argv) {
   // FP8 E4M3FN weights (amax / 448 per channel), decoded in registers: int8_weight_only's bytes.
   add("fp8_weight_only", "E4M3FN", precision::fp8_weight_only);
   // INT4 weights, a scale per 32 inputs (round to nearest): an eighth of float's bytes.
-  add("int4_weight_only", "RTN, groups of 32", precision::int4_weight_only);
+  add("int4_weight_only", "RTN, g=32", precision::int4_weight_only);
   // The same INT4 weights times int8 activations quantized per row (W4A8): exact group sums.
-  add("int4_dynamic", "W4A8, groups of 32", precision::int4_dynamic);
+  add("int4_dynamic", "W4A8 RTN, g=32", precision::int4_dynamic);
+  // Both again on the AWQ-scaled layers.
+  add("int4_weight_only", "AWQ, g=32", precision::int4_weight_only);
+  variants.back().layers = &awq_layers;
+  add("int4_dynamic", "W4A8 AWQ, g=32", precision::int4_dynamic);
+  variants.back().layers = &awq_layers;
+  add("int4_weight_only", "GPTQ, g=32", precision::int4_weight_only);
+  variants.back().built = &gptq_models[0];
+  add("int4_dynamic", "W4A8 GPTQ, g=32", precision::int4_dynamic);
+  variants.back().built = &gptq_models[1];
 
   std::vector<result> results;
   std::vector<squint::nn::sequential> models;
   for (variant& v : variants) {
-    squint::nn::sequential model(layers, v.options);
+    squint::nn::sequential model = v.built ? *v.built : squint::nn::sequential(v.layers ? *v.layers : layers, v.options);
     if (v.options.mode == precision::int8_static) {
       std::printf("calibrating %s on %zu training images\n", v.detail.c_str(), calibration_rows);
       model.calibrate(calibration.data(), calibration_rows, 64, squint::nn::progress_line(std::cout, "  calibration"));

@@ -4,8 +4,10 @@
 #pragma once
 
 #include "squint/nn/analysis.hpp"
+#include "squint/nn/awq.hpp"
 #include "squint/nn/backend.hpp"
 #include "squint/nn/conv2d.hpp"
+#include "squint/nn/gptq.hpp"
 #include "squint/nn/graph.hpp"
 #include "squint/nn/linear.hpp"
 #include "squint/nn/observer.hpp"

@@ -321,14 +321,63 @@ inline int4_codes quantize_int4_groups(const char* function, const float* w, std
   return q;
 }
 
+/// What every int4 per-group packing shares: its shape, its group, the scales in panel order
+/// (groups x 16 per 16-channel panel) and from_int4's argument checks. Each packing adds its
+/// own code layout.
+class int4_grouped {
+ public:
+  static constexpr std::size_t panel_width = 16;
+
+  std::size_t n() const { return n_; }
+  std::size_t k() const { return k_; }
+  std::size_t group() const { return group_; }
+  std::size_t groups() const { return (k_ + group_ - 1) / group_; }
+  std::size_t panels() const { return (n_ + panel_width - 1) / panel_width; }
+  /// Bytes held: the codes at 4 bits and the scales.
+  std::size_t bytes() const { return (n_ * k_ + 1) / 2 + n_ * groups() * sizeof(float); }
+  const float* scale_data() const { return scale_.data(); }
+  /// The scale of channel j's group g.
+  float scale(std::size_t j, std::size_t g) const {
+    return scale_[(j / panel_width * groups() + g) * panel_width + j % panel_width];
+  }
+
+ protected:
+  /// Checks codes w (n x k, row stride ldw >= k, each in [-8, 7]) and scales (n x groups, > 0
+  /// and finite) for a group that is a multiple of 16 up to max_group, and keeps the scales.
+  void init(const char* function, const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
+            std::size_t group, std::size_t max_group, const std::vector<float>& scale) {
+    require_matrix(function, "w", w, n, k, ldw);
+    require(ldw >= k, function, ": ldw ", ldw, " is smaller than k ", k);
+    require(group > 0 && group % 16 == 0, function, ": group ", group, " is not a positive multiple of 16");
+    require(group <= max_group, function, ": group ", group, " exceeds ", max_group);
+    const std::size_t groups = (k + group - 1) / group;
+    require(scale.size() == n * groups, function, ": ", scale.size(), " scales for ", n, " channels x ", groups,
+            " groups");
+    for (float s : scale) require(std::isfinite(s) && s > 0.0f, function, ": scale must be finite and > 0, got ", s);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < k; ++i)
+        require(w[j * ldw + i] >= -8 && w[j * ldw + i] <= 7, function, ": code ", int{w[j * ldw + i]}, " at (", j,
+                ", ", i, ") is outside [-8, 7]");
+    n_ = n;
+    k_ = k;
+    group_ = group;
+    scale_.assign(panels() * groups * panel_width, 0.0f);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t g = 0; g < groups; ++g)
+        scale_[(j / panel_width * groups + g) * panel_width + j % panel_width] = scale[j * groups + g];
+  }
+
+ private:
+  std::vector<float> scale_;
+  std::size_t n_ = 0, k_ = 0, group_ = 32;
+};
+
 }  // namespace detail
 
 /// INT4 weights with a scale per output channel and group of depths, packed for the int4 kernel
 /// (see the top of this header): immutable, shareable.
-class packed_int4_weights {
+class packed_int4_weights : public detail::int4_grouped {
  public:
-  static constexpr std::size_t panel_width = kernels::detail_int4::width;
-
   /// Packs codes w (n x k, row stride ldw >= k, each in [-8, 7]) with scales (n x groups,
   /// row-major; groups = ceil(k / group)): the weight of channel j at depth i is
   /// scale[j][i / group] * w[j][i].
@@ -337,35 +386,16 @@ class packed_int4_weights {
   ///         [-8, 7].
   static packed_int4_weights from_int4(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
                                        std::size_t group, const std::vector<float>& scale) {
-    detail::require_matrix("packed_int4_weights::from_int4", "w", w, n, k, ldw);
-    detail::require(ldw >= k, "packed_int4_weights::from_int4: ldw ", ldw, " is smaller than k ", k);
-    detail::require(group > 0 && group % 16 == 0, "packed_int4_weights::from_int4: group ", group,
-                    " is not a positive multiple of 16");
-    const std::size_t groups = (k + group - 1) / group;
-    detail::require(scale.size() == n * groups, "packed_int4_weights::from_int4: ", scale.size(), " scales for ", n,
-                    " channels x ", groups, " groups");
-    for (float s : scale)
-      detail::require(std::isfinite(s) && s > 0.0f, "packed_int4_weights::from_int4: scale must be finite and > 0, got ",
-                      s);
+    static_assert(panel_width == kernels::detail_int4::width, "int4 panels are 16 channels wide");
     packed_int4_weights p;
-    p.n_ = n;
-    p.k_ = k;
-    p.group_ = group;
-    const std::size_t panels = (n + panel_width - 1) / panel_width;
-    p.data_.assign(panels * k * kernels::detail_int4::row_bytes, 0x88);  // padding channels: code 0
-    p.scale_.assign(panels * groups * panel_width, 0.0f);
+    p.init("packed_int4_weights::from_int4", w, n, k, ldw, group, static_cast<std::size_t>(-1), scale);
+    p.data_.assign(p.panels() * k * kernels::detail_int4::row_bytes, 0x88);  // padding channels: code 0
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t i = 0; i < k; ++i) {
-        const int code = w[j * ldw + i];
-        detail::require(code >= -8 && code <= 7, "packed_int4_weights::from_int4: code ", code, " at (", j, ", ", i,
-                        ") is outside [-8, 7]");
         std::uint8_t& byte = p.data_[(j / panel_width * k + i) * kernels::detail_int4::row_bytes + j % panel_width / 2];
         const unsigned shift = 4 * (j % 2);
-        byte = static_cast<std::uint8_t>((byte & ~(0xFu << shift)) | (static_cast<unsigned>(code + 8) << shift));
+        byte = static_cast<std::uint8_t>((byte & ~(0xFu << shift)) | (static_cast<unsigned>(w[j * ldw + i] + 8) << shift));
       }
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t g = 0; g < groups; ++g)
-        p.scale_[(j / panel_width * groups + g) * panel_width + j % panel_width] = scale[j * groups + g];
     return p;
   }
 
@@ -378,25 +408,15 @@ class packed_int4_weights {
     return from_int4(q.codes.data(), n, k, k, group, q.scales);
   }
 
-  std::size_t n() const { return n_; }
-  std::size_t k() const { return k_; }
-  std::size_t group() const { return group_; }
-  std::size_t groups() const { return (k_ + group_ - 1) / group_; }
-  /// Bytes held: the packed codes and the scales.
-  std::size_t bytes() const { return (n_ * k_ + 1) / 2 + n_ * groups() * sizeof(float); }
   const std::uint8_t* data() const { return data_.data(); }
-  const float* scale_data() const { return scale_.data(); }
-  /// The code of channel j at depth i, and the scale of channel j's group g.
+  /// The code of channel j at depth i.
   int at(std::size_t j, std::size_t i) const {
     return kernels::detail_int4::code_at<arch::scalar>(
-        data_.data() + (j / panel_width * k_ + i) * kernels::detail_int4::row_bytes, j % panel_width);
+        data_.data() + (j / panel_width * k() + i) * kernels::detail_int4::row_bytes, j % panel_width);
   }
-  float scale(std::size_t j, std::size_t g) const { return scale_[(j / panel_width * groups() + g) * panel_width + j % panel_width]; }
 
  private:
   std::vector<std::uint8_t> data_;
-  std::vector<float> scale_;
-  std::size_t n_ = 0, k_ = 0, group_ = 32;
 };
 
 /// The int4 kernel (int4_gemm_kernel::run).

@@ -293,10 +293,8 @@ inline constexpr std::size_t w4a8_max_group = 8192;
 
 /// INT4 weights with a scale per output channel and group of depths, packed for the W4A8 kernels
 /// (see the top of this header): immutable, shareable.
-class packed_w4a8_weights {
+class packed_w4a8_weights : public detail::int4_grouped {
  public:
-  static constexpr std::size_t panel_width = kernels::detail_w4a8::width;
-
   /// Packs codes w (n x k, row stride ldw >= k, each in [-8, 7]) with scales (n x groups,
   /// row-major; groups = ceil(k / group)): the weight of channel j at depth i is
   /// scale[j][i / group] * w[j][i].
@@ -305,36 +303,17 @@ class packed_w4a8_weights {
   ///         and > 0, or a code outside [-8, 7].
   static packed_w4a8_weights from_int4(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
                                        std::size_t group, const std::vector<float>& scale) {
-    const char* function = "packed_w4a8_weights::from_int4";
-    detail::require_matrix(function, "w", w, n, k, ldw);
-    detail::require(ldw >= k, function, ": ldw ", ldw, " is smaller than k ", k);
-    detail::require(group > 0 && group % 16 == 0 && group <= w4a8_max_group, function, ": group ", group,
-                    " is not a positive multiple of 16 up to ", w4a8_max_group);
-    const std::size_t groups = (k + group - 1) / group;
-    detail::require(scale.size() == n * groups, function, ": ", scale.size(), " scales for ", n, " channels x ", groups,
-                    " groups");
-    for (float s : scale)
-      detail::require(std::isfinite(s) && s > 0.0f, function, ": scale must be finite and > 0, got ", s);
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < k; ++i)
-        detail::require(w[j * ldw + i] >= -8 && w[j * ldw + i] <= 7, function, ": code ", int{w[j * ldw + i]},
-                        " at (", j, ", ", i, ") is outside [-8, 7]");
+    static_assert(panel_width == kernels::detail_w4a8::width, "W4A8 panels are 16 channels wide");
     packed_w4a8_weights p;
-    p.n_ = n;
-    p.k_ = k;
-    p.group_ = group;
-    const std::size_t panels = (n + panel_width - 1) / panel_width, stride = kernels::detail_w4a8::panel_bytes(k);
-    p.data_.assign(panels * stride, 0x88);  // padding: code 0
-    p.scale_.assign(panels * groups * panel_width, 0.0f);
+    p.init("packed_w4a8_weights::from_int4", w, n, k, ldw, group, w4a8_max_group, scale);
+    const std::size_t stride = kernels::detail_w4a8::panel_bytes(k);
+    p.data_.assign(p.panels() * stride, 0x88);  // padding: code 0
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t i = 0; i < k; ++i) {
         std::uint8_t& byte = p.data_[j / panel_width * stride + i / 8 * 64 + j % panel_width * 4 + i % 4];
         const unsigned shift = i % 8 < 4 ? 0 : 4;
         byte = static_cast<std::uint8_t>((byte & ~(0xFu << shift)) | (static_cast<unsigned>(w[j * ldw + i] + 8) << shift));
       }
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t g = 0; g < groups; ++g)
-        p.scale_[(j / panel_width * groups + g) * panel_width + j % panel_width] = scale[j * groups + g];
     return p;
   }
 
@@ -346,27 +325,15 @@ class packed_w4a8_weights {
     return from_int4(q.codes.data(), n, k, k, group, q.scales);
   }
 
-  std::size_t n() const { return n_; }
-  std::size_t k() const { return k_; }
-  std::size_t group() const { return group_; }
-  std::size_t groups() const { return (k_ + group_ - 1) / group_; }
-  /// Bytes held: the codes at 4 bits and the scales.
-  std::size_t bytes() const { return (n_ * k_ + 1) / 2 + n_ * groups() * sizeof(float); }
   const std::uint8_t* data() const { return data_.data(); }
-  const float* scale_data() const { return scale_.data(); }
-  /// The code of channel j at depth i, and the scale of channel j's group g.
+  /// The code of channel j at depth i.
   int at(std::size_t j, std::size_t i) const {
     return kernels::detail_w4a8::code_at<arch::scalar>(
-        data_.data() + j / panel_width * kernels::detail_w4a8::panel_bytes(k_), j % panel_width, i);
-  }
-  float scale(std::size_t j, std::size_t g) const {
-    return scale_[(j / panel_width * groups() + g) * panel_width + j % panel_width];
+        data_.data() + j / panel_width * kernels::detail_w4a8::panel_bytes(k()), j % panel_width, i);
   }
 
  private:
   std::vector<std::uint8_t> data_;
-  std::vector<float> scale_;
-  std::size_t n_ = 0, k_ = 0, group_ = 32;
 };
 
 /// The W4A8 kernel (w4a8_gemm_kernel::run).

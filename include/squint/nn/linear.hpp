@@ -107,6 +107,34 @@ class linear {
     return l;
   }
 
+  /// Builds an int4_weight_only or int4_dynamic layer (options.mode) from int4 codes (out x
+  /// in, row stride ldw >= in, each in [-8, 7]) and their scales (out x ceil(in / group),
+  /// row-major): what GPTQ, AWQ or another tool produced, run exactly (from_float would requantize).
+  /// @throws squint::error on zero sizes, another mode, or what packed_int4_weights::from_int4
+  ///         refuses.
+  static linear from_int4(const std::int8_t* codes, std::size_t out, std::size_t in, std::size_t ldw,
+                          std::size_t group, const std::vector<float>& scale, const float* bias,
+                          const linear_options& options) {
+    squint::detail::require(out > 0 && in > 0, "linear::from_int4: out (", out, ") and in (", in, ") must be positive");
+    squint::detail::require(options.mode == precision::int4_weight_only || options.mode == precision::int4_dynamic,
+                            "linear::from_int4: mode ", to_string(options.mode),
+                            " is not int4_weight_only or int4_dynamic");
+    linear l;
+    l.out_ = out;
+    l.in_ = in;
+    l.recipe_ = &recipe_for(options.mode);
+    l.act_ = options.act;
+    l.kernels_ = options.kernels;
+    if (options.mode == precision::int4_dynamic)
+      l.weights_ = std::make_shared<int4_dynamic_weights>(
+          packed_w4a8_weights::from_int4(codes, out, in, ldw, group, scale), l.kernels_);
+    else
+      l.weights_ = std::make_shared<int4_weight_only_weights>(
+          packed_int4_weights::from_int4(codes, out, in, ldw, group, scale), l.kernels_);
+    l.bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
+    return l;
+  }
+
   std::size_t in_features() const { return in_; }
   std::size_t out_features() const { return out_; }
   /// The precision the layer runs in (never `automatic`).

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+// nn/gptq.hpp: GPTQ (Frantar et al. 2022) for a float MLP built in an int4 precision.
+//
+// Round-to-nearest quantizes each weight on its own. GPTQ quantizes a layer's input columns
+// one at a time and moves each column's rounding error onto the columns not yet quantized,
+// weighted by the inverse Hessian of the layer's squared output error on calibration inputs
+// (H = X^T X): the error the later columns can absorb, they absorb. Per layer:
+//   H = X^T X / n + damp * mean(diag H) * I (inputs that never fire: H_ii = 1, weights 0);
+//   U = the upper Cholesky factor of H^-1 (H^-1 = U^T U);
+//   for each column i: at a group's first column, each row's scale is amax / 7 of the group's
+//   current weights (the int4 forms' RTN rule); q = round-half-even(w_i / s) in [-7, 7];
+//   e = (w_i - q s) / U_ii; w_t -= e U_it for every later column t.
+// The layers go in order, each one's calibration input the previous quantized layer's output
+// (as GPTQ runs a model). The codes and scales are built as they are (linear::from_int4).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "squint/gemm/fp32.hpp"
+#include "squint/gemm/int4.hpp"
+#include "squint/nn/sequential.hpp"
+#include "squint/reference/quantize.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace nn {
+
+struct gptq_options {
+  precision mode = precision::int4_weight_only;  ///< int4_weight_only or int4_dynamic
+  std::size_t group = 32;                        ///< inputs per scale, a multiple of 16
+  double damp = 0.01;                            ///< added to H's diagonal, times its mean
+  std::size_t max_rows = 512;                    ///< calibration rows used (the first ones)
+  backend kernels = native_backend();
+};
+
+/// One layer's outcome: the mean squared error of its output on its calibration input with
+/// RTN codes and with GPTQ's.
+struct gptq_layer {
+  std::size_t layer = 0;
+  double mse_rtn = 0.0, mse_gptq = 0.0;
+};
+
+struct gptq_result {
+  sequential model;
+  std::vector<gptq_layer> layers;
+};
+
+namespace detail {
+
+/// In-place Cholesky factor of a symmetric positive definite n x n matrix (row-major): the lower
+/// triangle becomes L with A = L L^T. Returns false if a pivot is not positive.
+inline bool cholesky_lower(std::vector<double>& a, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) {
+    double d = a[j * n + j];
+    for (std::size_t k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
+    if (!(d > 0.0)) return false;
+    const double l = std::sqrt(d);
+    a[j * n + j] = l;
+    for (std::size_t i = j + 1; i < n; ++i) {
+      double v = a[i * n + j];
+      for (std::size_t k = 0; k < j; ++k) v -= a[i * n + k] * a[j * n + k];
+      a[i * n + j] = v / l;
+    }
+  }
+  return true;
+}
+
+/// U, upper triangular with H^-1 = U^T U, from H (n x n, symmetric positive definite).
+inline std::vector<double> inverse_hessian_factor(std::vector<double> h, std::size_t n) {
+  squint::detail::require(cholesky_lower(h, n), "nn::gptq: the damped Hessian is not positive definite");
+  // L^-1 by forward substitution, column by column (lower triangular).
+  std::vector<double> inv(n * n, 0.0);
+  for (std::size_t c = 0; c < n; ++c) {
+    inv[c * n + c] = 1.0 / h[c * n + c];
+    for (std::size_t i = c + 1; i < n; ++i) {
+      double v = 0.0;
+      for (std::size_t k = c; k < i; ++k) v -= h[i * n + k] * inv[k * n + c];
+      inv[i * n + c] = v / h[i * n + i];
+    }
+  }
+  // H^-1 = L^-T L^-1, then its lower Cholesky factor M (H^-1 = M M^T): U = M^T.
+  std::vector<double> hinv(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j <= i; ++j) {
+      double v = 0.0;
+      for (std::size_t k = i; k < n; ++k) v += inv[k * n + i] * inv[k * n + j];
+      hinv[i * n + j] = hinv[j * n + i] = v;
+    }
+  squint::detail::require(cholesky_lower(hinv, n), "nn::gptq: the inverse Hessian is not positive definite");
+  std::vector<double> u(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j <= i; ++j) u[j * n + i] = hinv[i * n + j];
+  return u;
+}
+
+/// GPTQ's codes and scales for w (out x in) given the inputs x (rows x in).
+inline squint::detail::int4_codes gptq_codes(std::vector<float> w, std::size_t out, std::size_t in, const float* x,
+                                             std::size_t rows, const gptq_options& o) {
+  std::vector<double> h(in * in, 0.0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * in;
+    for (std::size_t i = 0; i < in; ++i) {
+      const double xi = xr[i];
+      if (xi == 0.0) continue;
+      for (std::size_t j = i; j < in; ++j) h[i * in + j] += xi * xr[j];
+    }
+  }
+  double mean = 0.0;
+  for (std::size_t i = 0; i < in; ++i) {
+    for (std::size_t j = i; j < in; ++j) h[j * in + i] = h[i * in + j] /= static_cast<double>(std::max<std::size_t>(rows, 1));
+    if (h[i * in + i] == 0.0) {  // an input that never fires: nothing to fit
+      h[i * in + i] = 1.0;
+      for (std::size_t j = 0; j < out; ++j) w[j * in + i] = 0.0f;
+    }
+    mean += h[i * in + i];
+  }
+  const double damp = o.damp * mean / static_cast<double>(in);
+  for (std::size_t i = 0; i < in; ++i) h[i * in + i] += damp;
+  const std::vector<double> u = inverse_hessian_factor(std::move(h), in);
+
+  const std::size_t groups = (in + o.group - 1) / o.group;
+  squint::detail::int4_codes q{std::vector<std::int8_t>(out * in), std::vector<float>(out * groups)};
+  std::vector<double> row(in);
+  for (std::size_t j = 0; j < out; ++j) {
+    for (std::size_t i = 0; i < in; ++i) row[i] = w[j * in + i];
+    float scale = 1.0f;
+    for (std::size_t i = 0; i < in; ++i) {
+      if (i % o.group == 0) {
+        float amax = 0.0f;
+        for (std::size_t t = i; t < std::min(in, i + o.group); ++t)
+          if (std::isfinite(row[t])) amax = std::max(amax, std::fabs(static_cast<float>(row[t])));
+        scale = amax > 0.0f ? amax / 7.0f : 1.0f;
+        q.scales[j * groups + i / o.group] = scale;
+      }
+      const auto code = reference::quantize_value(static_cast<float>(row[i]), {scale, 0}, {-7, 7});
+      q.codes[j * in + i] = static_cast<std::int8_t>(code);
+      const double e = (row[i] - static_cast<double>(code) * scale) / u[i * in + i];
+      for (std::size_t t = i + 1; t < in; ++t) row[t] -= e * u[i * in + t];
+    }
+  }
+  return q;
+}
+
+}  // namespace detail
+
+/// Quantizes the float MLP `layers` to int4 with GPTQ on `rows` calibration inputs x
+/// (rows x layers[0].in) and builds it (options.mode). Also reports each layer's output error
+/// with RTN codes for comparison.
+/// @throws squint::error on an empty model, layers that do not chain, a mode other than the
+///         int4 ones, a group that is not a positive multiple of 16, damp < 0, no rows or null x.
+inline gptq_result gptq(const std::vector<float_layer>& layers, const float* x, std::size_t rows,
+                        const gptq_options& o = {}) {
+  squint::detail::require(!layers.empty(), "nn::gptq: the model has no layers");
+  squint::detail::require(o.mode == precision::int4_weight_only || o.mode == precision::int4_dynamic, "nn::gptq: mode ",
+                          to_string(o.mode), " is not int4_weight_only or int4_dynamic");
+  squint::detail::require(o.group > 0 && o.group % 16 == 0, "nn::gptq: group ", o.group,
+                          " is not a positive multiple of 16");
+  squint::detail::require(o.damp >= 0.0, "nn::gptq: damp ", o.damp, " is negative");
+  squint::detail::require(rows > 0 && x != nullptr, "nn::gptq: needs calibration rows (x is ",
+                          x ? "set" : "null", ", rows ", rows, ")");
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const float_layer& f = layers[l];
+    squint::detail::require(f.out > 0 && f.in > 0 && f.weights.size() == f.out * f.in, "nn::gptq: layer ", l, " has ",
+                            f.weights.size(), " weights for ", f.out, " x ", f.in);
+    squint::detail::require(f.bias.empty() || f.bias.size() == f.out, "nn::gptq: layer ", l, " has ", f.bias.size(),
+                            " biases for ", f.out, " outputs");
+    squint::detail::require(l == 0 || layers[l - 1].out == f.in, "nn::gptq: layer ", l, " takes ", f.in,
+                            " inputs but layer ", l - 1, " gives ", layers[l - 1].out);
+  }
+  const std::size_t n = std::min(rows, o.max_rows);
+  gptq_result result;
+  std::vector<float> input(x, x + n * layers[0].in), output;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const float_layer& f = layers[l];
+    const squint::detail::int4_codes codes = detail::gptq_codes(f.weights, f.out, f.in, input.data(), n, o);
+    linear_options lo;
+    lo.mode = o.mode;
+    lo.act = f.act;
+    lo.kernels = o.kernels;
+    linear layer = linear::from_int4(codes.codes.data(), f.out, f.in, f.in, o.group, codes.scales,
+                                     f.bias.empty() ? nullptr : f.bias.data(), lo);
+    // Both errors on this layer's calibration input, against its float weights.
+    gptq_layer report{l, 0.0, 0.0};
+    std::vector<float> reference(n * f.out), y(n * f.out);
+    const packed_float_weights packed = packed_float_weights::from_float(f.weights.data(), f.out, f.in, f.in);
+    gemm_float(input.data(), n, f.in, packed, f.bias.empty() ? nullptr : f.bias.data(), f.act == activation::relu,
+               reference.data(), f.out, {}, o.kernels.gemm_float);
+    lo.int4_group = o.group;
+    const linear rtn(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(), lo);
+    auto mse_of = [&](const linear& candidate) {
+      candidate.forward(input.data(), n, y.data());
+      double sum = 0.0;
+      for (std::size_t i = 0; i < y.size(); ++i) sum += (static_cast<double>(y[i]) - reference[i]) * (y[i] - reference[i]);
+      return sum / static_cast<double>(y.size());
+    };
+    report.mse_rtn = mse_of(rtn);
+    report.mse_gptq = mse_of(layer);
+    result.layers.push_back(report);
+    // The next layer calibrates on this quantized layer's output.
+    output.assign(n * f.out, 0.0f);
+    layer.forward(input.data(), n, output.data());
+    input.swap(output);
+    result.model.add(std::move(layer));
+  }
+  return result;
+}
+
+}  // namespace nn
+SQUINT_NAMESPACE_END
