@@ -6,6 +6,7 @@
 // activations, full [-8, 7] codes), threads and the checked entry points.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -162,8 +163,9 @@ TEST(W4a8GemmApi, ThreadsDispatchAccuracyAndArguments) {
   // Against float64 on the int4 weights and float activations: only the activations' int8
   // rounding (half a step of amax / 127 per element) separates them.
   for (std::size_t i = 0; i < m; ++i) {
-    double amax = 0.0;
-    for (std::size_t d = 0; d < k; ++d) amax = std::fmax(amax, std::fabs(a[i * k + d]));
+    // A float max, not std::fmax on doubles: GCC 12's AArch64 vectorizer crashes on that reduction.
+    float amax = 0.0f;
+    for (std::size_t d = 0; d < k; ++d) amax = std::max(amax, std::fabs(a[i * k + d]));
     for (std::size_t j = 0; j < n; ++j) {
       double exact = 0.0, bound = 0.0;
       for (std::size_t d = 0; d < k; ++d) {
