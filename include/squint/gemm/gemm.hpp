@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -232,7 +233,8 @@ class gemm_blocks {
     thread_local std::vector<std::int32_t> tile, rowsum;
     if (stage_) tile.resize(row_step * std::min(col_step, j1 - j0));
     const float_output* fused = stage_ && k > 0 && b_.symmetric() ? stage_->in_registers : nullptr;
-    const nearest_rounding_scope rounding;  // the fused stage converts int32 to float
+    std::optional<nearest_rounding_scope> rounding;  // the fused stage converts int32 to float
+    if (fused) rounding.emplace();
     const std::size_t panel_bytes = b_.k_groups() * packed_weights::panel_width * packed_weights::k_group;
     for (std::size_t r0 = 0; r0 < rows; r0 += row_step) {
       const std::size_t n_rows = std::min(row_step, rows - r0);
