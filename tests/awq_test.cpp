@@ -12,6 +12,8 @@
 #include "squint/nn.hpp"
 #include "support/data.hpp"
 
+namespace awq_test {
+
 namespace {
 
 using squint::nn::activation;
@@ -107,3 +109,5 @@ TEST(Awq, BadArgumentsChangeNothing) {
 }
 
 }  // namespace
+
+}  // namespace awq_test

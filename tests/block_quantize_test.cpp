@@ -10,6 +10,8 @@
 #include "squint/block_quantize.hpp"
 #include "support/data.hpp"
 
+namespace block_quantize_test {
+
 namespace {
 
 using squint::block_qparams;
@@ -105,3 +107,5 @@ TEST(BlockQuantize, BadArgumentsThrowAndChangeNothing) {
 }
 
 }  // namespace
+
+}  // namespace block_quantize_test

@@ -18,6 +18,8 @@
 #include "squint/reference/requantize.hpp"
 #include "support/data.hpp"
 
+namespace conv_test {
+
 namespace {
 
 using squint::activation;
@@ -392,3 +394,5 @@ TEST(FloatConvTest, BadArgumentsThrow) {
 }
 
 }  // namespace
+
+}  // namespace conv_test

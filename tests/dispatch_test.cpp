@@ -13,6 +13,8 @@
 #include "squint/observers/minmax.hpp"
 #include "support/data.hpp"
 
+namespace dispatch_test {
+
 namespace {
 
 TEST(DispatchTest, BestAvailableIsChosenAndScalarIsLast) {
@@ -125,3 +127,5 @@ TEST(DispatchEnvironmentTest, EnvironmentOverride) {
 }
 
 }  // namespace
+
+}  // namespace dispatch_test

@@ -8,6 +8,8 @@
 #include "squint/nn/linear.hpp"
 #include "support/data.hpp"
 
+namespace eigen_test {
+
 namespace {
 
 Eigen::MatrixXf random_matrix(Eigen::Index rows, Eigen::Index cols, unsigned seed) {
@@ -63,3 +65,5 @@ TEST(EigenTest, GemmAndLinearMatchTheRawPointerApi) {
 }
 
 }  // namespace
+
+}  // namespace eigen_test

@@ -17,6 +17,8 @@
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
+namespace fp8_test {
+
 namespace {
 
 namespace ref = squint::reference;
@@ -226,3 +228,5 @@ TEST(Fp8GemmApi, PackingAndArguments) {
 }
 
 }  // namespace
+
+}  // namespace fp8_test

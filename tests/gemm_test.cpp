@@ -23,6 +23,8 @@
 #include "simde/x86_steps_emulated.hpp"
 #endif
 
+namespace gemm_test {
+
 namespace {
 
 using squint::matrix_view;
@@ -659,3 +661,5 @@ TEST(WeightOnlyGemmApiTest, ThreadCountDoesNotChangeResults) {
 }
 
 }  // namespace
+
+}  // namespace gemm_test

@@ -12,6 +12,8 @@
 #include "squint/nn.hpp"
 #include "support/data.hpp"
 
+namespace gptq_test {
+
 namespace {
 
 using squint::nn::activation;
@@ -147,3 +149,5 @@ TEST(Gptq, ExternalInt4CodesRunExactlyAndArgumentsAreChecked) {
 }
 
 }  // namespace
+
+}  // namespace gptq_test

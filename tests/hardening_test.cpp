@@ -19,6 +19,8 @@
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
+namespace hardening_test {
+
 namespace {
 
 using squint::qparams;
@@ -228,3 +230,5 @@ TEST(HardeningTest, FloatGemmScaleProductOverflowIsRejected) {
 }
 
 }  // namespace
+
+}  // namespace hardening_test

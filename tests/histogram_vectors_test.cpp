@@ -16,6 +16,8 @@
 #include "squint/observers/torch.hpp"
 #include "support/tokens.hpp"
 
+namespace histogram_vectors_test {
+
 namespace {
 
 using squint::calibration_method;
@@ -188,3 +190,5 @@ TEST(HistogramVectorsTest, TensorRtPerChannelWeightsBitExact) {
     }
   }
 }
+
+}  // namespace histogram_vectors_test

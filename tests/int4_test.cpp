@@ -14,6 +14,8 @@
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
+namespace int4_test {
+
 namespace {
 
 TEST(Int4Packing, CodesScalesAndRoundToNearest) {
@@ -108,3 +110,5 @@ TEST(Int4GemmApi, ThreadsDispatchAndArguments) {
 }
 
 }  // namespace
+
+}  // namespace int4_test

@@ -17,6 +17,8 @@
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
+namespace kernels_test {
+
 namespace {
 
 namespace k = squint::kernels;
@@ -427,3 +429,5 @@ TYPED_TEST(KernelsTest, RuntimeEntryPointsIgnoreTheRoundingMode) {
 }
 
 }  // namespace
+
+}  // namespace kernels_test

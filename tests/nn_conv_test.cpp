@@ -23,6 +23,8 @@
 #include "squint/reference/conv.hpp"
 #include "support/data.hpp"
 
+namespace nn_conv_test {
+
 namespace {
 
 namespace nn = squint::nn;
@@ -352,3 +354,5 @@ TEST(NnConv2dFromInt8, RunsTheGivenCodes) {
 }
 
 }  // namespace
+
+}  // namespace nn_conv_test

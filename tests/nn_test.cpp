@@ -15,6 +15,8 @@
 #include "squint/reference/quantize.hpp"
 #include "support/data.hpp"
 
+namespace nn_test {
+
 namespace {
 
 using squint::nn::activation;
@@ -499,3 +501,5 @@ TEST(NnSerializeTest, CorruptFilesAreRejectedWithTheReason) {
 }
 
 }  // namespace
+
+}  // namespace nn_test

@@ -14,6 +14,8 @@
 
 #include "support/data.hpp"
 
+namespace observers_histogram_test {
+
 namespace {
 
 using squint::calibration_method;
@@ -331,3 +333,5 @@ TEST(HistogramObserverTest, InvalidOptionsAreRejected) {
 }
 
 }  // namespace
+
+}  // namespace observers_histogram_test

@@ -10,6 +10,8 @@
 
 #include "support/data.hpp"
 
+namespace observers_minmax_test {
+
 namespace {
 
 using squint::granularity;
@@ -121,3 +123,5 @@ TEST(MovingAverageObserverTest, MergeWeighsByBatches) {
 }
 
 }  // namespace
+
+}  // namespace observers_minmax_test

@@ -16,6 +16,8 @@
 #include "squint/reference/gemm.hpp"
 #include "support/onnx_proto.hpp"
 
+namespace onnx_conformance_test {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -298,3 +300,5 @@ TEST(OnnxTieTest, DynamicQuantizeLinearTies) {
 }
 
 }  // namespace
+
+}  // namespace onnx_conformance_test

@@ -14,6 +14,8 @@
 #include "squint/ops/pool.hpp"
 #include "support/data.hpp"
 
+namespace ops_test {
+
 namespace {
 
 using squint::image_shape;
@@ -150,3 +152,5 @@ TEST(OpsTest, BadArgumentsThrowAndWriteNothing) {
 }
 
 }  // namespace
+
+}  // namespace ops_test

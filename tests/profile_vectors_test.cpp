@@ -13,6 +13,8 @@
 #include "squint/observers/onnxruntime_histogram.hpp"
 #include "support/tokens.hpp"
 
+namespace profile_vectors_test {
+
 namespace {
 
 using squint::calibration_profile;
@@ -202,3 +204,5 @@ TEST(ProfileVectorsTest, ProfileConventions) {
 }
 
 }  // namespace
+
+}  // namespace profile_vectors_test

@@ -18,6 +18,8 @@
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
+namespace qat_test {
+
 namespace {
 
 namespace k = squint::kernels;
@@ -562,3 +564,5 @@ TEST(NnLinearFromInt8, RunsTheGivenCodesAndChecksArguments) {
 }
 
 }  // namespace
+
+}  // namespace qat_test

@@ -10,6 +10,8 @@
 #include "squint/reference/quantize.hpp"
 #include "support/data.hpp"
 
+namespace qparams_test {
+
 namespace {
 
 using squint::choose_qparams;
@@ -141,3 +143,5 @@ TEST(QparamsTest, ValidateNamesTheProblem) {
 }
 
 }  // namespace
+
+}  // namespace qparams_test

@@ -11,6 +11,8 @@
 
 #include "support/data.hpp"
 
+namespace quantize_api_test {
+
 namespace {
 
 using squint::per_channel_qparams;
@@ -132,3 +134,5 @@ TEST(QuantizeApiTest, DynamicQuantizeSkipsNonFiniteInTheRange) {
 }
 
 }  // namespace
+
+}  // namespace quantize_api_test

@@ -9,6 +9,8 @@
 
 #include "support/data.hpp"
 
+namespace reference_gemm_test {
+
 namespace {
 
 using squint::matrix_view;
@@ -57,3 +59,5 @@ TEST(ReferenceGemmTest, TransposedAndStridedViewsMatchCopies) {
 }
 
 }  // namespace
+
+}  // namespace reference_gemm_test

@@ -12,6 +12,8 @@
 
 #include "support/data.hpp"
 
+namespace reference_quantize_test {
+
 namespace {
 
 using squint::qparams;
@@ -127,3 +129,5 @@ TEST(ReferenceQuantizeTest, FakeQuantizeClampsToTheGivenRange) {
 }
 
 }  // namespace
+
+}  // namespace reference_quantize_test

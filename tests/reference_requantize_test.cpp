@@ -10,6 +10,8 @@
 #include <random>
 #include <vector>
 
+namespace reference_requantize_test {
+
 namespace {
 
 namespace ref = squint::reference;
@@ -97,3 +99,5 @@ TEST(ReferenceRequantizeTest, PerChannelMultipliersFollowTheSplit) {
 }
 
 }  // namespace
+
+}  // namespace reference_requantize_test

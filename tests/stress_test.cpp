@@ -16,6 +16,8 @@
 #include "squint/nn/sequential.hpp"
 #include "support/data.hpp"
 
+namespace stress_test {
+
 namespace {
 
 using squint::nn::precision;
@@ -84,3 +86,5 @@ TEST(StressTest, ModelsSharedByEightThreadsGiveSingleThreadedResults) {
 }
 
 }  // namespace
+
+}  // namespace stress_test

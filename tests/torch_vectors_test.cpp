@@ -10,6 +10,8 @@
 #include "squint/quantize.hpp"
 #include "support/tokens.hpp"
 
+namespace torch_vectors_test {
+
 namespace {
 
 using squint::granularity;
@@ -186,3 +188,5 @@ TEST(TorchVectorsTest, FakeQuantizeMatchesPyTorch) {
 }
 
 }  // namespace
+
+}  // namespace torch_vectors_test

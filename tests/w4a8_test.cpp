@@ -20,6 +20,8 @@
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
+namespace w4a8_test {
+
 namespace {
 
 using squint::packed_w4a8_weights;
@@ -182,3 +184,5 @@ TEST(W4a8GemmApi, ThreadsDispatchAccuracyAndArguments) {
 }
 
 }  // namespace
+
+}  // namespace w4a8_test
