@@ -535,7 +535,7 @@ TEST(QatTraining, BadOptionsThrow) {
   auto broken = layers;
   broken[1].in = 5;
   EXPECT_THROW(qat::prepare_qat(broken, {}), squint::error);
-  EXPECT_THROW(qat::prepare_qat({}, {}), squint::error);
+  EXPECT_THROW(qat::prepare_qat(std::vector<squint::nn::float_layer>{}, {}), squint::error);
   auto model = qat::prepare_qat(layers, {});
   EXPECT_THROW(model.convert(), squint::error);  // the input quantizers have seen no data
 }

@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: Apache-2.0
+// qat/graph.hpp: training CNNs (and anything nn::graph holds) in FP32 or with fake quantization:
+// a graph of named nodes — convolutions, BatchNorm, linear layers, pooling, residual adds,
+// flatten — with forward, backward and the parameters an optimizer updates.
+//
+//   qat::graph model;                                      // FP32 training
+//   model.add("conv1", qat::conv2d(conv, std::nullopt, std::nullopt));
+//   model.add("bn1", qat::batch_norm(qat::identity_batch_norm(32, nn::activation::relu)));
+//   ...                                                    // train: forward, loss, backward, step
+//   nn::graph int8 = model.build(build_options);           // PTQ from the trained weights, or
+//   qat::graph q = qat::prepare_qat(model, qat_options);    // QAT: train q a few epochs, then
+//   nn::graph deployed = q.convert();                       // the same outputs, bit for bit
+//
+// prepare_qat and the deployed models fold each BatchNorm into the convolution it follows, with
+// its running statistics (PyTorch's folding after freeze_bn_stats; here the statistics are
+// frozen from the start of QAT, which begins from trained weights), so the fake-quantized
+// weights are the folded ones, as deployed. Node semantics are nn::graph's; a BatchNorm node
+// takes one input, which must be a convolution used by nothing else when the model is folded.
+#pragma once
+
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "squint/nn/graph.hpp"
+#include "squint/qat/batch_norm.hpp"
+#include "squint/qat/conv2d.hpp"
+#include "squint/qat/linear.hpp"
+#include "squint/qat/sequential.hpp"
+
+SQUINT_NAMESPACE_BEGIN
+namespace qat {
+
+using node_op = std::variant<conv2d, batch_norm, linear, nn::pool, nn::add, nn::flatten>;
+
+class graph {
+ public:
+  /// Appends node `name` computing `op` on `inputs` (as nn::graph::add). Returns its index.
+  /// @throws squint::error as nn::graph::add.
+  std::size_t add(std::string name, node_op op, std::vector<std::string> inputs = {}) {
+    squint::detail::require(!name.empty() && name != "input", "qat::graph::add: '", name, "' cannot name a node");
+    for (const node& n : nodes_)
+      squint::detail::require(n.name != name, "qat::graph::add: a node is already named '", name, "'");
+    if (inputs.empty()) inputs.push_back(nodes_.empty() ? std::string("input") : nodes_.back().name);
+    const std::size_t arity = std::holds_alternative<nn::add>(op) ? 2 : 1;
+    squint::detail::require(inputs.size() == arity, "qat::graph::add: node '", name, "' takes ", arity,
+                            " inputs, got ", inputs.size());
+    node n{std::move(name), std::move(op), {}};
+    for (const std::string& in : inputs) n.inputs.push_back(index_of(in));
+    nodes_.push_back(std::move(n));
+    return nodes_.size() - 1;
+  }
+
+  std::size_t size() const { return nodes_.size(); }
+  const std::string& name(std::size_t i) const { return nodes_.at(i).name; }
+  const node_op& op(std::size_t i) const { return nodes_.at(i).op; }
+  node_op& op(std::size_t i) { return nodes_.at(i).op; }
+  /// Training steps (forward calls with images, in training mode) so far.
+  std::size_t steps() const { return steps_; }
+  /// Freeze the activation observers after this many training steps (none: never).
+  void freeze_observers_after(std::optional<std::size_t> steps) { freeze_after_ = steps; }
+
+  /// The shape of every node's output for inputs of shape `in` (the last is the model's).
+  /// @throws squint::error where a node does not fit its inputs' shapes.
+  std::vector<image_shape> shapes(const image_shape& in) const {
+    std::vector<image_shape> out;
+    for (const node& n : nodes_) {
+      const image_shape a = n.inputs[0] == input_index ? in : out[n.inputs[0]];
+      out.push_back(std::visit([&](const auto& op) { return shape_of(op, a, n); }, n.op));
+      if (n.inputs.size() == 2) {
+        const image_shape b = n.inputs[1] == input_index ? in : out[n.inputs[1]];
+        squint::detail::require(a.batch == b.batch && a.height == b.height && a.width == b.width &&
+                                    a.channels == b.channels,
+                                "qat::graph: node '", n.name, "' adds inputs of different shapes");
+      }
+    }
+    return out;
+  }
+
+  /// y (the last node's shape) = the model on x (NHWC, `in`): BatchNorm on the batch's
+  /// statistics when `training` (which also counts a step), else on its running ones. The
+  /// activation observers see every input until frozen. x and y must stay valid until backward().
+  /// @throws squint::error on an empty model, shapes that do not fit, or null pointers with elements.
+  void forward(const float* x, const image_shape& in, float* y, bool training = true) {
+    squint::detail::require(!nodes_.empty(), "qat::graph: the model has no nodes");
+    squint::detail::require_matrix("qat::graph::forward", "x", x, in.pixels(), in.channels);
+    shapes_ = shapes(in);
+    squint::detail::require_matrix("qat::graph::forward", "y", y, shapes_.back().pixels(), shapes_.back().channels);
+    if (training && freeze_after_ && steps_ == *freeze_after_) freeze_observers();
+    x_ = x;
+    in_ = in;
+    outputs_.resize(nodes_.size());
+    argmax_.resize(nodes_.size());
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      node& n = nodes_[i];
+      const bool last = i + 1 == nodes_.size();
+      if (!last) outputs_[i].resize(shapes_[i].size());
+      float* out = last ? y : outputs_[i].data();
+      const float* a = input(n, 0);
+      const image_shape& as = input_shape(n, 0);
+      if (auto* c = std::get_if<conv2d>(&n.op)) c->forward(a, as, out);
+      else if (auto* b = std::get_if<batch_norm>(&n.op)) b->forward(a, as, out, training);
+      else if (auto* l = std::get_if<linear>(&n.op)) l->forward(a, as.pixels(), out);
+      else if (const auto* p = std::get_if<nn::pool>(&n.op)) pool_forward(*p, a, as, out, argmax_[i]);
+      else if (const auto* s = std::get_if<nn::add>(&n.op)) {
+        const float* rhs = input(n, 1);
+        for (std::size_t e = 0; e < shapes_[i].size(); ++e) {
+          const float sum = a[e] + rhs[e];
+          out[e] = s->relu && !(sum > 0.0f) ? 0.0f : sum;
+        }
+      } else {
+        std::copy(a, a + as.size(), out);
+      }
+      if (last) y_ = y;
+    }
+    steps_ += training && in.batch > 0;
+  }
+
+  /// Backpropagates dy (the output's gradient for the last forward) into every node's
+  /// parameter gradients.
+  /// @throws squint::error on null dy with elements, or before any forward().
+  void backward(const float* dy) {
+    squint::detail::require(!shapes_.empty(), "qat::graph::backward: no forward() to differentiate");
+    squint::detail::require(dy != nullptr || shapes_.back().size() == 0, "qat::graph::backward: argument 'dy' is null");
+    grads_.assign(nodes_.size(), {});
+    grads_.back().assign(dy, dy + shapes_.back().size());
+    std::vector<float> dx;
+    for (std::size_t i = nodes_.size(); i-- > 0;) {
+      node& n = nodes_[i];
+      std::vector<float>& g = grads_[i];
+      if (g.empty()) g.assign(shapes_[i].size(), 0.0f);  // an output nothing used
+      const bool needs_dx = n.inputs[0] != input_index;
+      const image_shape& as = input_shape(n, 0);
+      dx.assign(needs_dx ? as.size() : 0, 0.0f);
+      float* d = needs_dx ? dx.data() : nullptr;
+      if (auto* c = std::get_if<conv2d>(&n.op)) c->backward(g.data(), d);
+      else if (auto* b = std::get_if<batch_norm>(&n.op)) b->backward(g.data(), d);
+      else if (auto* l = std::get_if<linear>(&n.op)) l->backward(g.data(), d);
+      else if (const auto* p = std::get_if<nn::pool>(&n.op)) {
+        if (d) pool_backward(*p, as, g.data(), argmax_[i], d);
+      } else if (const auto* s = std::get_if<nn::add>(&n.op)) {
+        const float* out = i + 1 == nodes_.size() ? y_ : outputs_[i].data();
+        for (std::size_t e = 0; e < g.size() && s->relu; ++e)
+          if (!(out[e] > 0.0f)) g[e] = 0.0f;
+        if (d) std::copy(g.begin(), g.end(), d);
+        if (n.inputs[1] != input_index) accumulate(n.inputs[1], g.data());
+      } else if (d) {
+        std::copy(g.begin(), g.end(), d);
+      }
+      if (d) accumulate(n.inputs[0], d);
+      if (i + 1 < nodes_.size()) std::vector<float>().swap(g);
+    }
+  }
+
+  /// Every node's parameters, first node first.
+  std::vector<parameter> parameters() {
+    std::vector<parameter> all;
+    for (node& n : nodes_) {
+      std::vector<parameter> p;
+      if (auto* c = std::get_if<conv2d>(&n.op)) p = c->parameters();
+      else if (auto* b = std::get_if<batch_norm>(&n.op)) p = b->parameters();
+      else if (auto* l = std::get_if<linear>(&n.op)) p = l->parameters();
+      all.insert(all.end(), p.begin(), p.end());
+    }
+    return all;
+  }
+
+  /// Stops every activation observer (their qparams stay).
+  void freeze_observers() {
+    for (node& n : nodes_) {
+      if (auto* c = std::get_if<conv2d>(&n.op)) c->freeze_observer();
+      if (auto* l = std::get_if<linear>(&n.op)) l->freeze_observer();
+    }
+  }
+
+  /// The deployed model: each layer's convert() (int8_static where both weights and input are
+  /// fake-quantized, else FP32), each BatchNorm folded into its convolution.
+  /// @throws squint::error as conv2d::convert / linear::convert, or on a BatchNorm that cannot fold.
+  nn::graph convert(const nn::backend& kernels) const {
+    return assemble([&](const conv2d& c) { return c.convert(kernels); },
+                    [&](const linear& l, std::size_t) { return l.convert(kernels); });
+  }
+
+  /// The model in any nn precision from the float master weights (PTQ of the trained model;
+  /// o.overrides by weighted layer: convolutions and linear layers counted in node order), each
+  /// BatchNorm folded into its convolution. int8_static layers need calibrate() and freeze().
+  /// @throws squint::error on a BatchNorm that cannot fold, or as nn::conv2d / nn::linear.
+  nn::graph build(const nn::build_options& o) const {
+    const auto options = [&](std::size_t layer) {
+      const auto it = o.overrides.find(layer);
+      return it == o.overrides.end() ? o.mode : it->second;
+    };
+    std::size_t layer = 0;
+    return assemble(
+        [&](const conv2d& c) {
+          const float_conv f = c.float_layer();
+          nn::conv2d_options co;
+          co.mode = options(layer++);
+          co.act = f.act;
+          co.input_observer = o.input_observer;
+          co.kernels = o.kernels;
+          co.reduce_range = o.reduce_range;
+          co.weight_range = o.weight_range;
+          co.int4_group = o.int4_group;
+          return nn::conv2d(f.weights.data(), f.filter, f.layout, f.params, f.bias.empty() ? nullptr : f.bias.data(),
+                            co);
+        },
+        [&](const linear& l, std::size_t) {
+          const nn::float_layer f = l.float_layer();
+          nn::linear_options lo;
+          lo.mode = options(layer++);
+          lo.act = f.act;
+          lo.per_row = o.per_row;
+          lo.input_observer = o.input_observer;
+          lo.kernels = o.kernels;
+          lo.reduce_range = o.reduce_range;
+          lo.weight_range = o.weight_range;
+          lo.int4_group = o.int4_group;
+          return nn::linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(), lo);
+        });
+  }
+
+  /// The QAT model of this one (see prepare_qat).
+  /// @throws squint::error on a BatchNorm that cannot fold, an override for a missing layer, or
+  ///         invalid quantizer options.
+  graph prepare(const qat_options& o) const {
+    std::size_t layers = 0;
+    graph q;
+    q.freeze_after_ = o.freeze_observers_after;
+    const auto weights = [&]() {
+      const auto it = o.weight_overrides.find(layers++);
+      return it == o.weight_overrides.end() ? o.weights : std::optional<weight_quant>(it->second);
+    };
+    const std::vector<std::size_t> folds = fold_targets();
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      const node& n = nodes_[i];
+      std::vector<std::string> inputs;
+      for (std::size_t from : n.inputs) inputs.push_back(from == input_index ? "input" : output_name(from));
+      if (folds[i] != none) continue;  // a convolution whose BatchNorm folds into it
+      if (const auto* b = std::get_if<batch_norm>(&n.op)) {
+        q.add(nodes_[n.inputs[0]].name, conv2d(folded(n.inputs[0], *b), weights(), o.activations, o.kernels),
+              {input_names(nodes_[n.inputs[0]])});
+      } else if (const auto* c = std::get_if<conv2d>(&n.op)) {
+        q.add(n.name, conv2d(c->float_layer(), weights(), o.activations, o.kernels), inputs);
+      } else if (const auto* l = std::get_if<linear>(&n.op)) {
+        q.add(n.name, linear(l->float_layer(), weights(), o.activations, o.kernels), inputs);
+      } else {
+        q.add(n.name, n.op, inputs);
+      }
+    }
+    if (!o.weight_overrides.empty())
+      squint::detail::require(o.weight_overrides.rbegin()->first < layers, "qat::prepare_qat: weight override for layer ",
+                              o.weight_overrides.rbegin()->first, " of ", layers);
+    return q;
+  }
+
+ private:
+  static constexpr std::size_t input_index = static_cast<std::size_t>(-1);
+  static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+  struct node {
+    std::string name;
+    node_op op;
+    std::vector<std::size_t> inputs;
+  };
+
+  std::size_t index_of(const std::string& name) const {
+    if (name == "input") return input_index;
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      if (nodes_[i].name == name) return i;
+    squint::detail::fail("qat::graph::add: no node named '", name, "' before this one");
+  }
+
+  const float* input(const node& n, std::size_t k) const {
+    return n.inputs[k] == input_index ? x_ : outputs_[n.inputs[k]].data();
+  }
+  const image_shape& input_shape(const node& n, std::size_t k) const {
+    return n.inputs[k] == input_index ? in_ : shapes_[n.inputs[k]];
+  }
+  void accumulate(std::size_t to, const float* d) {
+    std::vector<float>& g = grads_[to];
+    if (g.empty()) {
+      g.assign(d, d + shapes_[to].size());
+      return;
+    }
+    for (std::size_t e = 0; e < g.size(); ++e) g[e] += d[e];
+  }
+
+  static image_shape shape_of(const conv2d& c, const image_shape& a, const node&) { return c.output_shape(a); }
+  static image_shape shape_of(const batch_norm& b, const image_shape& a, const node& n) {
+    squint::detail::require(a.channels == b.channels(), "qat::graph: node '", n.name, "' normalizes ", b.channels(),
+                            " channels, its input has ", a.channels);
+    return a;
+  }
+  static image_shape shape_of(const linear& l, const image_shape& a, const node& n) {
+    squint::detail::require(a.channels == l.in_features(), "qat::graph: node '", n.name, "' takes ", l.in_features(),
+                            " features, its input has ", a.channels);
+    return {a.batch, a.height, a.width, l.out_features()};
+  }
+  static image_shape shape_of(const nn::pool& p, const image_shape& a, const node&) {
+    if (p.type == nn::pool::kind::global_average) return {a.batch, 1, 1, a.channels};
+    return squint::detail::pool_geometry("qat::graph pool", a, p.params).out;
+  }
+  static image_shape shape_of(const nn::add&, const image_shape& a, const node&) { return a; }
+  static image_shape shape_of(const nn::flatten&, const image_shape& a, const node&) {
+    return {a.batch, 1, 1, a.height * a.width * a.channels};
+  }
+
+  /// The deployed pooling's values; for max pooling also the input element each output came
+  /// from (the first maximum, as max_pool2d keeps; `none` for a window of padding only).
+  static void pool_forward(const nn::pool& p, const float* x, const image_shape& a, float* y,
+                           std::vector<std::size_t>& argmax) {
+    if (p.type == nn::pool::kind::average) return avg_pool2d(x, a, p.params, y);
+    if (p.type == nn::pool::kind::global_average) return global_avg_pool(x, a, y);
+    max_pool2d(x, a, p.params, y);
+    const conv2d_geometry g = squint::detail::pool_geometry("qat::graph pool", a, p.params);
+    const std::size_t c = a.channels;
+    argmax.assign(g.out.size(), none);
+    const float lowest = std::numeric_limits<float>::lowest();
+    squint::detail::for_each_window(x, g, lowest, [&](std::size_t pixel, const float* const* taps, std::size_t) {
+      for (std::size_t j = 0; j < c; ++j) {
+        const float* best = nullptr;
+        for (std::size_t t = 0; t < g.filter.taps(); ++t)
+          if (best == nullptr || *best < taps[t][j]) best = taps[t] + j;
+        if (best != nullptr && best >= x && best < x + a.size()) argmax[pixel * c + j] = static_cast<std::size_t>(best - x);
+      }
+    });
+  }
+  static void pool_backward(const nn::pool& p, const image_shape& a, const float* dy,
+                            const std::vector<std::size_t>& argmax, float* dx) {
+    const std::size_t c = a.channels;
+    if (p.type == nn::pool::kind::max) {
+      for (std::size_t e = 0; e < argmax.size(); ++e)
+        if (argmax[e] != none) dx[argmax[e]] += dy[e];
+      return;
+    }
+    if (p.type == nn::pool::kind::global_average) {
+      const std::size_t area = a.height * a.width;
+      for (std::size_t n = 0; n < a.batch; ++n)
+        for (std::size_t i = 0; i < area; ++i)
+          for (std::size_t j = 0; j < c; ++j) dx[(n * area + i) * c + j] += dy[n * c + j] / static_cast<float>(area);
+      return;
+    }
+    // Average: each window's gradient shared by its in-image taps, divided by the forward's count.
+    const conv2d_geometry g = squint::detail::pool_geometry("qat::graph pool", a, p.params);
+    const std::vector<float> zero(a.size(), 0.0f);
+    squint::detail::for_each_window(zero.data(), g, 0.0f,
+                                    [&](std::size_t pixel, const float* const* taps, std::size_t inside) {
+      const float count = static_cast<float>(p.params.count_include_pad ? g.filter.taps() : std::max<std::size_t>(inside, 1));
+      for (std::size_t t = 0; t < g.filter.taps(); ++t) {
+        if (taps[t] < zero.data() || taps[t] >= zero.data() + zero.size()) continue;  // padding
+        float* to = dx + (taps[t] - zero.data());
+        for (std::size_t j = 0; j < c; ++j) to[j] += dy[pixel * c + j] / count;
+      }
+    });
+  }
+
+  /// For each node, the BatchNorm node that folds into it (none for every other node).
+  std::vector<std::size_t> fold_targets() const {
+    std::vector<std::size_t> folds(nodes_.size(), none);
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (!std::holds_alternative<batch_norm>(nodes_[i].op)) continue;
+      const std::size_t from = nodes_[i].inputs[0];
+      bool foldable = from != input_index && std::holds_alternative<conv2d>(nodes_[from].op);
+      for (std::size_t j = 0; j < nodes_.size() && foldable; ++j)
+        for (std::size_t in : nodes_[j].inputs) foldable = foldable && (j == i || in != from);
+      squint::detail::require(foldable, "qat::graph: BatchNorm '", nodes_[i].name,
+                              "' does not follow a convolution that nothing else uses, so it cannot fold");
+      squint::detail::require(std::get<conv2d>(nodes_[from].op).act() == nn::activation::none,
+                              "qat::graph: convolution '", nodes_[from].name,
+                              "' has an activation before its BatchNorm, so the BatchNorm cannot fold");
+      folds[from] = i;
+    }
+    return folds;
+  }
+  /// The name node i's output goes by in the folded model (a BatchNorm's is its convolution's).
+  std::string output_name(std::size_t i) const {
+    if (std::holds_alternative<batch_norm>(nodes_[i].op)) return nodes_[nodes_[i].inputs[0]].name;
+    return nodes_[i].name;
+  }
+  std::string input_names(const node& n) const {
+    return n.inputs[0] == input_index ? std::string("input") : output_name(n.inputs[0]);
+  }
+  /// Convolution `conv` with BatchNorm b folded in (running statistics), taking b's activation.
+  float_conv folded(std::size_t conv, const batch_norm& b) const {
+    float_conv f = std::get<conv2d>(nodes_[conv].op).float_layer();
+    const batch_norm_state& s = b.state();
+    nn::fold_batch_norm(f.weights, f.bias, s.gamma, s.beta, s.running_mean, s.running_var, s.eps);
+    f.act = s.act;
+    return f;
+  }
+
+  /// The nn::graph of the folded model, its layers made by conv_of and linear_of.
+  template <class ConvOf, class LinearOf>
+  nn::graph assemble(ConvOf conv_of, LinearOf linear_of) const {
+    const std::vector<std::size_t> folds = fold_targets();
+    nn::graph g;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      const node& n = nodes_[i];
+      if (folds[i] != none) continue;
+      std::vector<std::string> inputs;
+      for (std::size_t from : n.inputs) inputs.push_back(from == input_index ? "input" : output_name(from));
+      if (const auto* b = std::get_if<batch_norm>(&n.op)) {
+        const conv2d fp32(folded(n.inputs[0], *b), std::nullopt, std::nullopt);
+        g.add(nodes_[n.inputs[0]].name, conv_of(fp32), {input_names(nodes_[n.inputs[0]])});
+      } else if (const auto* c = std::get_if<conv2d>(&n.op)) {
+        g.add(n.name, conv_of(*c), inputs);
+      } else if (const auto* l = std::get_if<linear>(&n.op)) {
+        g.add(n.name, linear_of(*l, i), inputs);
+      } else if (const auto* p = std::get_if<nn::pool>(&n.op)) {
+        g.add(n.name, *p, inputs);
+      } else if (const auto* s = std::get_if<nn::add>(&n.op)) {
+        g.add(n.name, *s, inputs);
+      } else {
+        g.add(n.name, nn::flatten{}, inputs);
+      }
+    }
+    return g;
+  }
+
+  std::vector<node> nodes_;
+  std::optional<std::size_t> freeze_after_;
+  std::size_t steps_ = 0;
+  // The last forward's input, shapes, outputs (the last one is the caller's y) and max-pool
+  // routes; backward's gradients per node output.
+  const float* x_ = nullptr;
+  const float* y_ = nullptr;
+  image_shape in_;
+  std::vector<image_shape> shapes_;
+  std::vector<std::vector<float>> outputs_, grads_;
+  std::vector<std::vector<std::size_t>> argmax_;
+};
+
+/// The QAT model of a float (FP32-trained) graph: quantizers inserted as `options` says, each
+/// BatchNorm folded into its convolution with its running statistics.
+inline graph prepare_qat(const graph& model, const qat_options& options = {}) { return model.prepare(options); }
+
+}  // namespace qat
+SQUINT_NAMESPACE_END
