@@ -409,7 +409,7 @@ TEST(QatGraphTest, BadArgumentsThrow) {
   std::vector<float> x(in.size()), y(3);
   EXPECT_THROW(q.forward(x.data(), {1, 8, 8, 3}, y.data()), squint::error);
   EXPECT_THROW(q.forward(nullptr, in, y.data()), squint::error);
-  EXPECT_THROW(q.convert(nn::native_backend()), squint::error);  // no data seen yet
+  EXPECT_THROW(q.convert(), squint::error);  // no data seen yet
 }
 
 }  // namespace qat_cnn_test

@@ -40,6 +40,19 @@ struct conv2d_options {
   /// int4_weight_only and int4_dynamic: inputs per weight scale (a multiple of 16; a convolution's inputs are
   /// taps x group channels).
   std::size_t int4_group = 32;
+
+  /// The same choices as a linear layer's (per_row, which convolutions lack, aside).
+  static conv2d_options like(const linear_options& o) {
+    conv2d_options c;
+    c.mode = o.mode;
+    c.act = o.act;
+    c.input_observer = o.input_observer;
+    c.kernels = o.kernels;
+    c.reduce_range = o.reduce_range;
+    c.weight_range = o.weight_range;
+    c.int4_group = o.int4_group;
+    return c;
+  }
 };
 
 /// Folds an inference BatchNorm (per output channel: gamma, beta, running mean and variance)

@@ -39,6 +39,21 @@ struct build_options {
   /// int4_weight_only and int4_dynamic: inputs per weight scale (a multiple of 16; a convolution's inputs are
   /// taps x group channels).
   std::size_t int4_group = 32;
+
+  /// The options of layer `layer` (its override or `mode`) with activation `act`.
+  linear_options layer_options(std::size_t layer, activation act) const {
+    linear_options o;
+    const auto override_it = overrides.find(layer);
+    o.mode = override_it == overrides.end() ? mode : override_it->second;
+    o.act = act;
+    o.per_row = per_row;
+    o.input_observer = input_observer;
+    o.kernels = kernels;
+    o.reduce_range = reduce_range;
+    o.weight_range = weight_range;
+    o.int4_group = int4_group;
+    return o;
+  }
 };
 
 /// Reports calibration progress: batches done and the total.
@@ -69,17 +84,8 @@ class sequential {
                               " weights for ", f.out, " x ", f.in);
       squint::detail::require(f.bias.empty() || f.bias.size() == f.out, "sequential: layer ", l, " has ",
                               f.bias.size(), " biases for ", f.out, " outputs");
-      linear_options o;
-      const auto override_it = options.overrides.find(l);
-      o.mode = override_it == options.overrides.end() ? options.mode : override_it->second;
-      o.act = f.act;
-      o.per_row = options.per_row;
-      o.input_observer = options.input_observer;
-      o.kernels = options.kernels;
-      o.reduce_range = options.reduce_range;
-      o.weight_range = options.weight_range;
-      o.int4_group = options.int4_group;
-      add(linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(), o));
+      add(linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(),
+                 options.layer_options(l, f.act)));
     }
   }
 

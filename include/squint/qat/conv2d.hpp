@@ -37,6 +37,8 @@ struct float_conv {
   nn::activation act = nn::activation::none;
 };
 
+class graph;
+
 class conv2d {
  public:
   /// Starts from the float convolution f (its weights become the master copy training updates).
@@ -177,6 +179,8 @@ class conv2d {
   float_conv float_layer() const { return {w_, b_, filter_, filter_layout::ohwi, params_, act_}; }
 
  private:
+  friend class graph;  // cross-layer equalization scales the master weights in place
+
   nn::conv2d fp32_layer(const std::vector<float>& w, const nn::backend& kernels) const {
     nn::conv2d_options o;
     o.mode = nn::precision::fp32;

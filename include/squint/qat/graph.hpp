@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "squint/nn/equalize.hpp"
 #include "squint/nn/graph.hpp"
 #include "squint/qat/batch_norm.hpp"
 #include "squint/qat/conv2d.hpp"
@@ -88,35 +89,10 @@ class graph {
   void forward(const float* x, const image_shape& in, float* y, bool training = true) {
     squint::detail::require(!nodes_.empty(), "qat::graph: the model has no nodes");
     squint::detail::require_matrix("qat::graph::forward", "x", x, in.pixels(), in.channels);
-    shapes_ = shapes(in);
-    squint::detail::require_matrix("qat::graph::forward", "y", y, shapes_.back().pixels(), shapes_.back().channels);
+    const image_shape out = shapes(in).back();
+    squint::detail::require_matrix("qat::graph::forward", "y", y, out.pixels(), out.channels);
     if (training && freeze_after_ && steps_ == *freeze_after_) freeze_observers();
-    x_ = x;
-    in_ = in;
-    outputs_.resize(nodes_.size());
-    argmax_.resize(nodes_.size());
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      node& n = nodes_[i];
-      const bool last = i + 1 == nodes_.size();
-      if (!last) outputs_[i].resize(shapes_[i].size());
-      float* out = last ? y : outputs_[i].data();
-      const float* a = input(n, 0);
-      const image_shape& as = input_shape(n, 0);
-      if (auto* c = std::get_if<conv2d>(&n.op)) c->forward(a, as, out);
-      else if (auto* b = std::get_if<batch_norm>(&n.op)) b->forward(a, as, out, training);
-      else if (auto* l = std::get_if<linear>(&n.op)) l->forward(a, as.pixels(), out);
-      else if (const auto* p = std::get_if<nn::pool>(&n.op)) pool_forward(*p, a, as, out, argmax_[i]);
-      else if (const auto* s = std::get_if<nn::add>(&n.op)) {
-        const float* rhs = input(n, 1);
-        for (std::size_t e = 0; e < shapes_[i].size(); ++e) {
-          const float sum = a[e] + rhs[e];
-          out[e] = s->relu && !(sum > 0.0f) ? 0.0f : sum;
-        }
-      } else {
-        std::copy(a, a + as.size(), out);
-      }
-      if (last) y_ = y;
-    }
+    run(x, in, y, training, nodes_.size());
     steps_ += training && in.batch > 0;
   }
 
@@ -182,46 +158,110 @@ class graph {
   /// @throws squint::error as conv2d::convert / linear::convert, or on a BatchNorm that cannot fold.
   nn::graph convert(const nn::backend& kernels) const {
     return assemble([&](const conv2d& c) { return c.convert(kernels); },
-                    [&](const linear& l, std::size_t) { return l.convert(kernels); });
+                    [&](const linear& l) { return l.convert(kernels); });
   }
+  /// The deployed model on the kernels prepare_qat was given (the native ones otherwise).
+  nn::graph convert() const { return convert(kernels_); }
 
   /// The model in any nn precision from the float master weights (PTQ of the trained model;
   /// o.overrides by weighted layer: convolutions and linear layers counted in node order), each
   /// BatchNorm folded into its convolution. int8_static layers need calibrate() and freeze().
   /// @throws squint::error on a BatchNorm that cannot fold, or as nn::conv2d / nn::linear.
   nn::graph build(const nn::build_options& o) const {
-    const auto options = [&](std::size_t layer) {
-      const auto it = o.overrides.find(layer);
-      return it == o.overrides.end() ? o.mode : it->second;
-    };
     std::size_t layer = 0;
     return assemble(
         [&](const conv2d& c) {
           const float_conv f = c.float_layer();
-          nn::conv2d_options co;
-          co.mode = options(layer++);
-          co.act = f.act;
-          co.input_observer = o.input_observer;
-          co.kernels = o.kernels;
-          co.reduce_range = o.reduce_range;
-          co.weight_range = o.weight_range;
-          co.int4_group = o.int4_group;
           return nn::conv2d(f.weights.data(), f.filter, f.layout, f.params, f.bias.empty() ? nullptr : f.bias.data(),
-                            co);
+                            nn::conv2d_options::like(o.layer_options(layer++, f.act)));
         },
-        [&](const linear& l, std::size_t) {
+        [&](const linear& l) {
           const nn::float_layer f = l.float_layer();
-          nn::linear_options lo;
-          lo.mode = options(layer++);
-          lo.act = f.act;
-          lo.per_row = o.per_row;
-          lo.input_observer = o.input_observer;
-          lo.kernels = o.kernels;
-          lo.reduce_range = o.reduce_range;
-          lo.weight_range = o.weight_range;
-          lo.int4_group = o.int4_group;
-          return nn::linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(), lo);
+          return nn::linear(f.weights.data(), f.out, f.in, f.in, f.bias.empty() ? nullptr : f.bias.data(),
+                            o.layer_options(layer++, f.act));
         });
+  }
+
+  /// This model in FP32 with each BatchNorm folded into its convolution (running statistics):
+  /// the float model the deployed ones are built from, e.g. to transform before quantization.
+  /// @throws squint::error on a BatchNorm that cannot fold.
+  graph folded() const { return prepare(fp32_training(kernels_)); }
+
+  /// Cross-layer equalization (nn/equalize.hpp), in place, of every convolution or linear layer
+  /// (ReLU or no activation) whose output reaches exactly one convolution or linear layer through
+  /// nothing but pooling (and flatten, before a linear layer) that nothing else reads. Returns
+  /// the sweeps run. The model computes the same function, up to rounding.
+  /// @throws squint::error if the model still has BatchNorm nodes (equalize folded() instead).
+  std::size_t equalize(const nn::equalize_options& o = {}) {
+    std::vector<std::pair<nn::detail::producer, nn::detail::consumer>> pairs;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      squint::detail::require(!std::holds_alternative<batch_norm>(nodes_[i].op), "qat::graph::equalize: BatchNorm '",
+                              nodes_[i].name, "' is not folded; equalize folded() instead");
+      const std::optional<nn::detail::producer> p = producer_of(nodes_[i].op);
+      if (!p) continue;
+      std::size_t at = i;
+      bool flattened = false;
+      for (;;) {
+        std::size_t readers = 0, reader = 0;
+        for (std::size_t j = at + 1; j < nodes_.size(); ++j)
+          for (std::size_t in : nodes_[j].inputs)
+            if (in == at) ++readers, reader = j;
+        if (readers != 1 || nodes_[reader].inputs.size() != 1) break;
+        node_op& op = nodes_[reader].op;
+        if (std::holds_alternative<nn::pool>(op) || std::holds_alternative<nn::flatten>(op)) {
+          flattened = flattened || std::holds_alternative<nn::flatten>(op);
+          at = reader;
+          continue;
+        }
+        if (auto* c = std::get_if<conv2d>(&op); c && !flattened)
+          pairs.push_back({*p, {c->w_.data(), c->filter_.out_channels, c->w_.size() / c->filter_.out_channels,
+                                c->filter_.taps(), c->params_.groups}});
+        if (auto* l = std::get_if<linear>(&op)) pairs.push_back({*p, {l->w_.data(), l->out_, l->in_}});
+        break;
+      }
+    }
+    return nn::detail::equalize_pairs(pairs, o);
+  }
+
+  /// Empirical bias correction (Nagel et al. 2019, section 4.2, from data): layer by layer in
+  /// node order, each convolution's and linear layer's bias moves by the mean, per output
+  /// channel, of reference's output minus this model's, both before the activation, over the
+  /// calibration images x (NHWC, `in`; in batches of `batch`), each model on its own inputs: the
+  /// shift quantization error leaves in the expected output, this model's earlier corrections
+  /// included. reference is the float model this one was prepared from (folded(): the same
+  /// nodes). Freezes the activation observers first (calibrate before). A layer without a bias
+  /// gets one. Returns the largest correction.
+  /// @throws squint::error on a reference of another structure, batch == 0, or bad shapes.
+  float correct_bias(graph& reference, const float* x, const image_shape& in, std::size_t batch = 64) {
+    squint::detail::require(batch > 0, "qat::graph::correct_bias: batch must be positive");
+    squint::detail::require(!nodes_.empty(), "qat::graph: the model has no nodes");
+    squint::detail::require_matrix("qat::graph::correct_bias", "x", x, in.pixels(), in.channels);
+    squint::detail::require(reference.nodes_.size() == nodes_.size(), "qat::graph::correct_bias: the reference has ",
+                            reference.nodes_.size(), " nodes, this model ", nodes_.size());
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      squint::detail::require(reference.nodes_[i].op.index() == nodes_[i].op.index() &&
+                                  reference.nodes_[i].inputs == nodes_[i].inputs,
+                              "qat::graph::correct_bias: node '", nodes_[i].name, "' differs from the reference's");
+    shapes(in);
+    freeze_observers();
+    float largest = 0.0f;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      std::vector<float>* bias = nullptr;
+      if (auto* c = std::get_if<conv2d>(&nodes_[i].op)) bias = &c->b_;
+      else if (auto* l = std::get_if<linear>(&nodes_[i].op)) bias = &l->b_;
+      else continue;
+      const std::vector<double> want = reference.pre_activation_means(i, x, in, batch);
+      const std::vector<double> have = pre_activation_means(i, x, in, batch);
+      bias->resize(want.size(), 0.0f);
+      for (std::size_t c = 0; c < want.size(); ++c) {
+        const float shift = static_cast<float>(want[c] - have[c]);
+        (*bias)[c] += shift;
+        largest = std::max(largest, std::fabs(shift));
+      }
+      if (auto* c = std::get_if<conv2d>(&nodes_[i].op)) c->db_.resize(c->b_.size(), 0.0f);
+      if (auto* l = std::get_if<linear>(&nodes_[i].op)) l->db_.resize(l->b_.size(), 0.0f);
+    }
+    return largest;
   }
 
   /// The QAT model of this one (see prepare_qat).
@@ -231,6 +271,7 @@ class graph {
     std::size_t layers = 0;
     graph q;
     q.freeze_after_ = o.freeze_observers_after;
+    q.kernels_ = o.kernels;
     const auto weights = [&]() {
       const auto it = o.weight_overrides.find(layers++);
       return it == o.weight_overrides.end() ? o.weights : std::optional<weight_quant>(it->second);
@@ -262,6 +303,15 @@ class graph {
   static constexpr std::size_t input_index = static_cast<std::size_t>(-1);
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
 
+  /// A convolution's or linear layer's weights as the first layer of an equalized pair (none for
+  /// other nodes; both activations, ReLU and none, commute with a positive scale).
+  static std::optional<nn::detail::producer> producer_of(node_op& op) {
+    if (auto* c = std::get_if<conv2d>(&op))
+      return nn::detail::producer{c->w_.data(), c->filter_.out_channels, c->w_.size() / c->filter_.out_channels, &c->b_};
+    if (auto* l = std::get_if<linear>(&op)) return nn::detail::producer{l->w_.data(), l->out_, l->in_, &l->b_};
+    return std::nullopt;
+  }
+
   struct node {
     std::string name;
     node_op op;
@@ -273,6 +323,67 @@ class graph {
     for (std::size_t i = 0; i < nodes_.size(); ++i)
       if (nodes_[i].name == name) return i;
     squint::detail::fail("qat::graph::add: no node named '", name, "' before this one");
+  }
+
+  /// Runs nodes [0, count) on x; the last node writes y when count is the whole model, every
+  /// other node its entry of outputs_.
+  void run(const float* x, const image_shape& in, float* y, bool training, std::size_t count) {
+    shapes_ = shapes(in);
+    x_ = x;
+    in_ = in;
+    outputs_.resize(nodes_.size());
+    argmax_.resize(nodes_.size());
+    for (std::size_t i = 0; i < count; ++i) {
+      node& n = nodes_[i];
+      const bool last = i + 1 == nodes_.size();
+      if (!last) outputs_[i].resize(shapes_[i].size());
+      float* out = last ? y : outputs_[i].data();
+      const float* a = input(n, 0);
+      const image_shape& as = input_shape(n, 0);
+      if (auto* c = std::get_if<conv2d>(&n.op)) c->forward(a, as, out);
+      else if (auto* b = std::get_if<batch_norm>(&n.op)) b->forward(a, as, out, training);
+      else if (auto* l = std::get_if<linear>(&n.op)) l->forward(a, as.pixels(), out);
+      else if (const auto* p = std::get_if<nn::pool>(&n.op)) pool_forward(*p, a, as, out, argmax_[i]);
+      else if (const auto* s = std::get_if<nn::add>(&n.op)) {
+        const float* rhs = input(n, 1);
+        for (std::size_t e = 0; e < shapes_[i].size(); ++e) {
+          const float sum = a[e] + rhs[e];
+          out[e] = s->relu && !(sum > 0.0f) ? 0.0f : sum;
+        }
+      } else {
+        std::copy(a, a + as.size(), out);
+      }
+      if (last) y_ = y;
+    }
+  }
+
+  /// Per output channel, the mean of weighted node i's output before its activation over x
+  /// (NHWC, `in`), in batches of `batch` images; the other nodes run as they are.
+  std::vector<double> pre_activation_means(std::size_t i, const float* x, const image_shape& in, std::size_t batch) {
+    nn::activation* act = nullptr;
+    if (auto* c = std::get_if<conv2d>(&nodes_[i].op)) act = &c->act_;
+    if (auto* l = std::get_if<linear>(&nodes_[i].op)) act = &l->act_;
+    const nn::activation keep = *act;
+    *act = nn::activation::none;
+    std::vector<double> sum;
+    std::size_t rows = 0;
+    const std::size_t image = in.height * in.width * in.channels;
+    std::vector<float> last;
+    for (std::size_t b = 0; b < in.batch; b += batch) {
+      image_shape part = in;
+      part.batch = std::min(batch, in.batch - b);
+      const image_shape o = shapes(part)[i];
+      if (i + 1 == nodes_.size()) last.resize(o.size());
+      run(x + b * image, part, last.data(), false, i + 1);
+      const float* y = i + 1 == nodes_.size() ? last.data() : outputs_[i].data();
+      sum.resize(o.channels, 0.0);
+      for (std::size_t r = 0; r < o.pixels(); ++r)
+        for (std::size_t c = 0; c < o.channels; ++c) sum[c] += y[r * o.channels + c];
+      rows += o.pixels();
+    }
+    *act = keep;
+    for (double& v : sum) v /= static_cast<double>(std::max<std::size_t>(rows, 1));
+    return sum;
   }
 
   const float* input(const node& n, std::size_t k) const {
@@ -410,7 +521,7 @@ class graph {
       } else if (const auto* c = std::get_if<conv2d>(&n.op)) {
         g.add(n.name, conv_of(*c), inputs);
       } else if (const auto* l = std::get_if<linear>(&n.op)) {
-        g.add(n.name, linear_of(*l, i), inputs);
+        g.add(n.name, linear_of(*l), inputs);
       } else if (const auto* p = std::get_if<nn::pool>(&n.op)) {
         g.add(n.name, *p, inputs);
       } else if (const auto* s = std::get_if<nn::add>(&n.op)) {
@@ -424,6 +535,7 @@ class graph {
 
   std::vector<node> nodes_;
   std::optional<std::size_t> freeze_after_;
+  nn::backend kernels_ = nn::native_backend();
   std::size_t steps_ = 0;
   // The last forward's input, shapes, outputs (the last one is the caller's y) and max-pool
   // routes; backward's gradients per node output.

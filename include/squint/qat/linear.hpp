@@ -27,6 +27,8 @@
 SQUINT_NAMESPACE_BEGIN
 namespace qat {
 
+class graph;
+
 class linear {
  public:
   /// Starts from the float layer f (its weights are the master copy training updates). Without
@@ -173,6 +175,8 @@ class linear {
   nn::float_layer float_layer() const { return {w_, b_, out_, in_, act_}; }
 
  private:
+  friend class graph;  // cross-layer equalization scales the master weights in place
+
   std::size_t out_, in_;
   nn::activation act_;
   std::vector<float> w_, b_, dw_, db_;
