@@ -1,22 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // fashion_mnist_cnn: the CNN half of the workflow on real data. Trains two small CNNs in FP32 on
-// Fashion-MNIST (or loads the weights an earlier run saved):
+// Fashion-MNIST with squint's own training path (squint::qat, BatchNorm on batch statistics), or
+// loads the weights an earlier run saved:
 //   plain:    conv3x3 1->32 + BN + ReLU, max pool, conv3x3 32->64 + BN + ReLU, max pool,
 //             fc 3136->128 + ReLU, fc 128->10;
 //   residual: the same with a residual block (conv3x3 64->64 + BN + ReLU, conv3x3 64->64 + BN,
 //             + skip, ReLU) after the second pool.
-// Folds each BatchNorm into its convolution (nn::fold_batch_norm), builds the model as an
-// nn::graph in every precision, calibrates the static ones on training images only, and prints
+// Builds each trained model as an nn::graph in every precision (qat::graph::build folds each
+// BatchNorm into its convolution), calibrates the static ones on training images only, and prints
 // accuracy on the 10,000 test images, weight bytes and single-thread latency side by side, and
-// an SVG like the MLP demo's.
+// an SVG like the MLP demo's. Then, on the plain CNN, PTQ against QAT (prepare_qat -> fine-tune ->
+// convert) for 8-, 4- and 2-bit weights per channel and per tensor.
 //
-//   fashion_mnist_cnn [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]
-//                     [--test-limit N] [--max-drop PP] [--quick]
+//   fashion_mnist_cnn [--data DIR] [--out DIR] [--retrain] [--epochs N] [--qat-epochs N]
+//                     [--train-limit N] [--test-limit N] [--max-drop PP] [--quick]
 //
-// Writes into --out (default: the example's build directory): fashion_mnist_cnn_<model>.weights
-// (the trained FP32 weights, reused by later runs) and fashion_mnist_cnn.svg.
-#include <Eigen/Core>
-
+// --epochs: FP32 training epochs (default 1); --qat-epochs: QAT epochs per setting (default 1,
+// 0 skips the comparison). Writes into --out (default: the example's build directory):
+// fashion_mnist_cnn_<model>.weights (the trained FP32 weights, reused by later runs) and
+// fashion_mnist_cnn.svg.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -27,11 +29,13 @@
 #include <iostream>
 #include <string>
 #include <system_error>
+#include <variant>
 #include <vector>
 
 #include "fashion_mnist_common.hpp"
 #include "squint/dispatch.hpp"
 #include "squint/nn.hpp"
+#include "squint/qat.hpp"
 
 namespace {
 
@@ -40,319 +44,110 @@ using demo::dataset;
 using demo::options;
 using demo::result;
 using demo::seconds_since;
-using matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using row = Eigen::RowVectorXf;
 using squint::nn::precision;
+namespace nn = squint::nn;
+namespace qat = squint::qat;
 
 
-// ---- training (FP32, Eigen; activations NHWC, one row per pixel) ---------------------------
+// ---- the model: trained in FP32 on squint's training path (squint::qat), BatchNorm separate --
 
-/// Calls f(window row, tap, pixel row) for every in-image tap of the 3x3, stride 1, pad 1
-/// windows over batch x h x w pixels.
-template <class F>
-void for_each_tap(std::size_t batch, std::size_t h, std::size_t w, F f) {
-  for (std::size_t n = 0; n < batch; ++n)
-    for (std::size_t y = 0; y < h; ++y)
-      for (std::size_t x0 = 0; x0 < w; ++x0)
-        for (std::size_t t = 0; t < 9; ++t) {
-          const std::size_t iy = y + t / 3, ix = x0 + t % 3;  // padded coordinates
-          if (iy >= 1 && ix >= 1 && iy <= h && ix <= w) f((n * h + y) * w + x0, t, (n * h + iy - 1) * w + ix - 1);
-        }
+/// A 3x3 "same" convolution, He-initialized, no bias (BatchNorm follows), OHWI.
+qat::conv2d conv3x3(std::size_t in, std::size_t out, demo::rng& r) {
+  squint::conv2d_params same;
+  same.pad_top = same.pad_left = same.pad_bottom = same.pad_right = 1;
+  std::vector<float> w(out * 9 * in);
+  const float he = std::sqrt(2.0f / static_cast<float>(9 * in));
+  for (float& v : w) v = he * r.normal();
+  return qat::conv2d({w, {}, {out, in, 3, 3}, squint::filter_layout::ohwi, same, nn::activation::none}, std::nullopt,
+                     std::nullopt);
 }
 
-/// The windows of x (batch x h x w pixels, c channels) as rows of 9c values in (ky, kx, c)
-/// order: the OHWI order of the filters.
-matrix im2col(const matrix& x, std::size_t batch, std::size_t h, std::size_t w) {
-  const auto c = static_cast<std::size_t>(x.cols());
-  matrix col = matrix::Zero(static_cast<Eigen::Index>(batch * h * w), static_cast<Eigen::Index>(9 * c));
-  for_each_tap(batch, h, w, [&](std::size_t r, std::size_t t, std::size_t p) {
-    std::copy_n(x.data() + p * c, c, col.data() + r * 9 * c + t * c);
-  });
-  return col;
+qat::linear dense(std::size_t in, std::size_t out, nn::activation act, demo::rng& r) {
+  std::vector<float> w(out * in);
+  for (float& v : w) v = std::sqrt(2.0f / static_cast<float>(in)) * r.normal();
+  return qat::linear({w, std::vector<float>(out, 0.0f), out, in, act}, std::nullopt, std::nullopt);
 }
-
-/// The adjoint of im2col: sums each window row's gradients back onto its pixels.
-matrix col2im(const matrix& col, std::size_t batch, std::size_t h, std::size_t w) {
-  const auto c = static_cast<std::size_t>(col.cols() / 9);
-  matrix x = matrix::Zero(static_cast<Eigen::Index>(batch * h * w), static_cast<Eigen::Index>(c));
-  for_each_tap(batch, h, w, [&](std::size_t r, std::size_t t, std::size_t p) {
-    const float* from = col.data() + r * 9 * c + t * c;
-    float* to = x.data() + p * c;
-    for (std::size_t i = 0; i < c; ++i) to[i] += from[i];
-  });
-  return x;
-}
-
-/// Parameters with momentum SGD state.
-struct param {
-  matrix value, velocity;
-  void init(Eigen::Index rows, Eigen::Index cols) {
-    value = matrix::Zero(rows, cols);
-    velocity = matrix::Zero(rows, cols);
-  }
-  void step(const matrix& grad, float lr, float decay) {
-    velocity = 0.9f * velocity - lr * (grad + decay * value);
-    value += velocity;
-  }
-};
-
-/// A 3x3 convolution (no bias) followed by BatchNorm, in training mode.
-struct conv_bn {
-  std::size_t in = 0, out = 0, h = 0, w = 0;
-  param weight, gamma, beta;  // weight: out x 9 in (OHWI)
-  row running_mean, running_var;
-  matrix col, xhat;           // forward caches
-  row inv_std;
-
-  void init(std::size_t cin, std::size_t cout, std::size_t height, std::size_t width, demo::rng& r) {
-    in = cin, out = cout, h = height, w = width;
-    weight.init(static_cast<Eigen::Index>(cout), static_cast<Eigen::Index>(9 * cin));
-    const float he = std::sqrt(2.0f / static_cast<float>(9 * cin));
-    for (Eigen::Index i = 0; i < weight.value.size(); ++i) weight.value.data()[i] = he * r.normal();
-    gamma.init(1, static_cast<Eigen::Index>(cout));
-    gamma.value.setOnes();
-    beta.init(1, static_cast<Eigen::Index>(cout));
-    running_mean = row::Zero(static_cast<Eigen::Index>(cout));
-    running_var = row::Ones(static_cast<Eigen::Index>(cout));
-  }
-  matrix forward(const matrix& x, std::size_t batch) {
-    col = im2col(x, batch, h, w);
-    const matrix y = col * weight.value.transpose();
-    const row mean = y.colwise().mean();
-    const matrix centered = y.rowwise() - mean;
-    const row var = centered.array().square().colwise().mean().matrix();
-    inv_std = (var.array() + 1e-5f).rsqrt().matrix();
-    xhat = centered * inv_std.asDiagonal();
-    const float n = static_cast<float>(y.rows());
-    running_mean = 0.9f * running_mean + 0.1f * mean;
-    running_var = 0.9f * running_var + 0.1f * var * (n / (n - 1.0f));
-    return (xhat * gamma.value.row(0).asDiagonal()).rowwise() + beta.value.row(0);
-  }
-  matrix backward(const matrix& dy, std::size_t batch, float lr, float decay) {
-    const float n = static_cast<float>(dy.rows());
-    const row dgamma = dy.cwiseProduct(xhat).colwise().sum(), dbeta = dy.colwise().sum();
-    const matrix dxhat = dy * gamma.value.row(0).asDiagonal();
-    // Every per-channel vector evaluated once: inside a product Eigen would re-evaluate it for
-    // each coefficient.
-    const row sum_dxhat = dxhat.colwise().sum(), sum_dxhat_xhat = dxhat.cwiseProduct(xhat).colwise().sum();
-    const row scale = inv_std / n;
-    const matrix dz = (((n * dxhat).rowwise() - sum_dxhat) - xhat * sum_dxhat_xhat.asDiagonal()) * scale.asDiagonal();
-    const matrix dcol = dz * weight.value;
-    weight.step(dz.transpose() * col, lr, decay);
-    gamma.step(dgamma, lr, 0.0f);
-    beta.step(dbeta, lr, 0.0f);
-    return col2im(dcol, batch, h, w);
-  }
-};
-
-/// 2x2 max pooling, stride 2, remembering where each maximum came from.
-struct max_pool {
-  std::vector<Eigen::Index> from;
-  matrix forward(const matrix& x, std::size_t batch, std::size_t h, std::size_t w) {
-    const std::size_t oh = h / 2, ow = w / 2;
-    const Eigen::Index c = x.cols();
-    matrix y(static_cast<Eigen::Index>(batch * oh * ow), c);
-    from.assign(static_cast<std::size_t>(y.size()), 0);
-    for (std::size_t n = 0; n < batch; ++n)
-      for (std::size_t y0 = 0; y0 < oh; ++y0)
-        for (std::size_t x0 = 0; x0 < ow; ++x0) {
-          const auto o = static_cast<Eigen::Index>((n * oh + y0) * ow + x0);
-          for (Eigen::Index ch = 0; ch < c; ++ch) {
-            Eigen::Index best = static_cast<Eigen::Index>((n * h + 2 * y0) * w + 2 * x0);
-            for (std::size_t t = 1; t < 4; ++t) {
-              const auto p = static_cast<Eigen::Index>((n * h + 2 * y0 + t / 2) * w + 2 * x0 + t % 2);
-              if (x(p, ch) > x(best, ch)) best = p;
-            }
-            y(o, ch) = x(best, ch);
-            from[static_cast<std::size_t>(o * c + ch)] = best;
-          }
-        }
-    return y;
-  }
-  matrix backward(const matrix& dy, Eigen::Index input_rows) const {
-    matrix dx = matrix::Zero(input_rows, dy.cols());
-    for (Eigen::Index o = 0; o < dy.rows(); ++o)
-      for (Eigen::Index ch = 0; ch < dy.cols(); ++ch) dx(from[static_cast<std::size_t>(o * dy.cols() + ch)], ch) += dy(o, ch);
-    return dx;
-  }
-};
-
-matrix relu(const matrix& x) { return x.cwiseMax(0.0f); }
-matrix relu_grad(const matrix& dy, const matrix& y) { return dy.cwiseProduct((y.array() > 0.0f).cast<float>().matrix()); }
-
-/// The trained FP32 network, BatchNorm still separate.
-struct cnn {
-  bool residual = false;
-  conv_bn conv1, conv2, res1, res2;
-  param fc1, fc1_bias, fc2, fc2_bias;
-};
 
 /// The network with He-initialized weights (BatchNorm: identity), ready to train or load into.
-cnn initialized(bool residual, demo::rng& r) {
-  cnn net;
-  net.residual = residual;
-  net.conv1.init(1, 32, 28, 28, r);
-  net.conv2.init(32, 64, 14, 14, r);
-  if (residual) {
-    net.res1.init(64, 64, 7, 7, r);
-    net.res2.init(64, 64, 7, 7, r);
-  }
-  net.fc1.init(128, 3136);
-  net.fc2.init(10, 128);
-  for (Eigen::Index i = 0; i < net.fc1.value.size(); ++i) net.fc1.value.data()[i] = std::sqrt(2.0f / 3136.0f) * r.normal();
-  for (Eigen::Index i = 0; i < net.fc2.value.size(); ++i) net.fc2.value.data()[i] = std::sqrt(2.0f / 128.0f) * r.normal();
-  net.fc1_bias.init(1, 128);
-  net.fc2_bias.init(1, 10);
-  return net;
-}
-
-cnn train(const dataset& train_set, bool residual, int epochs) {
+qat::graph initial_cnn(bool residual) {
   demo::rng r{residual ? 20261202u : 20261201u};
-  cnn net = initialized(residual, r);
-  const std::size_t batch = 64, n = train_set.n, steps_per_epoch = n / batch;
-  const std::size_t total_steps = steps_per_epoch * static_cast<std::size_t>(epochs);
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  max_pool pool1, pool2;
-  std::size_t step = 0;
-  for (int epoch = 0; epoch < epochs; ++epoch) {
-    const auto start = clock_type::now();
-    for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[r.next() % i]);
-    double loss = 0.0;
-    std::size_t correct = 0;
-    for (std::size_t s = 0; s < steps_per_epoch; ++s, ++step) {
-      matrix x(static_cast<Eigen::Index>(batch * 784), 1);
-      std::vector<int> label(batch);
-      for (std::size_t i = 0; i < batch; ++i) {
-        const std::size_t idx = order[s * batch + i];
-        for (std::size_t p = 0; p < 784; ++p) x(static_cast<Eigen::Index>(i * 784 + p), 0) = train_set.images[idx * 784 + p];
-        label[i] = train_set.labels[idx];
-      }
-      const float lr = 0.05f * 0.5f * (1.0f + std::cos(3.14159265f * static_cast<float>(step) / static_cast<float>(total_steps)));
-      const float decay = 5e-4f;
-      const matrix a1 = relu(net.conv1.forward(x, batch));
-      const matrix p1 = pool1.forward(a1, batch, 28, 28);
-      const matrix a2 = relu(net.conv2.forward(p1, batch));
-      const matrix p2 = pool2.forward(a2, batch, 14, 14);
-      matrix r1, block = p2;
-      if (residual) {
-        r1 = relu(net.res1.forward(p2, batch));
-        block = relu(net.res2.forward(r1, batch) + p2);
-      }
-      const Eigen::Map<const matrix> flat(block.data(), static_cast<Eigen::Index>(batch), 3136);
-      const matrix h = relu((flat * net.fc1.value.transpose()).rowwise() + net.fc1_bias.value.row(0));
-      const matrix z = (h * net.fc2.value.transpose()).rowwise() + net.fc2_bias.value.row(0);
-      matrix dz(z.rows(), z.cols());
-      for (Eigen::Index i = 0; i < z.rows(); ++i) {
-        Eigen::Index best;
-        const float top = z.row(i).maxCoeff(&best);
-        const row e = (z.row(i).array() - top).exp().matrix();
-        const float sum = e.sum();
-        correct += best == label[static_cast<std::size_t>(i)];
-        loss -= z(i, label[static_cast<std::size_t>(i)]) - top - std::log(sum);  // log-softmax, no underflow
-        dz.row(i) = e / sum;
-        dz(i, label[static_cast<std::size_t>(i)]) -= 1.0f;
-      }
-      dz /= static_cast<float>(batch);
-      const matrix dh = relu_grad(dz * net.fc2.value, h);
-      net.fc2.step(dz.transpose() * h, lr, decay);
-      net.fc2_bias.step(dz.colwise().sum(), lr, 0.0f);
-      const matrix dflat = dh * net.fc1.value;
-      net.fc1.step(dh.transpose() * flat, lr, decay);
-      net.fc1_bias.step(dh.colwise().sum(), lr, 0.0f);
-      matrix dp2 = Eigen::Map<const matrix>(dflat.data(), static_cast<Eigen::Index>(batch * 49), 64);
-      if (residual) {
-        const matrix dsum = relu_grad(dp2, block);
-        const matrix dr1 = relu_grad(net.res2.backward(dsum, batch, lr, decay), r1);
-        dp2 = dsum + net.res1.backward(dr1, batch, lr, decay);
-      }
-      const matrix da2 = relu_grad(pool2.backward(dp2, a2.rows()), a2);
-      const matrix dp1 = net.conv2.backward(da2, batch, lr, decay);
-      net.conv1.backward(relu_grad(pool1.backward(dp1, a1.rows()), a1), batch, lr, decay);
-    }
-    std::printf("  epoch %d/%d: loss %.4f, train accuracy %.2f%% (%.1f s)\n", epoch + 1, epochs,
-                loss / static_cast<double>(steps_per_epoch * batch),
-                100.0 * static_cast<double>(correct) / static_cast<double>(steps_per_epoch * batch), seconds_since(start));
-    std::fflush(stdout);
+  qat::graph g;
+  g.add("conv1", conv3x3(1, 32, r));
+  g.add("bn1", qat::batch_norm(qat::identity_batch_norm(32, nn::activation::relu)));
+  g.add("pool1", nn::pool{});
+  g.add("conv2", conv3x3(32, 64, r));
+  g.add("bn2", qat::batch_norm(qat::identity_batch_norm(64, nn::activation::relu)));
+  g.add("pool2", nn::pool{});
+  if (residual) {
+    g.add("res1", conv3x3(64, 64, r));
+    g.add("res1_bn", qat::batch_norm(qat::identity_batch_norm(64, nn::activation::relu)));
+    g.add("res2", conv3x3(64, 64, r));
+    g.add("res2_bn", qat::batch_norm(qat::identity_batch_norm(64)));
+    g.add("skip", nn::add{true}, {"res2_bn", "pool2"});
   }
-  return net;
+  g.add("flatten", nn::flatten{});
+  g.add("fc1", dense(3136, 128, nn::activation::relu, r));
+  g.add("fc2", dense(128, 10, nn::activation::none, r));
+  return g;
 }
 
-// ---- the trained weights on disk: every parameter, in order, as float32 ---------------------
-
-std::vector<matrix*> parameters(cnn& net) {
-  std::vector<matrix*> all;
-  for (conv_bn* c : {&net.conv1, &net.conv2, &net.res1, &net.res2}) {
-    if (c->out == 0) continue;
-    all.insert(all.end(), {&c->weight.value, &c->gamma.value, &c->beta.value});
-  }
-  all.insert(all.end(), {&net.fc1.value, &net.fc1_bias.value, &net.fc2.value, &net.fc2_bias.value});
-  return all;
+/// The FP32 schedule: batches of 64, SGD with momentum 0.9, weight decay 5e-4 on the weights,
+/// cosine learning rate from 0.05.
+demo::train_settings fp32_training(int epochs, bool residual) {
+  demo::train_settings t;
+  t.epochs = epochs;
+  t.batch = 64;
+  t.peak_lr = 0.05f;
+  t.weight_decay = 5e-4f;
+  t.seed = residual ? 20261202u : 20261201u;
+  return t;
 }
 
-void save_weights(cnn& net, const std::string& path) {
+/// The graph's training forward as demo::train calls it (images are 28 x 28 x 1, NHWC).
+auto training_forward(qat::graph& model) {
+  return [&model](const float* x, std::size_t images, float* y) { model.forward(x, {images, 28, 28, 1}, y); };
+}
+
+// ---- the trained weights on disk: every parameter in order, then each BatchNorm's running mean
+// and variance, as float32 -------------------------------------------------------------------
+
+std::vector<std::size_t> batch_norms(const qat::graph& g) {
+  std::vector<std::size_t> nodes;
+  for (std::size_t i = 0; i < g.size(); ++i)
+    if (std::holds_alternative<qat::batch_norm>(g.op(i))) nodes.push_back(i);
+  return nodes;
+}
+
+void save_weights(qat::graph& g, const std::string& path) {
   std::ofstream out(path, std::ios::binary);
   auto put = [&](const float* p, std::size_t n) { out.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(n * 4)); };
-  for (matrix* m : parameters(net)) put(m->data(), static_cast<std::size_t>(m->size()));
-  for (conv_bn* c : {&net.conv1, &net.conv2, &net.res1, &net.res2})
-    if (c->out > 0) put(c->running_mean.data(), c->out), put(c->running_var.data(), c->out);
+  for (const qat::parameter& p : g.parameters()) put(p.value, p.size);
+  for (std::size_t i : batch_norms(g)) {
+    const qat::batch_norm_state& s = std::get<qat::batch_norm>(g.op(i)).state();
+    put(s.running_mean.data(), s.running_mean.size());
+    put(s.running_var.data(), s.running_var.size());
+  }
 }
 
 /// False when the file is missing or has the wrong size (then the model is trained again).
-bool load_weights(cnn& net, const std::string& path) {
+bool load_weights(qat::graph& g, const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return false;
+  const std::vector<qat::parameter> params = g.parameters();
   std::size_t expected = 0;
-  for (matrix* m : parameters(net)) expected += static_cast<std::size_t>(m->size());
-  for (conv_bn* c : {&net.conv1, &net.conv2, &net.res1, &net.res2}) expected += 2 * c->out;
+  for (const qat::parameter& p : params) expected += p.size;
+  for (std::size_t i : batch_norms(g)) expected += 2 * std::get<qat::batch_norm>(g.op(i)).channels();
   if (static_cast<std::size_t>(in.tellg()) != expected * 4) return false;
   in.seekg(0);
   auto get = [&](float* p, std::size_t n) { in.read(reinterpret_cast<char*>(p), static_cast<std::streamsize>(n * 4)); };
-  for (matrix* m : parameters(net)) get(m->data(), static_cast<std::size_t>(m->size()));
-  for (conv_bn* c : {&net.conv1, &net.conv2, &net.res1, &net.res2})
-    if (c->out > 0) get(c->running_mean.data(), c->out), get(c->running_var.data(), c->out);
-  return static_cast<bool>(in);
-}
-
-// ---- the squint model ------------------------------------------------------------------------
-
-std::vector<float> values(const matrix& m) { return {m.data(), m.data() + m.size()}; }
-std::vector<float> values(const row& m) { return {m.data(), m.data() + m.size()}; }
-
-/// The trained network as an nn::graph in `mode`, each BatchNorm folded into its convolution.
-squint::nn::graph build(const cnn& net, precision mode, const squint::nn::observer& obs,
-                        const squint::nn::backend& kernels) {
-  namespace nn = squint::nn;
-  squint::conv2d_params same;
-  same.pad_top = same.pad_left = same.pad_bottom = same.pad_right = 1;
-  nn::graph g;
-  auto conv = [&](const char* name, const conv_bn& c, nn::activation act, std::vector<std::string> inputs) {
-    std::vector<float> w = values(c.weight.value), bias;
-    nn::fold_batch_norm(w, bias, values(c.gamma.value), values(c.beta.value), values(c.running_mean),
-                        values(c.running_var), 1e-5f);
-    nn::conv2d_options o{mode, act, obs, kernels};
-    g.add(name, nn::conv2d(w.data(), {c.out, c.in, 3, 3}, squint::filter_layout::ohwi, same, bias.data(), o),
-          std::move(inputs));
-  };
-  conv("conv1", net.conv1, nn::activation::relu, {});
-  g.add("pool1", nn::pool{});
-  conv("conv2", net.conv2, nn::activation::relu, {});
-  g.add("pool2", nn::pool{});
-  if (net.residual) {
-    conv("res1", net.res1, nn::activation::relu, {});
-    conv("res2", net.res2, nn::activation::none, {});
-    g.add("skip", nn::add{true}, {"res2", "pool2"});
+  for (const qat::parameter& p : params) get(p.value, p.size);
+  for (std::size_t i : batch_norms(g)) {
+    qat::batch_norm_state s = std::get<qat::batch_norm>(g.op(i)).state();
+    get(s.running_mean.data(), s.running_mean.size());
+    get(s.running_var.data(), s.running_var.size());
+    g.op(i) = qat::batch_norm(s);
   }
-  g.add("flatten", nn::flatten{});
-  nn::linear_options lo;
-  lo.mode = mode;
-  lo.input_observer = obs;
-  lo.kernels = kernels;
-  lo.act = nn::activation::relu;
-  g.add("fc1", nn::linear(net.fc1.value.data(), 128, 3136, 3136, net.fc1_bias.value.data(), lo));
-  lo.act = nn::activation::none;
-  g.add("fc2", nn::linear(net.fc2.value.data(), 10, 128, 128, net.fc2_bias.value.data(), lo));
-  return g;
+  return static_cast<bool>(in);
 }
 
 /// The model as the shared evaluation calls it (images are 28 x 28 x 1, NHWC).
@@ -360,11 +155,139 @@ auto forward_of(const squint::nn::graph& model) {
   return [&model](const float* x, std::size_t images, float* y) { model.forward(x, {images, 28, 28, 1}, y); };
 }
 
+// ---- PTQ against QAT --------------------------------------------------------------------------
+
+/// Weight fake quantization of `bits` (narrow range at 8 bits, PyTorch's full symmetric range
+/// below, as the MLP's QAT demo), uint8 activations.
+qat::qat_options quantized(int bits, bool per_channel, const nn::backend& kernels) {
+  qat::qat_options o;
+  o.weights->bits = bits;
+  o.weights->per_channel = per_channel;
+  o.weights->range = bits == 8 ? nn::int8_weight_range::narrow : nn::int8_weight_range::full;
+  o.kernels = kernels;
+  return o;
+}
+
+/// The model calibrated on the calibration images (min-max) with the weight and activation
+/// quantization of `o`, converted to an int8_static nn::graph.
+qat::graph calibrated(const qat::graph& model, qat::qat_options o, const std::vector<float>& calibration) {
+  o.activations->observer = nn::observers::min_max();
+  qat::graph q = qat::prepare_qat(model, o);
+  const std::size_t images = calibration.size() / 784, batch = 64;
+  std::vector<float> logits(batch * 10);
+  for (std::size_t i = 0; i < images; i += batch)
+    q.forward(calibration.data() + i * 784, {std::min(batch, images - i), 28, 28, 1}, logits.data(), false);
+  return q;
+}
+
+/// PTQ with per-tensor (and per-channel) weights of 8, 6 and 4 bits: as is, with empirical bias
+/// correction (on the calibration images), after cross-layer equalization, and with both. Prints
+/// one table row per setting.
+void compare_equalization(const char* model_name, const qat::graph& trained, double fp32_accuracy,
+                          const dataset& test, const std::vector<float>& calibration, const nn::backend& kernels) {
+  const auto accuracy = [&](const nn::graph& g) { return demo::accuracy(test, forward_of(g)); };
+  qat::graph folded = trained.folded();
+  qat::graph equalized = folded;
+  const std::size_t sweeps = equalized.equalize();
+  struct setting {
+    const char* name;
+    int bits;
+    bool per_channel;
+  };
+  const setting settings[] = {{"W8A8 per tensor", 8, false},
+                              {"W6A8 per tensor", 6, false},
+                              {"W4A8 per tensor", 4, false},
+                              {"W4A8 per channel", 4, true}};
+  std::printf("\nthe %s CNN, PTQ with cross-layer equalization (%zu sweeps) and bias correction:\n%-18s %8s %8s %8s %14s\n",
+              model_name, sweeps, "setting", "PTQ", "+ bias", "+ CLE", "+ CLE + bias");
+  const squint::image_shape images{calibration.size() / 784, 28, 28, 1};
+  for (const setting& s : settings) {
+    const qat::qat_options o = quantized(s.bits, s.per_channel, kernels);
+    // Each model as calibrated, then with its biases corrected against its own float model.
+    const auto with_and_without_correction = [&](qat::graph& reference) {
+      qat::graph q = calibrated(reference, o, calibration);
+      const double as_is = accuracy(q.convert(kernels));
+      q.correct_bias(reference, calibration.data(), images);
+      return std::pair<double, double>{as_is, accuracy(q.convert(kernels))};
+    };
+    const auto [plain, corrected] = with_and_without_correction(folded);
+    const auto [cle, both] = with_and_without_correction(equalized);
+    std::printf("%-18s %7.2f%% %7.2f%% %7.2f%% %13.2f%%\n", s.name, plain, corrected, cle, both);
+    std::fflush(stdout);
+  }
+  std::printf("(FP32 %.2f%%; weights below 8 bits in PyTorch's full range; min-max calibration on %zu training images, "
+              "which bias correction reuses)\n",
+              fp32_accuracy, images.batch);
+}
+
+/// For each setting: the trained model calibrated on training images (PTQ, min-max) and the same
+/// fine-tuned with fake quantization for `epochs` (QAT, moving-average observers frozen for the
+/// last epoch), both converted to int8_static nn::graphs and evaluated on the test images.
+/// Returns INT8 (W8A8 per channel) QAT's loss against FP32, in points.
+double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& train_set, const dataset& test,
+                   const std::vector<float>& calibration, int epochs, const nn::backend& kernels) {
+  const auto accuracy = [&](const nn::graph& g) { return demo::accuracy(test, forward_of(g)); };
+  demo::train_settings fine_tune = fp32_training(epochs, false);
+  fine_tune.peak_lr = 0.005f;
+  fine_tune.verbose = false;
+  // What an FP32 epoch costs, and what the same fine-tuning gives without quantization (the model
+  // trains one epoch only, so QAT's epochs also train it further).
+  qat::graph tuned = fp32;
+  std::vector<double> fp32_seconds = demo::train(tuned, train_set, fine_tune, training_forward(tuned));
+  std::sort(fp32_seconds.begin(), fp32_seconds.end());
+  const double fp32_epoch = fp32_seconds[fp32_seconds.size() / 2];
+  nn::build_options float_options;
+  float_options.mode = nn::precision::fp32;
+  float_options.kernels = kernels;
+  const double tuned_accuracy = accuracy(tuned.build(float_options));
+  struct setting {
+    const char* name;
+    int bits;
+    bool per_channel;
+  };
+  const setting settings[] = {{"W8A8 per channel", 8, true},
+                              {"W8A8 per tensor", 8, false},
+                              {"W4A8 per channel", 4, true},
+                              {"W4A8 per tensor", 4, false},
+                              {"W2A8 per channel", 2, true}};
+  std::printf("\nPTQ against QAT on the plain CNN (BatchNorm folded before quantization; QAT %d epoch%s from the FP32 "
+              "weights):\n%-18s %8s %8s %8s %8s %10s %10s %8s\n",
+              epochs, epochs == 1 ? "" : "s", "setting", "PTQ", "QAT", "PTQ d", "QAT d", "recovered", "QAT epoch",
+              "x FP32");
+  double int8_loss = 0.0;
+  const std::size_t images = calibration.size() / 784;
+  for (const setting& s : settings) {
+    const double ptq_accuracy = accuracy(calibrated(fp32, quantized(s.bits, s.per_channel, kernels), calibration).convert(kernels));
+
+    qat::qat_options q = quantized(s.bits, s.per_channel, kernels);
+    if (epochs > 1) q.freeze_observers_after = train_set.n / fine_tune.batch * static_cast<std::size_t>(epochs - 1);
+    qat::graph model = qat::prepare_qat(fp32, q);
+    std::vector<double> seconds = demo::train(model, train_set, fine_tune, training_forward(model));
+    std::sort(seconds.begin(), seconds.end());
+    const double qat_accuracy = accuracy(model.convert(kernels));
+    const double lost = fp32_accuracy - ptq_accuracy;
+    char recovered[16] = "-";
+    if (lost >= 0.5) std::snprintf(recovered, sizeof recovered, "%.0f%%", 100.0 * (qat_accuracy - ptq_accuracy) / lost);
+    const double epoch = seconds[seconds.size() / 2];
+    std::printf("%-18s %7.2f%% %7.2f%% %+8.2f %+8.2f %10s %9.1fs %7.2fx\n", s.name, ptq_accuracy, qat_accuracy,
+                ptq_accuracy - fp32_accuracy, qat_accuracy - fp32_accuracy, recovered, epoch, epoch / fp32_epoch);
+    std::fflush(stdout);
+    if (s.bits == 8 && s.per_channel) int8_loss = fp32_accuracy - qat_accuracy;
+  }
+  std::printf("(FP32 %.2f%%, %.2f%% after the same fine-tuning in FP32 (an epoch %.1f s); PTQ: min-max over %zu "
+              "training images; QAT: SGD momentum 0.9, cosine learning rate from 0.005, batches of 64; \"recovered\": the "
+              "share of PTQ's loss QAT wins back, where PTQ loses >= 0.5 points; 1 thread, %s)\n",
+              fp32_accuracy, tuned_accuracy, fp32_epoch, images, kernels.isa);
+  return int8_loss;
+}
+
 int run_demo(int argc, char** argv) {
   options opt;
   opt.out = SQUINT_DEMO_OUTPUT_DIR;
   opt.epochs = 1;
+  opt.qat_epochs = 1;
   options quick;
+  quick.qat_epochs = 1;
   quick.train_limit = 2048;
   quick.test_limit = 500;
   quick.calibration_images = 256;
@@ -404,24 +327,25 @@ int run_demo(int argc, char** argv) {
   for (bool residual : {false, true}) {
     const char* model_name = residual ? "residual" : "plain";
     const std::string path = opt.out + "/fashion_mnist_cnn_" + model_name + ".weights";
-    demo::rng unused{1};
-    cnn net = initialized(residual, unused);
+    qat::graph net = initial_cnn(residual);
     if (!opt.retrain && load_weights(net, path)) {
       std::printf("\n%s CNN: FP32 weights loaded from %s (pass --retrain to train again)\n", model_name, path.c_str());
     } else {
-      std::printf("\ntraining the %s CNN in FP32 (Eigen), %d epochs on %zu images:\n", model_name, opt.epochs, train_set.n);
+      std::printf("\ntraining the %s CNN in FP32 (squint::qat, 1 thread), %d epochs on %zu images:\n", model_name,
+                  opt.epochs, train_set.n);
       const auto t = clock_type::now();
-      Eigen::setNbThreads(0);  // all cores (when built with OpenMP)
-      net = train(train_set, residual, opt.epochs);
+      demo::train(net, train_set, fp32_training(opt.epochs, residual), training_forward(net));
       std::printf("trained in %.1f s\n", seconds_since(t));
       if (opt.train_limit >= 60000) save_weights(net, path);
     }
-    // Training may use every core (Eigen with OpenMP); the measurements are single-threaded.
-    Eigen::setNbThreads(1);
     std::vector<result> results;
     std::vector<squint::nn::graph> models;
     for (const variant& v : variants) {
-      squint::nn::graph model = build(net, v.mode, v.obs, kernels);
+      nn::build_options o;
+      o.mode = v.mode;
+      o.input_observer = v.obs;
+      o.kernels = kernels;
+      squint::nn::graph model = net.build(o);
       if (v.mode == precision::int8_static) {
         model.calibrate(calibration.data(), {calibration_count, 28, 28, 1}, 64);
         model.freeze();
@@ -456,6 +380,13 @@ int run_demo(int argc, char** argv) {
       status = 1;
     }
     all_results.insert(all_results.end(), results.begin(), results.end());
+    compare_equalization(model_name, net, ref.accuracy, test, calibration, kernels);
+    if (residual || opt.qat_epochs <= 0) continue;
+    const double int8_qat_loss = compare_qat(net, ref.accuracy, train_set, test, calibration, opt.qat_epochs, kernels);
+    if (opt.max_drop >= 0.0 && int8_qat_loss > opt.max_drop) {
+      std::printf("FAIL: W8A8 QAT loses %.2f points (limit %.2f)\n", int8_qat_loss, opt.max_drop);
+      status = 1;
+    }
   }
   std::printf("(delta in percentage points vs each model's fp32; size and speedups relative to it; median of %d runs, 1 "
               "thread)\n",

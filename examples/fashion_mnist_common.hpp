@@ -107,13 +107,14 @@ struct train_settings {
   bool verbose = true;
 };
 
-/// Trains a squint::qat model (FP32 or fake-quantized) with SGD and momentum on shuffled
-/// batches; returns each epoch's seconds.
-inline std::vector<double> train(squint::qat::sequential& model, const dataset& d, const train_settings& s) {
+/// Trains a squint::qat model (FP32 or fake-quantized; forward(x, images, logits) runs its
+/// training forward) with SGD and momentum on shuffled batches; returns each epoch's seconds.
+template <class Model, class Forward>
+std::vector<double> train(Model& model, const dataset& d, const train_settings& s, Forward forward) {
   rng r{s.seed};
   std::vector<std::size_t> order(d.n);
   for (std::size_t i = 0; i < d.n; ++i) order[i] = i;
-  const std::size_t in = model.in_features(), classes = model.out_features();
+  const std::size_t in = 784, classes = 10;
   const std::size_t steps_per_epoch = d.n / s.batch, total = steps_per_epoch * static_cast<std::size_t>(s.epochs);
   std::vector<float> x(s.batch * in), logits(s.batch * classes);
   std::vector<std::uint8_t> labels(s.batch);
@@ -132,7 +133,7 @@ inline std::vector<double> train(squint::qat::sequential& model, const dataset& 
                     x.begin() + static_cast<std::ptrdiff_t>(i * in));
         labels[i] = d.labels[idx];
       }
-      model.forward(x.data(), s.batch, logits.data());
+      forward(x.data(), s.batch, logits.data());
       const auto l = squint::qat::softmax_cross_entropy(logits.data(), labels.data(), s.batch, classes, logits.data());
       loss += l.loss;
       correct += l.correct;
@@ -151,6 +152,11 @@ inline std::vector<double> train(squint::qat::sequential& model, const dataset& 
     }
   }
   return seconds;
+}
+
+/// The MLP demos' training loop on a qat::sequential of 784 inputs and 10 outputs.
+inline std::vector<double> train(squint::qat::sequential& model, const dataset& d, const train_settings& s) {
+  return train(model, d, s, [&model](const float* x, std::size_t m, float* y) { model.forward(x, m, y); });
 }
 
 /// The 784-512-256-10 MLP of the MLP demos, He-initialized (zero biases), seeded the same on
@@ -304,6 +310,7 @@ struct options {
   std::string out;
   bool retrain = false;
   int epochs = 1;
+  int qat_epochs = 2;  // the CNN demo's QAT fine-tuning
   std::size_t train_limit = 60000, test_limit = 10000;
   std::size_t calibration_images = 1024;
   int latency_repeats = 5;
@@ -327,18 +334,21 @@ inline int parse_options(int argc, char** argv, const std::string& name, options
     else if (a == "--retrain") opt.retrain = true;
     else if (a == "--max-drop") opt.max_drop = std::atof(value().c_str());
     else if (a == "--epochs") opt.epochs = std::atoi(value().c_str());
+    else if (a == "--qat-epochs") opt.qat_epochs = std::atoi(value().c_str());
     else if (a == "--train-limit") opt.train_limit = std::strtoull(value().c_str(), nullptr, 10);
     else if (a == "--test-limit") opt.test_limit = std::strtoull(value().c_str(), nullptr, 10);
     else if (a == "--quick") {  // CI smoke run: small subsets, nothing cached
       opt.train_limit = quick.train_limit;
       opt.test_limit = quick.test_limit;
       opt.epochs = quick.epochs;
+      opt.qat_epochs = quick.qat_epochs;
       opt.calibration_images = quick.calibration_images;
       opt.latency_repeats = quick.latency_repeats;
       opt.retrain = true;
     } else {
       std::cerr << "usage: " << name << " [--data DIR] [--out DIR] [--retrain] [--epochs N] [--train-limit N]\n"
-                << "       [--test-limit N] [--max-drop PP] [--quick]\n";
+                << "       [--test-limit N] [--max-drop PP] [--quick]" << (name == "fashion_mnist_cnn" ? " [--qat-epochs N]" : "")
+                << "\n";
       return a == "--help" ? 0 : 2;
     }
   }
