@@ -17,26 +17,13 @@
 #include <vector>
 
 #include "squint/nn/conv2d.hpp"
+#include "squint/nn/graph_nodes.hpp"
 #include "squint/nn/linear.hpp"
 #include "squint/nn/sequential.hpp"
 #include "squint/ops/pool.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 namespace nn {
-
-/// Pooling over windows (max or average) or over each whole image (global average).
-struct pool {
-  enum class kind : std::uint8_t { max, average, global_average } type = kind::max;
-  pool2d_params params = {};
-};
-
-/// The sum of two nodes' outputs of one shape (a residual connection), then ReLU if asked.
-struct add {
-  bool relu = false;
-};
-
-/// Each image as one row of height x width x channels features (NHWC order).
-struct flatten {};
 
 using node_op = std::variant<conv2d, linear, pool, add, flatten>;
 
@@ -47,16 +34,7 @@ class graph {
   /// @throws squint::error on a duplicate or reserved name, an unknown input, or the wrong number
   ///         of inputs for the op (two for add, one otherwise).
   std::size_t add(std::string name, node_op op, std::vector<std::string> inputs = {}) {
-    squint::detail::require(!name.empty() && name != "input", "graph::add: '", name, "' cannot name a node");
-    for (const node& n : nodes_) squint::detail::require(n.name != name, "graph::add: a node is already named '", name, "'");
-    if (inputs.empty()) inputs.push_back(nodes_.empty() ? std::string("input") : nodes_.back().name);
-    const std::size_t arity = std::holds_alternative<nn::add>(op) ? 2 : 1;
-    squint::detail::require(inputs.size() == arity, "graph::add: node '", name, "' takes ", arity, " inputs, got ",
-                            inputs.size());
-    node n{std::move(name), std::move(op), {}};
-    for (const std::string& in : inputs) n.inputs.push_back(index_of(in));
-    nodes_.push_back(std::move(n));
-    return nodes_.size() - 1;
+    return nodes_.add("graph::add", std::move(name), std::move(op), std::move(inputs));
   }
 
   std::size_t size() const { return nodes_.size(); }
@@ -77,19 +55,7 @@ class graph {
   /// The shape of every node's output for inputs of shape `in` (the last is the model's).
   /// @throws squint::error where a node does not fit its inputs' shapes.
   std::vector<image_shape> shapes(const image_shape& in) const {
-    std::vector<image_shape> out;
-    for (const node& n : nodes_) {
-      // Copies: push_back below may move the vector's elements.
-      const image_shape a = n.inputs[0] == input_index ? in : out[n.inputs[0]];
-      out.push_back(std::visit([&](const auto& op) { return shape_of(op, a, n); }, n.op));
-      if (n.inputs.size() == 2) {
-        const image_shape b = n.inputs[1] == input_index ? in : out[n.inputs[1]];
-        squint::detail::require(a.batch == b.batch && a.height == b.height && a.width == b.width &&
-                                    a.channels == b.channels,
-                                "graph: node '", n.name, "' adds inputs of different shapes");
-      }
-    }
-    return out;
+    return nodes_.shapes("graph", in, [](const auto& op, const image_shape& a, const node& n) { return shape_of(op, a, n); });
   }
   image_shape output_shape(const image_shape& in) const {
     squint::detail::require(!nodes_.empty(), "graph: the model has no nodes");
@@ -165,35 +131,19 @@ class graph {
   }
 
  private:
-  static constexpr std::size_t input_index = static_cast<std::size_t>(-1);
-
-  struct node {
-    std::string name;
-    node_op op;
-    std::vector<std::size_t> inputs;
-  };
-
-  std::size_t index_of(const std::string& name) const {
-    if (name == "input") return input_index;
-    for (std::size_t i = 0; i < nodes_.size(); ++i)
-      if (nodes_[i].name == name) return i;
-    squint::detail::fail("graph::add: no node named '", name, "' before this one");
-  }
+  using node_list = detail::graph_nodes<node_op>;
+  using node = node_list::node;
+  static constexpr std::size_t input_index = node_list::input_index;
 
   static image_shape shape_of(const conv2d& c, const image_shape& a, const node&) { return c.output_shape(a); }
   static image_shape shape_of(const linear& l, const image_shape& a, const node& n) {
-    squint::detail::require(a.channels == l.in_features(), "graph: node '", n.name, "' takes ", l.in_features(),
-                            " features, its input has ", a.channels);
-    return {a.batch, a.height, a.width, l.out_features()};
+    return detail::linear_shape("graph", n.name, l.in_features(), l.out_features(), a);
   }
   static image_shape shape_of(const pool& p, const image_shape& a, const node&) {
-    if (p.type == pool::kind::global_average) return {a.batch, 1, 1, a.channels};
-    return squint::detail::pool_geometry("graph pool", a, p.params).out;
+    return detail::pool_shape("graph pool", p, a);
   }
   static image_shape shape_of(const nn::add&, const image_shape& a, const node&) { return a; }
-  static image_shape shape_of(const flatten&, const image_shape& a, const node&) {
-    return {a.batch, 1, 1, a.height * a.width * a.channels};
-  }
+  static image_shape shape_of(const flatten&, const image_shape& a, const node&) { return detail::flatten_shape(a); }
 
   /// Runs the nodes in order; a non-const graph also calibrates its unfrozen int8_static layers.
   /// With `keep`, every node's output is kept in *keep (the last one too) and y may be null.
@@ -254,7 +204,7 @@ class graph {
     }
   }
 
-  std::vector<node> nodes_;
+  node_list nodes_;
 };
 
 }  // namespace nn

@@ -20,6 +20,7 @@
 #include "squint/conv/im2col.hpp"
 #include "squint/conv/pack.hpp"
 #include "squint/nn/conv2d.hpp"
+#include "squint/qat/layer_state.hpp"
 #include "squint/qat/quantizers.hpp"
 #include "squint/reference/quantize.hpp"
 
@@ -39,7 +40,7 @@ struct float_conv {
 
 class graph;
 
-class conv2d {
+class conv2d : public detail::layer_state {
  public:
   /// Starts from the float convolution f (its weights become the master copy training updates).
   /// Without `weights` and `input` the layer trains in FP32; `input` needs `weights`.
@@ -48,36 +49,17 @@ class conv2d {
   ///         invalid quantizer options.
   conv2d(const float_conv& f, const std::optional<weight_quant>& weights, const std::optional<activation_quant>& input,
          const nn::backend& kernels = nn::native_backend())
-      : filter_(f.filter), params_(f.params), act_(f.act), b_(f.bias), kernels_(kernels) {
-    squint::detail::check_filter("qat::conv2d", filter_, params_);
-    const std::size_t depth = filter_.taps() * filter_.group_channels;
-    squint::detail::require(f.weights.size() == filter_.out_channels * depth, "qat::conv2d: ", f.weights.size(),
-                            " weights for a filter of ", filter_.out_channels, " x ", depth);
-    squint::detail::require(b_.empty() || b_.size() == filter_.out_channels, "qat::conv2d: ", b_.size(),
-                            " biases for ", filter_.out_channels, " output channels");
-    squint::detail::require(!input || weights, "qat::conv2d: fake-quantized input needs fake-quantized weights "
-                            "(the deployed integer layer quantizes both)");
-    squint::detail::require(!input || depth <= gemm_max_k, "qat::conv2d: depth ", depth, " exceeds gemm_max_k = ",
-                            gemm_max_k, " for an int8 GEMM");
-    w_ = squint::detail::to_ohwi(f.weights.data(), filter_, f.layout);
-    if (weights) weights_.emplace(*weights, filter_.out_channels, depth);
-    if (input) input_.emplace(*input);
-    dw_.assign(w_.size(), 0.0f);
-    db_.assign(b_.size(), 0.0f);
-  }
+      : layer_state(ohwi_of(f, weights, input), f.bias, f.filter.out_channels,
+                    f.filter.taps() * f.filter.group_channels, weights, input, kernels),
+        filter_(f.filter),
+        params_(f.params),
+        act_(f.act) {}
 
   const filter_shape& filter() const { return filter_; }
   const conv2d_params& params() const { return params_; }
   nn::activation act() const { return act_; }
-  bool quantizes_weights() const { return weights_.has_value(); }
-  bool quantizes_input() const { return input_.has_value(); }
   /// The output shape for inputs of shape `in`. @throws squint::error as squint::resolve.
   image_shape output_shape(const image_shape& in) const { return resolve("qat::conv2d", in, filter_, params_).out; }
-  /// The input quantizer's qparams in use (none before the first forward, or without one).
-  std::optional<qparams> input_qparams() const {
-    if (!input_ || !seen_) return std::nullopt;
-    return input_->current();
-  }
 
   /// y (NHWC, output_shape(in)) = act(conv(fq(x), fq(W)) + b), showing x to the input observer.
   /// x and y must stay valid until backward().
@@ -146,22 +128,6 @@ class conv2d {
     else std::copy(da_.begin(), da_.end(), dx);
   }
 
-  /// The trainable tensors with their last gradients: W (OHWI), the bias (if any), learned qparams.
-  std::vector<parameter> parameters() {
-    std::vector<parameter> p{{w_.data(), dw_.data(), w_.size(), true}};
-    if (!b_.empty()) p.push_back({b_.data(), db_.data(), b_.size(), false});
-    if (weights_)
-      if (auto s = weights_->learned()) p.push_back(*s);
-    if (input_)
-      for (const parameter& q : input_->learned()) p.push_back(q);
-    return p;
-  }
-
-  /// Stops the input observer (its qparams stay; learned ones keep training).
-  void freeze_observer() {
-    if (input_) input_->freeze();
-  }
-
   /// The deployed layer: int8_static from the weights' codes and the input's qparams, FP32 on
   /// the fake-quantized values (weights only), or FP32.
   /// @throws squint::error for a quantized input that has seen no data.
@@ -180,6 +146,22 @@ class conv2d {
 
  private:
   friend class graph;  // cross-layer equalization scales the master weights in place
+
+  /// f's weights in OHWI once its filter, parameters, sizes and options are checked.
+  static std::vector<float> ohwi_of(const float_conv& f, const std::optional<weight_quant>& weights,
+                                    const std::optional<activation_quant>& input) {
+    squint::detail::check_filter("qat::conv2d", f.filter, f.params);
+    const std::size_t depth = f.filter.taps() * f.filter.group_channels;
+    squint::detail::require(f.weights.size() == f.filter.out_channels * depth, "qat::conv2d: ", f.weights.size(),
+                            " weights for a filter of ", f.filter.out_channels, " x ", depth);
+    squint::detail::require(f.bias.empty() || f.bias.size() == f.filter.out_channels, "qat::conv2d: ", f.bias.size(),
+                            " biases for ", f.filter.out_channels, " output channels");
+    squint::detail::require(!input || weights, "qat::conv2d: fake-quantized input needs fake-quantized weights "
+                            "(the deployed integer layer quantizes both)");
+    squint::detail::require(!input || depth <= gemm_max_k, "qat::conv2d: depth ", depth, " exceeds gemm_max_k = ",
+                            gemm_max_k, " for an int8 GEMM");
+    return squint::detail::to_ohwi(f.weights.data(), f.filter, f.layout);
+  }
 
   nn::conv2d fp32_layer(const std::vector<float>& w, const nn::backend& kernels) const {
     nn::conv2d_options o;
@@ -221,11 +203,6 @@ class conv2d {
   filter_shape filter_;
   conv2d_params params_;
   nn::activation act_;
-  std::vector<float> w_, b_, dw_, db_;
-  nn::backend kernels_;
-  std::optional<weight_quantizer> weights_;
-  std::optional<activation_quantizer> input_;
-  bool seen_ = false;
   // The last forward's geometry, input, output and effective input (fq(x) or x); backward's buffers.
   conv2d_geometry g_;
   const float* x_ = nullptr;

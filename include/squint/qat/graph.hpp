@@ -43,17 +43,7 @@ class graph {
   /// Appends node `name` computing `op` on `inputs` (as nn::graph::add). Returns its index.
   /// @throws squint::error as nn::graph::add.
   std::size_t add(std::string name, node_op op, std::vector<std::string> inputs = {}) {
-    squint::detail::require(!name.empty() && name != "input", "qat::graph::add: '", name, "' cannot name a node");
-    for (const node& n : nodes_)
-      squint::detail::require(n.name != name, "qat::graph::add: a node is already named '", name, "'");
-    if (inputs.empty()) inputs.push_back(nodes_.empty() ? std::string("input") : nodes_.back().name);
-    const std::size_t arity = std::holds_alternative<nn::add>(op) ? 2 : 1;
-    squint::detail::require(inputs.size() == arity, "qat::graph::add: node '", name, "' takes ", arity,
-                            " inputs, got ", inputs.size());
-    node n{std::move(name), std::move(op), {}};
-    for (const std::string& in : inputs) n.inputs.push_back(index_of(in));
-    nodes_.push_back(std::move(n));
-    return nodes_.size() - 1;
+    return nodes_.add("qat::graph::add", std::move(name), std::move(op), std::move(inputs));
   }
 
   std::size_t size() const { return nodes_.size(); }
@@ -68,18 +58,8 @@ class graph {
   /// The shape of every node's output for inputs of shape `in` (the last is the model's).
   /// @throws squint::error where a node does not fit its inputs' shapes.
   std::vector<image_shape> shapes(const image_shape& in) const {
-    std::vector<image_shape> out;
-    for (const node& n : nodes_) {
-      const image_shape a = n.inputs[0] == input_index ? in : out[n.inputs[0]];
-      out.push_back(std::visit([&](const auto& op) { return shape_of(op, a, n); }, n.op));
-      if (n.inputs.size() == 2) {
-        const image_shape b = n.inputs[1] == input_index ? in : out[n.inputs[1]];
-        squint::detail::require(a.batch == b.batch && a.height == b.height && a.width == b.width &&
-                                    a.channels == b.channels,
-                                "qat::graph: node '", n.name, "' adds inputs of different shapes");
-      }
-    }
-    return out;
+    return nodes_.shapes("qat::graph", in,
+                         [](const auto& op, const image_shape& a, const node& n) { return shape_of(op, a, n); });
   }
 
   /// y (the last node's shape) = the model on x (NHWC, `in`): BatchNorm on the batch's
@@ -246,20 +226,19 @@ class graph {
     freeze_observers();
     float largest = 0.0f;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      std::vector<float>* bias = nullptr;
-      if (auto* c = std::get_if<conv2d>(&nodes_[i].op)) bias = &c->b_;
-      else if (auto* l = std::get_if<linear>(&nodes_[i].op)) bias = &l->b_;
+      detail::layer_state* layer = nullptr;
+      if (auto* c = std::get_if<conv2d>(&nodes_[i].op)) layer = c;
+      else if (auto* l = std::get_if<linear>(&nodes_[i].op)) layer = l;
       else continue;
       const std::vector<double> want = reference.pre_activation_means(i, x, in, batch);
       const std::vector<double> have = pre_activation_means(i, x, in, batch);
-      bias->resize(want.size(), 0.0f);
+      layer->ensure_bias(want.size());
+      std::vector<float>* bias = &layer->b_;
       for (std::size_t c = 0; c < want.size(); ++c) {
         const float shift = static_cast<float>(want[c] - have[c]);
         (*bias)[c] += shift;
         largest = std::max(largest, std::fabs(shift));
       }
-      if (auto* c = std::get_if<conv2d>(&nodes_[i].op)) c->db_.resize(c->b_.size(), 0.0f);
-      if (auto* l = std::get_if<linear>(&nodes_[i].op)) l->db_.resize(l->b_.size(), 0.0f);
     }
     return largest;
   }
@@ -300,7 +279,9 @@ class graph {
   }
 
  private:
-  static constexpr std::size_t input_index = static_cast<std::size_t>(-1);
+  using node_list = nn::detail::graph_nodes<node_op>;
+  using node = node_list::node;
+  static constexpr std::size_t input_index = node_list::input_index;
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
 
   /// A convolution's or linear layer's weights as the first layer of an equalized pair (none for
@@ -310,19 +291,6 @@ class graph {
       return nn::detail::producer{c->w_.data(), c->filter_.out_channels, c->w_.size() / c->filter_.out_channels, &c->b_};
     if (auto* l = std::get_if<linear>(&op)) return nn::detail::producer{l->w_.data(), l->out_, l->in_, &l->b_};
     return std::nullopt;
-  }
-
-  struct node {
-    std::string name;
-    node_op op;
-    std::vector<std::size_t> inputs;
-  };
-
-  std::size_t index_of(const std::string& name) const {
-    if (name == "input") return input_index;
-    for (std::size_t i = 0; i < nodes_.size(); ++i)
-      if (nodes_[i].name == name) return i;
-    squint::detail::fail("qat::graph::add: no node named '", name, "' before this one");
   }
 
   /// Runs nodes [0, count) on x; the last node writes y when count is the whole model, every
@@ -408,17 +376,14 @@ class graph {
     return a;
   }
   static image_shape shape_of(const linear& l, const image_shape& a, const node& n) {
-    squint::detail::require(a.channels == l.in_features(), "qat::graph: node '", n.name, "' takes ", l.in_features(),
-                            " features, its input has ", a.channels);
-    return {a.batch, a.height, a.width, l.out_features()};
+    return nn::detail::linear_shape("qat::graph", n.name, l.in_features(), l.out_features(), a);
   }
   static image_shape shape_of(const nn::pool& p, const image_shape& a, const node&) {
-    if (p.type == nn::pool::kind::global_average) return {a.batch, 1, 1, a.channels};
-    return squint::detail::pool_geometry("qat::graph pool", a, p.params).out;
+    return nn::detail::pool_shape("qat::graph pool", p, a);
   }
   static image_shape shape_of(const nn::add&, const image_shape& a, const node&) { return a; }
   static image_shape shape_of(const nn::flatten&, const image_shape& a, const node&) {
-    return {a.batch, 1, 1, a.height * a.width * a.channels};
+    return nn::detail::flatten_shape(a);
   }
 
   /// The deployed pooling's values; for max pooling also the input element each output came
@@ -533,7 +498,7 @@ class graph {
     return g;
   }
 
-  std::vector<node> nodes_;
+  node_list nodes_;
   std::optional<std::size_t> freeze_after_;
   nn::backend kernels_ = nn::native_backend();
   std::size_t steps_ = 0;

@@ -22,6 +22,7 @@
 #include "squint/nn/linear.hpp"
 #include "squint/nn/sequential.hpp"
 #include "squint/nn/weights/int8_weights.hpp"
+#include "squint/qat/layer_state.hpp"
 #include "squint/qat/quantizers.hpp"
 
 SQUINT_NAMESPACE_BEGIN
@@ -29,7 +30,7 @@ namespace qat {
 
 class graph;
 
-class linear {
+class linear : public detail::layer_state {
  public:
   /// Starts from the float layer f (its weights are the master copy training updates). Without
   /// `weights` and `input` the layer trains in FP32; `input` needs `weights`.
@@ -37,33 +38,16 @@ class linear {
   ///         quantization without weight quantization.
   linear(const nn::float_layer& f, const std::optional<weight_quant>& weights,
          const std::optional<activation_quant>& input, const nn::backend& kernels = nn::native_backend())
-      : out_(f.out), in_(f.in), act_(f.act), w_(f.weights), b_(f.bias), kernels_(kernels) {
-    squint::detail::require(out_ > 0 && in_ > 0, "qat::linear: out (", out_, ") and in (", in_, ") must be positive");
-    squint::detail::require(w_.size() == out_ * in_, "qat::linear: ", w_.size(), " weights for ", out_, " x ", in_);
-    squint::detail::require(b_.empty() || b_.size() == out_, "qat::linear: ", b_.size(), " biases for ", out_,
-                            " outputs");
-    squint::detail::require(!input || weights, "qat::linear: fake-quantized input needs fake-quantized weights "
-                            "(the deployed integer layer quantizes both)");
-    squint::detail::require(!input || in_ <= gemm_max_k, "qat::linear: in = ", in_, " exceeds gemm_max_k = ",
-                            gemm_max_k, " for an int8 GEMM");
-    if (weights) weights_.emplace(*weights, out_, in_);
-    if (input) input_.emplace(*input);
-    dw_.assign(w_.size(), 0.0f);
-    db_.assign(b_.size(), 0.0f);
-  }
+      : layer_state(checked(f, weights, input).weights, f.bias, f.out, f.in, weights, input, kernels),
+        out_(f.out),
+        in_(f.in),
+        act_(f.act) {}
 
   std::size_t in_features() const { return in_; }
   std::size_t out_features() const { return out_; }
   nn::activation act() const { return act_; }
-  bool quantizes_weights() const { return weights_.has_value(); }
-  bool quantizes_input() const { return input_.has_value(); }
   /// The uint8 codes of the last forward's input (m x in; empty without input quantization).
   const std::vector<std::uint8_t>& input_codes() const { return codes_; }
-  /// The input quantizer's qparams in use (none before the first forward, or without one).
-  std::optional<qparams> input_qparams() const {
-    if (!input_ || !seen_) return std::nullopt;
-    return input_->current();
-  }
 
   /// y (m x out) = act(fq(x) . fq(W)^T + b), showing x to the input observer. x and y must stay
   /// valid until backward().
@@ -131,22 +115,6 @@ class linear {
     if (input_) input_->backward(x_, da, dx, m * in_, kernels_.fake_quant);
   }
 
-  /// The trainable tensors with their last gradients: W, the bias (if any), learned qparams.
-  std::vector<parameter> parameters() {
-    std::vector<parameter> p{{w_.data(), dw_.data(), w_.size(), true}};
-    if (!b_.empty()) p.push_back({b_.data(), db_.data(), b_.size(), false});
-    if (weights_)
-      if (auto s = weights_->learned()) p.push_back(*s);
-    if (input_)
-      for (const parameter& q : input_->learned()) p.push_back(q);
-    return p;
-  }
-
-  /// Stops the input observer (its qparams stay; learned ones keep training).
-  void freeze_observer() {
-    if (input_) input_->freeze();
-  }
-
   /// The deployed layer: int8_static from the weights' codes and the input's qparams (both
   /// fake-quantized), FP32 on the fake-quantized values (weights only), or FP32.
   /// @throws squint::error for a quantized input that has seen no data.
@@ -177,13 +145,23 @@ class linear {
  private:
   friend class graph;  // cross-layer equalization scales the master weights in place
 
+  static const nn::float_layer& checked(const nn::float_layer& f, const std::optional<weight_quant>& weights,
+                                        const std::optional<activation_quant>& input) {
+    squint::detail::require(f.out > 0 && f.in > 0, "qat::linear: out (", f.out, ") and in (", f.in,
+                            ") must be positive");
+    squint::detail::require(f.weights.size() == f.out * f.in, "qat::linear: ", f.weights.size(), " weights for ", f.out,
+                            " x ", f.in);
+    squint::detail::require(f.bias.empty() || f.bias.size() == f.out, "qat::linear: ", f.bias.size(), " biases for ",
+                            f.out, " outputs");
+    squint::detail::require(!input || weights, "qat::linear: fake-quantized input needs fake-quantized weights "
+                            "(the deployed integer layer quantizes both)");
+    squint::detail::require(!input || f.in <= gemm_max_k, "qat::linear: in = ", f.in, " exceeds gemm_max_k = ",
+                            gemm_max_k, " for an int8 GEMM");
+    return f;
+  }
+
   std::size_t out_, in_;
   nn::activation act_;
-  std::vector<float> w_, b_, dw_, db_;
-  nn::backend kernels_;
-  std::optional<weight_quantizer> weights_;
-  std::optional<activation_quantizer> input_;
-  bool seen_ = false;
   // The last forward's input, output and effective input (fq(x) or x), and backward's buffers.
   const float* x_ = nullptr;
   const float* y_ = nullptr;
