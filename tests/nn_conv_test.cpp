@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "squint/conv/float_conv.hpp"
@@ -258,6 +259,104 @@ TEST(NnGraphTest, ResidualCnnRunsAndCalibrates) {
       EXPECT_LT(g.weight_bytes(), fp32.weight_bytes());
     }
   }
+}
+
+namespace {
+
+/// Replaces the checksum of a model file after an edit.
+void reseal(std::vector<std::uint8_t>& bytes) {
+  const std::uint64_t h = squint::nn::detail::fnv1a(bytes.data(), bytes.size() - 8);
+  for (std::size_t i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<std::uint8_t>(h >> (8 * i));
+}
+
+std::string error_of(const std::vector<std::uint8_t>& bytes) {
+  try {
+    nn::deserialize_graph(bytes);
+  } catch (const squint::error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(NnGraphTest, SavedGraphsLoadToTheSameOutputs) {
+  const image_shape in{3, 10, 10, 1};
+  const auto x = squint_test::normal(in.size(), 0.0f, 1.0f, 31);
+  for (nn::precision mode : {nn::precision::fp32, nn::precision::fp16, nn::precision::int8_dynamic,
+                             nn::precision::int8_static, nn::precision::int8_weight_only, nn::precision::fp8_weight_only,
+                             nn::precision::int4_weight_only, nn::precision::int4_dynamic}) {
+    nn::graph g = residual_cnn(mode);
+    // Every pooling field: a strided average window with SAME padding that counts the padding.
+    nn::pool avg;
+    avg.type = nn::pool::kind::average;
+    avg.params.kernel_h = 3;
+    avg.params.kernel_w = 2;
+    avg.params.window = params(2, 0);
+    avg.params.window.padding = squint::padding_mode::same_upper;
+    avg.params.count_include_pad = true;
+    g.add("avg", avg, {"conv2"});
+    g.add("flat2", nn::flatten{});
+    if (mode == nn::precision::int8_static) {
+      EXPECT_THROW(nn::serialize(g), squint::error);  // not calibrated yet
+      g.calibrate(x.data(), in, 3);
+      g.freeze();
+    }
+    const std::vector<std::uint8_t> bytes = nn::serialize(g);
+    const nn::graph back = nn::deserialize_graph(bytes);
+    ASSERT_EQ(back.size(), g.size());
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      EXPECT_EQ(back.name(i), g.name(i));
+      EXPECT_EQ(back.inputs(i), g.inputs(i));
+    }
+    EXPECT_EQ(nn::serialize(back), bytes) << nn::to_string(mode);
+    const auto out = g.shapes(in).back();
+    std::vector<float> y(out.size()), z(out.size());
+    g.forward(x.data(), in, y.data());
+    back.forward(x.data(), in, z.data());
+    EXPECT_EQ(y, z) << nn::to_string(mode);
+  }
+  // Through a file, on the runtime-dispatched kernels.
+  const nn::graph g = residual_cnn(nn::precision::int8_dynamic);
+  const std::string path = ::testing::TempDir() + "squint_graph_test.sqgr";
+  nn::save(g, path);
+  const nn::graph back = nn::load_graph(path, squint::runtime::backend());
+  std::vector<float> y(3 * 4), z(3 * 4);
+  g.forward(x.data(), in, y.data());
+  back.forward(x.data(), in, z.data());
+  for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(z[i], y[i], 1e-5f * (1.0f + std::fabs(y[i])));
+}
+
+TEST(NnGraphTest, DamagedGraphFilesAreRefused) {
+  const std::vector<std::uint8_t> good = nn::serialize(residual_cnn(nn::precision::int8_dynamic));
+  // Node 0, "conv1": name length at 16, name at 20, kind at 25, input count at 26, input at 27.
+  std::vector<std::uint8_t> bad = good;
+  bad[25] = 9;
+  reseal(bad);
+  EXPECT_NE(error_of(bad).find("unknown kind 9"), std::string::npos) << error_of(bad);
+  bad = good;
+  bad[27] = 5;
+  bad[28] = bad[29] = bad[30] = 0;
+  reseal(bad);
+  EXPECT_NE(error_of(bad).find("does not come before"), std::string::npos) << error_of(bad);
+  bad = good;
+  bad[26] = 2;
+  reseal(bad);
+  EXPECT_NE(error_of(bad).find("2 inputs"), std::string::npos) << error_of(bad);
+  bad = good;
+  bad[20] = 'p';  // "conv1" -> "ponv1": the checksum no longer matches
+  EXPECT_NE(error_of(bad).find("checksum"), std::string::npos);
+  for (std::size_t cut : {std::size_t{0}, std::size_t{12}, std::size_t{30}, good.size() / 2, good.size() - 1}) {
+    const std::vector<std::uint8_t> truncated(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(cut));
+    EXPECT_NE(error_of(truncated), "") << "cut at " << cut;
+  }
+  nn::build_options o;
+  o.mode = nn::precision::fp32;
+  const std::vector<std::uint8_t> sequential_file =
+      nn::serialize(nn::sequential({{std::vector<float>(4, 1.0f), {}, 2, 2, nn::activation::none}}, o));
+  EXPECT_NE(error_of(sequential_file).find("wrong magic"), std::string::npos);
+  EXPECT_THROW(nn::deserialize(good), squint::error);  // and the other way round
+  EXPECT_THROW(nn::load_graph("/nonexistent/model.sqgr"), squint::error);
 }
 
 TEST(NnGraphTest, BadGraphsThrow) {

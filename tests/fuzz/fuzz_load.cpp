@@ -1,24 +1,56 @@
 // SPDX-License-Identifier: Apache-2.0
-// fuzz_load.cpp: nn::deserialize on any bytes: either squint::error, or a model whose forward
-// runs and whose own bytes load back to the same bytes. Half the inputs get the magic, version
-// and a correct checksum wrapped around them, so the fuzzer reaches the layer fields instead of
-// stopping at the checksum.
+// fuzz_load.cpp: nn::deserialize and nn::deserialize_graph on any bytes: either squint::error,
+// or a model whose own bytes load back to the same bytes and whose forward runs. The first byte
+// chooses: bit 0, the rest gets the magic, version and a correct checksum wrapped around it, so
+// the fuzzer reaches the layer fields instead of stopping at the checksum; bit 2, a graph (a raw
+// graph file then starts at the second byte; a sequential file's first byte, 'S', has bit 2 clear).
 #include "fuzz_support.hpp"
 #include "squint/nn/serialize.hpp"
 
 using namespace squint;
 
+namespace {
+
+/// A graph's forward on one small image, when its shapes fit one and stay small.
+void run_graph(const nn::graph& g) {
+  if (g.size() == 0) return;
+  std::size_t channels = 1;
+  if (const auto* c = std::get_if<nn::conv2d>(&g.op(0))) channels = c->filter().group_channels * c->params().groups;
+  if (const auto* l = std::get_if<nn::linear>(&g.op(0))) channels = l->in_features();
+  const image_shape in{1, 6, 6, channels};
+  std::vector<image_shape> shapes;
+  if (squint_fuzz::rejected([&] { shapes = g.shapes(in); })) return;
+  std::size_t total = in.size();
+  for (const image_shape& s : shapes) total += s.size();
+  if (total > (std::size_t{1} << 20)) return;
+  const std::vector<float> x(in.size(), 0.5f);
+  std::vector<float> y(shapes.back().size());
+  g.forward(x.data(), in, y.data());
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const bool graph = size > 0 && (data[0] & 4) != 0;
   std::vector<std::uint8_t> file;
   if (size > 0 && data[0] % 2 == 1) {
     nn::detail::writer w;
-    w.bytes(nn::detail::format_magic, sizeof nn::detail::format_magic);
+    if (graph) w.bytes(nn::detail::graph_magic, sizeof nn::detail::graph_magic);
+    else w.bytes(nn::detail::format_magic, sizeof nn::detail::format_magic);
     w.uint(nn::format_version);
     w.bytes(data + 1, size - 1);
     w.uint(nn::detail::fnv1a(w.out.data(), w.out.size()));
     file = std::move(w.out);
   } else {
-    file.assign(data, data + size);
+    file.assign(data + (graph ? 1 : 0), data + size);
+  }
+  if (graph) {
+    nn::graph g;
+    if (squint_fuzz::rejected([&] { g = nn::deserialize_graph(file); })) return 0;
+    const std::vector<std::uint8_t> again = nn::serialize(g);
+    SQUINT_FUZZ_CHECK(nn::serialize(nn::deserialize_graph(again)) == again);
+    run_graph(g);
+    return 0;
   }
   nn::sequential model;
   if (squint_fuzz::rejected([&] { model = nn::deserialize(file); })) return 0;

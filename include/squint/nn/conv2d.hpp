@@ -80,6 +80,10 @@ inline void fold_batch_norm(std::vector<float>& weights, std::vector<float>& bia
   }
 }
 
+namespace detail {
+struct conv2d_access;
+}
+
 class conv2d {
  public:
   /// Builds the layer from float weights w (`layout`, filter `f`) and bias (out_channels
@@ -252,6 +256,7 @@ class conv2d {
     });
   }
 
+  friend struct detail::conv2d_access;
   conv2d() = default;
 
   filter_shape filter_;

@@ -41,6 +41,8 @@ class graph {
   const std::string& name(std::size_t i) const { return nodes_.at(i).name; }
   const node_op& op(std::size_t i) const { return nodes_.at(i).op; }
   node_op& op(std::size_t i) { return nodes_.at(i).op; }
+  /// Node i's inputs: earlier nodes' indices, or size_t(-1) for the model's input.
+  const std::vector<std::size_t>& inputs(std::size_t i) const { return nodes_.at(i).inputs; }
 
   /// Sum of the layers' weight bytes.
   std::size_t weight_bytes() const {
