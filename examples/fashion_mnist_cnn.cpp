@@ -157,6 +157,13 @@ auto forward_of(const squint::nn::graph& model) {
 
 // ---- PTQ against QAT --------------------------------------------------------------------------
 
+/// A weight setting of the PTQ / QAT tables.
+struct setting {
+  const char* name;
+  int bits;
+  bool per_channel;
+};
+
 /// Weight fake quantization of `bits` (narrow range at 8 bits, PyTorch's full symmetric range
 /// below, as the MLP's QAT demo), uint8 activations.
 qat::qat_options quantized(int bits, bool per_channel, const nn::backend& kernels) {
@@ -189,11 +196,6 @@ void compare_equalization(const char* model_name, const qat::graph& trained, dou
   qat::graph folded = trained.folded();
   qat::graph equalized = folded;
   const std::size_t sweeps = equalized.equalize();
-  struct setting {
-    const char* name;
-    int bits;
-    bool per_channel;
-  };
   const setting settings[] = {{"W8A8 per tensor", 8, false},
                               {"W6A8 per tensor", 6, false},
                               {"W4A8 per tensor", 4, false},
@@ -240,11 +242,6 @@ double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& 
   float_options.mode = nn::precision::fp32;
   float_options.kernels = kernels;
   const double tuned_accuracy = accuracy(tuned.build(float_options));
-  struct setting {
-    const char* name;
-    int bits;
-    bool per_channel;
-  };
   const setting settings[] = {{"W8A8 per channel", 8, true},
                               {"W8A8 per tensor", 8, false},
                               {"W4A8 per channel", 4, true},

@@ -37,6 +37,8 @@
 #include <iterator>
 #include <ostream>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "squint/nn/format.hpp"
@@ -215,8 +217,40 @@ struct conv2d_access {
 
 
 constexpr char graph_magic[8] = {'S', 'Q', 'U', 'I', 'N', 'T', 'G', 'R'};
+/// A node's kind in the file: its op's index in nn::node_op.
 enum class node_kind : std::uint8_t { conv2d, linear, pool, add, flatten };
+static_assert(std::is_same_v<std::variant_alternative_t<0, node_op>, conv2d> &&
+                  std::is_same_v<std::variant_alternative_t<1, node_op>, linear> &&
+                  std::is_same_v<std::variant_alternative_t<2, node_op>, pool> &&
+                  std::is_same_v<std::variant_alternative_t<3, node_op>, add> &&
+                  std::is_same_v<std::variant_alternative_t<4, node_op>, flatten>,
+              "graph files number the ops as nn::node_op orders them");
 constexpr std::uint32_t model_input = 0xFFFFFFFFu;
+
+/// body(writer) between a magic and version and the checksum (the same envelope for both model
+/// kinds).
+template <class Body>
+std::vector<std::uint8_t> write_envelope(const char (&magic)[8], Body body) {
+  writer w;
+  w.bytes(magic, sizeof magic);
+  w.uint(format_version);
+  body(w);
+  w.uint(fnv1a(w.out.data(), w.out.size()));
+  return std::move(w.out);
+}
+
+/// The bytes into the file at `path`, and the whole file at `path`.
+inline void write_file(const std::vector<std::uint8_t>& bytes, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  squint::detail::require(static_cast<bool>(out), "nn::save: cannot open '", path, "' for writing");
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  squint::detail::require(static_cast<bool>(out), "nn::save: write failed");
+}
+inline std::vector<std::uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  squint::detail::require(static_cast<bool>(in), "nn::load: cannot open '", path, "'");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 /// Reads a magic, a version and the checksum around body(reader) (the same envelope for both
 /// model kinds).
@@ -242,13 +276,10 @@ auto read_envelope(const std::vector<std::uint8_t>& data, const char (&magic)[8]
 /// The model in squint's binary format (see the top of this header).
 /// @throws squint::error if a layer is an int8_static one that was not frozen.
 inline std::vector<std::uint8_t> serialize(const sequential& model) {
-  detail::writer w;
-  w.bytes(detail::format_magic, sizeof detail::format_magic);
-  w.uint(format_version);
-  w.uint(static_cast<std::uint32_t>(model.size()));
-  for (const linear& l : model.layers()) detail::linear_access::save(l, w);
-  w.uint(detail::fnv1a(w.out.data(), w.out.size()));
-  return std::move(w.out);
+  return detail::write_envelope(detail::format_magic, [&](detail::writer& w) {
+    w.uint(static_cast<std::uint32_t>(model.size()));
+    for (const linear& l : model.layers()) detail::linear_access::save(l, w);
+  });
 }
 
 /// Rebuilds a model from serialize()'s bytes, packed for `kernels`.
@@ -306,34 +337,31 @@ inline sequential load(const std::string& path, const backend& kernels = native_
 /// a convolution's, count_include_pad u8; add: relu u8. FNV-1a 64 checksum last.
 /// @throws squint::error if a layer is an int8_static one that was not frozen.
 inline std::vector<std::uint8_t> serialize(const graph& model) {
-  detail::writer w;
-  w.bytes(detail::graph_magic, sizeof detail::graph_magic);
-  w.uint(format_version);
-  w.uint(static_cast<std::uint32_t>(model.size()));
-  for (std::size_t i = 0; i < model.size(); ++i) {
-    const std::string& name = model.name(i);
-    w.uint(static_cast<std::uint32_t>(name.size()));
-    w.bytes(name.data(), name.size());
-    const node_op& op = model.op(i);
-    w.uint(static_cast<std::uint8_t>(op.index()));
-    const std::vector<std::size_t>& inputs = model.inputs(i);
-    w.uint(static_cast<std::uint8_t>(inputs.size()));
-    for (std::size_t from : inputs)
-      w.uint(from < i ? static_cast<std::uint32_t>(from) : detail::model_input);
-    if (const auto* c = std::get_if<conv2d>(&op)) detail::conv2d_access::save(*c, w);
-    else if (const auto* l = std::get_if<linear>(&op)) detail::linear_access::save(*l, w);
-    else if (const auto* p = std::get_if<pool>(&op)) {
-      w.uint(static_cast<std::uint8_t>(p->type));
-      w.uint(std::uint64_t{p->params.kernel_h});
-      w.uint(std::uint64_t{p->params.kernel_w});
-      detail::write_geometry(w, nullptr, p->params.window);
-      w.uint(static_cast<std::uint8_t>(p->params.count_include_pad ? 1 : 0));
-    } else if (const auto* a = std::get_if<add>(&op)) {
-      w.uint(static_cast<std::uint8_t>(a->relu ? 1 : 0));
+  return detail::write_envelope(detail::graph_magic, [&](detail::writer& w) {
+    w.uint(static_cast<std::uint32_t>(model.size()));
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      const std::string& name = model.name(i);
+      w.uint(static_cast<std::uint32_t>(name.size()));
+      w.bytes(name.data(), name.size());
+      const node_op& op = model.op(i);
+      w.uint(static_cast<std::uint8_t>(op.index()));
+      const std::vector<std::size_t>& inputs = model.inputs(i);
+      w.uint(static_cast<std::uint8_t>(inputs.size()));
+      for (std::size_t from : inputs)
+        w.uint(from < i ? static_cast<std::uint32_t>(from) : detail::model_input);
+      if (const auto* c = std::get_if<conv2d>(&op)) detail::conv2d_access::save(*c, w);
+      else if (const auto* l = std::get_if<linear>(&op)) detail::linear_access::save(*l, w);
+      else if (const auto* p = std::get_if<pool>(&op)) {
+        w.uint(static_cast<std::uint8_t>(p->type));
+        w.uint(std::uint64_t{p->params.kernel_h});
+        w.uint(std::uint64_t{p->params.kernel_w});
+        detail::write_geometry(w, nullptr, p->params.window);
+        w.uint(static_cast<std::uint8_t>(p->params.count_include_pad ? 1 : 0));
+      } else if (const auto* a = std::get_if<add>(&op)) {
+        w.uint(static_cast<std::uint8_t>(a->relu ? 1 : 0));
+      }
     }
-  }
-  w.uint(detail::fnv1a(w.out.data(), w.out.size()));
-  return std::move(w.out);
+  });
 }
 
 /// Rebuilds a graph from serialize()'s bytes, packed for `kernels`.
@@ -394,19 +422,11 @@ inline graph deserialize_graph(const std::vector<std::uint8_t>& data, const back
 
 /// Writes the graph to the file at `path`. @throws squint::error on an unfrozen int8_static
 /// layer or a write error.
-inline void save(const graph& model, const std::string& path) {
-  const std::vector<std::uint8_t> bytes = serialize(model);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  squint::detail::require(static_cast<bool>(out), "nn::save: cannot open '", path, "' for writing");
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  squint::detail::require(static_cast<bool>(out), "nn::save: write failed");
-}
+inline void save(const graph& model, const std::string& path) { detail::write_file(serialize(model), path); }
 
 /// Reads the graph file at `path`. @throws squint::error if it cannot be read or is invalid.
 inline graph load_graph(const std::string& path, const backend& kernels = native_backend()) {
-  std::ifstream in(path, std::ios::binary);
-  squint::detail::require(static_cast<bool>(in), "nn::load: cannot open '", path, "'");
-  return deserialize_graph({std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}, kernels);
+  return deserialize_graph(detail::read_file(path), kernels);
 }
 
 }  // namespace nn

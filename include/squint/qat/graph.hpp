@@ -69,8 +69,8 @@ class graph {
   void forward(const float* x, const image_shape& in, float* y, bool training = true) {
     squint::detail::require(!nodes_.empty(), "qat::graph: the model has no nodes");
     squint::detail::require_matrix("qat::graph::forward", "x", x, in.pixels(), in.channels);
-    const image_shape out = shapes(in).back();
-    squint::detail::require_matrix("qat::graph::forward", "y", y, out.pixels(), out.channels);
+    shapes_ = shapes(in);
+    squint::detail::require_matrix("qat::graph::forward", "y", y, shapes_.back().pixels(), shapes_.back().channels);
     if (training && freeze_after_ && steps_ == *freeze_after_) freeze_observers();
     run(x, in, y, training, nodes_.size());
     steps_ += training && in.batch > 0;
@@ -293,10 +293,9 @@ class graph {
     return std::nullopt;
   }
 
-  /// Runs nodes [0, count) on x; the last node writes y when count is the whole model, every
-  /// other node its entry of outputs_.
+  /// Runs nodes [0, count) on x (shapes_ already its shapes); the last node writes y when count
+  /// is the whole model, every other node its entry of outputs_.
   void run(const float* x, const image_shape& in, float* y, bool training, std::size_t count) {
-    shapes_ = shapes(in);
     x_ = x;
     in_ = in;
     outputs_.resize(nodes_.size());
@@ -340,7 +339,8 @@ class graph {
     for (std::size_t b = 0; b < in.batch; b += batch) {
       image_shape part = in;
       part.batch = std::min(batch, in.batch - b);
-      const image_shape o = shapes(part)[i];
+      shapes_ = shapes(part);
+      const image_shape o = shapes_[i];
       if (i + 1 == nodes_.size()) last.resize(o.size());
       run(x + b * image, part, last.data(), false, i + 1);
       const float* y = i + 1 == nodes_.size() ? last.data() : outputs_[i].data();
@@ -392,17 +392,19 @@ class graph {
                            std::vector<std::size_t>& argmax) {
     if (p.type == nn::pool::kind::average) return avg_pool2d(x, a, p.params, y);
     if (p.type == nn::pool::kind::global_average) return global_avg_pool(x, a, y);
-    max_pool2d(x, a, p.params, y);
+    // One pass for the values and their routes: max_pool2d's rule (the first maximum, padding
+    // the lowest float), so the values are max_pool2d's.
     const conv2d_geometry g = squint::detail::pool_geometry("qat::graph pool", a, p.params);
     const std::size_t c = a.channels;
     argmax.assign(g.out.size(), none);
     const float lowest = std::numeric_limits<float>::lowest();
     squint::detail::for_each_window(x, g, lowest, [&](std::size_t pixel, const float* const* taps, std::size_t) {
       for (std::size_t j = 0; j < c; ++j) {
-        const float* best = nullptr;
-        for (std::size_t t = 0; t < g.filter.taps(); ++t)
-          if (best == nullptr || *best < taps[t][j]) best = taps[t] + j;
-        if (best != nullptr && best >= x && best < x + a.size()) argmax[pixel * c + j] = static_cast<std::size_t>(best - x);
+        const float* best = taps[0] + j;
+        for (std::size_t t = 1; t < g.filter.taps(); ++t)
+          if (*best < taps[t][j]) best = taps[t] + j;
+        y[pixel * c + j] = *best;
+        if (best >= x && best < x + a.size()) argmax[pixel * c + j] = static_cast<std::size_t>(best - x);
       }
     });
   }
