@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // fashion_mnist_qat: post-training quantization against quantization-aware training on the
 // Fashion-MNIST MLP (784-512-256-10). Starts from the FP32 weights the fashion_mnist demo saved
-// (or trains them), then for each setting — INT8, 4-, 3- and 2-bit weights per channel and per
-// tensor, with and without learned (LSQ) qparams, and entropy-calibrated activations —
+// (or trains them), then for each setting — INT8, 4-, 3- and 2-bit weights per channel, per group
+// and per tensor, with and without learned (LSQ) qparams, and entropy-calibrated activations —
 // calibrates it (PTQ) and fine-tunes it with
 // fake quantization for a few epochs (QAT), converts both to squint::nn models and evaluates
 // them on the 10,000 test images: top-1, the loss against FP32, the share of PTQ's loss QAT
@@ -37,14 +37,18 @@ struct setting {
 };
 
 /// Weight fake quantization of `bits`: narrow range at 8 bits (squint's INT8 default), PyTorch's
-/// full symmetric range [-2^(b-1), 2^(b-1) - 1] below.
-qat::qat_options quantized(int bits, bool per_channel, bool learn, const squint::nn::backend& kernels) {
+/// full symmetric range [-2^(b-1), 2^(b-1) - 1] below. With a group, int8 activation codes per
+/// row: the model converts to int4_dynamic (W4A8).
+qat::qat_options quantized(int bits, bool per_channel, bool learn, const squint::nn::backend& kernels,
+                           std::size_t group = 0) {
   qat::qat_options o;
   o.weights->bits = bits;
   o.weights->per_channel = per_channel;
   o.weights->range = bits == 8 ? squint::nn::int8_weight_range::narrow : squint::nn::int8_weight_range::full;
   o.weights->learn_scale = learn;
+  o.weights->group = group;
   o.activations->learn = learn;
+  o.activations->per_row = group > 0;
   o.kernels = kernels;
   return o;
 }
@@ -114,6 +118,9 @@ int run_demo(int argc, char** argv) {
       {"W2A8 per channel", quantized(2, true, false, kernels)},
       {"W4A8 per tensor", quantized(4, false, false, kernels)},
       {"W2A8 per tensor", quantized(2, false, false, kernels)},
+      {"W4A8 per group of 32", quantized(4, true, false, kernels, 32)},
+      {"W3A8 per group of 32", quantized(3, true, false, kernels, 32)},
+      {"W2A8 per group of 32", quantized(2, true, false, kernels, 32)},
       {"W4A8 per tensor LSQ", quantized(4, false, true, kernels)},
       {"W2A8 per channel LSQ", quantized(2, true, true, kernels)},
       {"W2A8 per tensor LSQ", quantized(2, false, true, kernels)},

@@ -378,6 +378,15 @@ TEST(QatGraphTest, BadArgumentsThrow) {
   short_weights.weights.pop_back();
   EXPECT_THROW(qat::conv2d(short_weights, std::nullopt, std::nullopt), squint::error);
   EXPECT_THROW(qat::conv2d(f, std::nullopt, qat::activation_quant{}), squint::error);
+  // The integer convolution has no per-row input codes or per-group weights; FP32 on grouped
+  // fake-quantized weights is fine.
+  qat::weight_quant grouped{4, true, nn::int8_weight_range::full, false, 16};
+  qat::activation_quant per_row;
+  per_row.per_row = true;
+  EXPECT_THROW(qat::conv2d(f, grouped, per_row), squint::error);
+  EXPECT_THROW(qat::conv2d(f, grouped, qat::activation_quant{}), squint::error);
+  EXPECT_THROW(qat::conv2d(f, qat::weight_quant{}, per_row), squint::error);
+  EXPECT_NO_THROW(qat::conv2d(f, grouped, std::nullopt));
   qat::batch_norm_state s = qat::identity_batch_norm(4);
   s.running_var[1] = -1.0f;
   EXPECT_THROW(qat::batch_norm{s}, squint::error);

@@ -7,6 +7,7 @@
 // arguments.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -487,6 +488,145 @@ TEST(QatTraining, WeightOnlyAndFp32ConvertExactly) {
   }
 }
 
+/// Weights quantized per group (short last groups included) run on the int4 form they convert to:
+/// int4_dynamic (W4A8) with per-row input codes, int4_weight_only without. After training steps
+/// the deployed model's outputs are the QAT forward's bit for bit, its codes stay in range, and
+/// its group scales are the range scales of the master weights' groups.
+TEST(QatTraining, GroupedWeightsConvertToTheInt4FormsExactly) {
+  const auto layers = small_mlp(91, 40, 24, 6);
+  const std::size_t m = 9;
+  const auto x = squint_test::normal(m * 40, 0.2f, 1.5f, 92);
+  std::vector<std::uint8_t> labels(m);
+  for (std::size_t i = 0; i < m; ++i) labels[i] = static_cast<std::uint8_t>(i % 6);
+  struct setting {
+    int bits;
+    std::size_t group;
+    bool per_row, learn;
+    squint::nn::int8_weight_range range;
+  };
+  const setting settings[] = {{4, 16, true, false, squint::nn::int8_weight_range::full},
+                              {2, 32, true, true, squint::nn::int8_weight_range::full},
+                              {3, 16, false, false, squint::nn::int8_weight_range::narrow},
+                              {4, 32, false, true, squint::nn::int8_weight_range::narrow}};
+  for (const setting& s : settings) {
+    qat::qat_options o;
+    o.weights = qat::weight_quant{s.bits, true, s.range, s.learn, s.group};
+    if (s.per_row) o.activations = qat::activation_quant{}, o.activations->per_row = true;
+    else o.activations.reset();
+    o.kernels = squint::runtime::backend();
+    auto model = qat::prepare_qat(layers, o);
+    qat::sgd opt(0.9f);
+    std::vector<float> y(m * 6), dy(m * 6);
+    for (int step = 0; step < 5; ++step) {
+      model.forward(x.data(), m, y.data());
+      qat::softmax_cross_entropy(y.data(), labels.data(), m, 6, dy.data());
+      model.backward(dy.data());
+      opt.step(model.parameters(), 0.05f);
+    }
+    model.forward(x.data(), m, y.data());
+    EXPECT_FALSE(model[0].input_qparams().has_value());
+    const squint::nn::sequential deployed = model.convert();
+    const auto mode = s.per_row ? squint::nn::precision::int4_dynamic : squint::nn::precision::int4_weight_only;
+    std::vector<float> z(m * 6);
+    deployed.forward(x.data(), m, z.data());
+    EXPECT_TRUE(same_bits(y, z)) << s.bits << " bits, group " << s.group;
+    const quant_range r = qat::weight_range(*o.weights);
+    const auto master = model.float_layers();
+    for (std::size_t l = 0; l < 2; ++l) {
+      ASSERT_EQ(deployed[l].mode(), mode);
+      const std::size_t out = master[l].out, in = master[l].in;
+      const std::vector<float> w = deployed[l].weights();
+      for (std::size_t j = 0; j < out; ++j)
+        for (std::size_t i = 0; i < in; ++i) {
+          const int code = s.per_row
+                               ? dynamic_cast<const squint::nn::int4_dynamic_weights&>(deployed[l].stored_weights())
+                                     .packed()
+                                     .at(j, i)
+                               : dynamic_cast<const squint::nn::int4_weight_only_weights&>(deployed[l].stored_weights())
+                                     .packed()
+                                     .at(j, i);
+          ASSERT_GE(code, r.qmin);
+          ASSERT_LE(code, r.qmax);
+        }
+      if (s.learn) continue;
+      // Observed scales: the group's amax over the range's half-width.
+      const float half = s.range == squint::nn::int8_weight_range::narrow ? static_cast<float>(r.qmax)
+                                                                          : static_cast<float>(r.qmax - r.qmin) / 2.0f;
+      for (std::size_t j = 0; j < out; ++j)
+        for (std::size_t g0 = 0; g0 < in; g0 += s.group) {
+          const std::size_t g1 = std::min(in, g0 + s.group);
+          float amax = 0.0f;
+          for (std::size_t i = g0; i < g1; ++i) amax = std::max(amax, std::fabs(master[l].weights[j * in + i]));
+          const float scale = amax / half;
+          for (std::size_t i = g0; i < g1; ++i) {
+            const float code = std::nearbyint(master[l].weights[j * in + i] / scale);
+            const float expect = std::min(std::max(code, static_cast<float>(r.qmin)), static_cast<float>(r.qmax));
+            ASSERT_EQ(w[j * in + i], expect * scale) << l << " " << j << " " << i;
+          }
+        }
+    }
+  }
+}
+
+/// Straight-through gradients with grouped weights and per-row input codes, against a scalar
+/// reference: dW = dZ^T . fq(x) where each weight's unclamped code is in range (zero elsewhere),
+/// dx = dZ . fq(W) where x is finite.
+TEST(QatTraining, GroupedWeightsAndPerRowInputGradients) {
+  const std::size_t m = 3, in = 40, out = 5, group = 16;
+  squint::nn::float_layer f{squint_test::normal(out * in, 0.0f, 0.5f, 93), {}, out, in,
+                            squint::nn::activation::none};
+  auto x = squint_test::normal(m * in, 0.0f, 1.0f, 94);
+  x[7] = std::numeric_limits<float>::quiet_NaN();
+  qat::activation_quant a;
+  a.per_row = true;
+  const qat::weight_quant wq{2, true, squint::nn::int8_weight_range::full, false, group};
+  qat::linear layer(f, wq, a);
+  std::vector<float> y(m * out), dx(m * in);
+  layer.forward(x.data(), m, y.data());
+  const auto dy = squint_test::normal(m * out, 0.0f, 1.0f, 95);
+  layer.backward(dy.data(), dx.data());
+  const quant_range r = qat::weight_range(wq);
+  // fq(W) and its mask, per group; fq(x) per row (NaN -> code 0).
+  std::vector<float> fw(out * in), mask(out * in), fx(m * in);
+  for (std::size_t j = 0; j < out; ++j)
+    for (std::size_t g0 = 0; g0 < in; g0 += group) {
+      const std::size_t g1 = std::min(in, g0 + group);
+      float amax = 0.0f;
+      for (std::size_t i = g0; i < g1; ++i) amax = std::max(amax, std::fabs(f.weights[j * in + i]));
+      const float scale = amax / 1.5f;  // 2 bits, full range: (1 - (-2)) / 2
+      for (std::size_t i = g0; i < g1; ++i) {
+        const float code = std::nearbyint(f.weights[j * in + i] / scale);
+        mask[j * in + i] = code >= static_cast<float>(r.qmin) && code <= static_cast<float>(r.qmax) ? 1.0f : 0.0f;
+        fw[j * in + i] = std::min(std::max(code, static_cast<float>(r.qmin)), static_cast<float>(r.qmax)) * scale;
+      }
+    }
+  for (std::size_t i = 0; i < m; ++i) {
+    float amax = 0.0f;
+    for (std::size_t d = 0; d < in; ++d)
+      if (std::isfinite(x[i * in + d])) amax = std::max(amax, std::fabs(x[i * in + d]));
+    for (std::size_t d = 0; d < in; ++d) {
+      const float v = x[i * in + d];
+      fx[i * in + d] = std::isnan(v) ? 0.0f : std::nearbyint(v / (amax / 127.0f)) * (amax / 127.0f);
+    }
+  }
+  const auto params = layer.parameters();
+  for (std::size_t j = 0; j < out; ++j)
+    for (std::size_t d = 0; d < in; ++d) {
+      double g = 0.0;
+      for (std::size_t i = 0; i < m; ++i) g += static_cast<double>(dy[i * out + j]) * fx[i * in + d];
+      EXPECT_NEAR(params[0].grad[j * in + d], mask[j * in + d] * g, 1e-5) << j << " " << d;
+    }
+  const auto clamped = std::count(mask.begin(), mask.end(), 0.0f);
+  EXPECT_GT(clamped, 0);  // the full range clamps each group's +amax
+  EXPECT_LT(clamped, static_cast<std::ptrdiff_t>(out * in) / 4);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t d = 0; d < in; ++d) {
+      double g = 0.0;
+      for (std::size_t j = 0; j < out; ++j) g += static_cast<double>(dy[i * out + j]) * fw[j * in + d];
+      EXPECT_NEAR(dx[i * in + d], std::isfinite(x[i * in + d]) ? g : 0.0, 1e-5) << i << " " << d;
+    }
+}
+
 /// Training lowers the loss in every mode, and the straight-through gradient is zero for inputs
 /// that the activation quantizer clamps.
 TEST(QatTraining, TrainingLowersTheLoss) {
@@ -536,6 +676,27 @@ TEST(QatTraining, BadOptionsThrow) {
   broken[1].in = 5;
   EXPECT_THROW(qat::prepare_qat(broken, {}), squint::error);
   EXPECT_THROW(qat::prepare_qat(std::vector<squint::nn::float_layer>{}, {}), squint::error);
+  o = {};
+  o.weights->group = 24;  // not a multiple of 16
+  o.weights->bits = 4;
+  o.activations->per_row = true;
+  EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);
+  o.weights->group = 16;
+  o.weights->bits = 5;  // groups are int4 codes
+  EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);
+  o.weights->bits = 4;
+  o.weights->per_channel = false;
+  EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);
+  o.weights->per_channel = true;
+  o.activations->per_row = false;  // grouped weights have no per-tensor uint8 form
+  EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);
+  o.activations->per_row = true;
+  o.activations->learn = true;  // per-row codes learn nothing
+  EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);
+  o.activations->learn = false;
+  EXPECT_NO_THROW(qat::prepare_qat(layers, o));
+  o.weights->group = 0;  // per-row codes need grouped weights
+  EXPECT_THROW(qat::prepare_qat(layers, o), squint::error);
   auto model = qat::prepare_qat(layers, {});
   EXPECT_THROW(model.convert(), squint::error);  // the input quantizers have seen no data
 }

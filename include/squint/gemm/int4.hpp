@@ -354,10 +354,14 @@ class int4_grouped {
     require(scale.size() == n * groups, function, ": ", scale.size(), " scales for ", n, " channels x ", groups,
             " groups");
     for (float s : scale) require(std::isfinite(s) && s > 0.0f, function, ": scale must be finite and > 0, got ", s);
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < k; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      // One branch-free scan per row; the element is looked up only to name it.
+      unsigned outside = 0;
+      for (std::size_t i = 0; i < k; ++i) outside |= static_cast<unsigned>(w[j * ldw + i] + 8) > 15u;
+      for (std::size_t i = 0; outside && i < k; ++i)
         require(w[j * ldw + i] >= -8 && w[j * ldw + i] <= 7, function, ": code ", int{w[j * ldw + i]}, " at (", j,
                 ", ", i, ") is outside [-8, 7]");
+    }
     n_ = n;
     k_ = k;
     group_ = group;
@@ -390,12 +394,15 @@ class packed_int4_weights : public detail::int4_grouped {
     packed_int4_weights p;
     p.init("packed_int4_weights::from_int4", w, n, k, ldw, group, static_cast<std::size_t>(-1), scale);
     p.data_.assign(p.panels() * k * kernels::detail_int4::row_bytes, 0x88);  // padding channels: code 0
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < k; ++i) {
-        std::uint8_t& byte = p.data_[(j / panel_width * k + i) * kernels::detail_int4::row_bytes + j % panel_width / 2];
-        const unsigned shift = 4 * (j % 2);
-        byte = static_cast<std::uint8_t>((byte & ~(0xFu << shift)) | (static_cast<unsigned>(w[j * ldw + i] + 8) << shift));
-      }
+    // Each byte once: channel j in the low nibble, j + 1 (or padding) in the high one.
+    for (std::size_t j = 0; j < n; j += 2) {
+      std::uint8_t* out = p.data_.data() + j / panel_width * k * kernels::detail_int4::row_bytes + j % panel_width / 2;
+      const std::int8_t* lo = w + j * ldw;
+      const std::int8_t* hi = j + 1 < n ? lo + ldw : nullptr;
+      for (std::size_t i = 0; i < k; ++i)
+        out[i * kernels::detail_int4::row_bytes] =
+            static_cast<std::uint8_t>((lo[i] + 8) | (hi ? hi[i] + 8 : 8) << 4);
+    }
     return p;
   }
 

@@ -308,12 +308,17 @@ class packed_w4a8_weights : public detail::int4_grouped {
     p.init("packed_w4a8_weights::from_int4", w, n, k, ldw, group, w4a8_max_group, scale);
     const std::size_t stride = kernels::detail_w4a8::panel_bytes(k);
     p.data_.assign(p.panels() * stride, 0x88);  // padding: code 0
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < k; ++i) {
-        std::uint8_t& byte = p.data_[j / panel_width * stride + i / 8 * 64 + j % panel_width * 4 + i % 4];
-        const unsigned shift = i % 8 < 4 ? 0 : 4;
-        byte = static_cast<std::uint8_t>((byte & ~(0xFu << shift)) | (static_cast<unsigned>(w[j * ldw + i] + 8) << shift));
-      }
+    // Each byte once: depth i of a step of 8 in the low nibble, depth i + 4 in the high one.
+    for (std::size_t j = 0; j < n; ++j) {
+      std::uint8_t* out = p.data_.data() + j / panel_width * stride + j % panel_width * 4;
+      const std::int8_t* row = w + j * ldw;
+      std::size_t i = 0;
+      for (; i + 8 <= k; i += 8, out += 64)
+        for (std::size_t q = 0; q < 4; ++q)
+          out[q] = static_cast<std::uint8_t>((row[i + q] + 8) | (row[i + 4 + q] + 8) << 4);
+      for (std::size_t q = 0; i < k && q < 4; ++q)
+        out[q] = static_cast<std::uint8_t>((i + q < k ? row[i + q] + 8 : 8) | (i + 4 + q < k ? row[i + 4 + q] + 8 : 8) << 4);
+    }
     return p;
   }
 

@@ -45,8 +45,8 @@ class conv2d : public detail::layer_state {
   /// Starts from the float convolution f (its weights become the master copy training updates).
   /// Without `weights` and `input` the layer trains in FP32; `input` needs `weights`.
   /// @throws squint::error on bad filter sizes or parameters, weights or bias of the wrong size,
-  ///         input quantization without weight quantization or with a depth above gemm_max_k, or
-  ///         invalid quantizer options.
+  ///         input quantization without weight quantization, with per-row codes, grouped weights
+  ///         or a depth above gemm_max_k, or invalid quantizer options.
   conv2d(const float_conv& f, const std::optional<weight_quant>& weights, const std::optional<activation_quant>& input,
          const nn::backend& kernels = nn::native_backend())
       : layer_state(ohwi_of(f, weights, input), f.bias, f.filter.out_channels,
@@ -158,6 +158,9 @@ class conv2d : public detail::layer_state {
                             " biases for ", f.filter.out_channels, " output channels");
     squint::detail::require(!input || weights, "qat::conv2d: fake-quantized input needs fake-quantized weights "
                             "(the deployed integer layer quantizes both)");
+    squint::detail::require(!input || !(input->per_row || weights->group), "qat::conv2d: the deployed integer "
+                            "convolution takes per-tensor input codes and weights per channel or tensor, not per ",
+                            input->per_row ? "row" : "group");
     squint::detail::require(!input || depth <= gemm_max_k, "qat::conv2d: depth ", depth, " exceeds gemm_max_k = ",
                             gemm_max_k, " for an int8 GEMM");
     return squint::detail::to_ohwi(f.weights.data(), f.filter, f.layout);

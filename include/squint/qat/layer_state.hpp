@@ -22,9 +22,9 @@ class layer_state {
  public:
   bool quantizes_weights() const { return weights_.has_value(); }
   bool quantizes_input() const { return input_.has_value(); }
-  /// The input quantizer's qparams in use (none before the first forward, or without one).
+  /// The input quantizer's qparams in use (none before the first forward, without one, or per row).
   std::optional<qparams> input_qparams() const {
-    if (!input_ || !seen_) return std::nullopt;
+    if (!input_ || !seen_ || input_->per_row()) return std::nullopt;
     return input_->current();
   }
 

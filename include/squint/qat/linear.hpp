@@ -6,10 +6,12 @@
 // input's uint8 codes times the weights' int8 codes on squint's exact integer GEMM, then the
 // float output stage (scale, bias, ReLU). That is the fake-quantized product fq(x) . fq(W)^T,
 // summed exactly and rounded once, so convert() gives an nn::linear whose outputs are the QAT
-// forward's bit for bit, and the forward runs at INT8 speed. Otherwise (FP32 training, or
-// weights alone fake-quantized) the forward is squint's FP32 GEMM on the effective weights. The
-// backward is FP32: dW = dZ^T . fq(x), dx = dZ . fq(W), each through its quantizer's
-// straight-through estimator, plus the LSQ gradients of learned qparams.
+// forward's bit for bit, and the forward runs at INT8 speed. Weights quantized per group run on
+// the int4 form they convert to: int4_dynamic (W4A8) with per-row input codes, int4_weight_only
+// without. Otherwise (FP32 training, or weights alone fake-quantized per channel or tensor) the
+// forward is squint's FP32 GEMM on the effective weights. The backward is FP32:
+// dW = dZ^T . fq(x), dx = dZ . fq(W), each through its quantizer's straight-through estimator,
+// plus the LSQ gradients of learned qparams.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +23,8 @@
 #include "squint/nn/input_quantizer.hpp"
 #include "squint/nn/linear.hpp"
 #include "squint/nn/sequential.hpp"
+#include "squint/nn/weights/int4_dynamic.hpp"
+#include "squint/nn/weights/int4_weight_only.hpp"
 #include "squint/nn/weights/int8_weights.hpp"
 #include "squint/qat/layer_state.hpp"
 #include "squint/qat/quantizers.hpp"
@@ -62,6 +66,12 @@ class linear : public detail::layer_state {
     const float* bias = b_.empty() ? nullptr : b_.data();
     const bool relu = act_ == nn::activation::relu;
     if (weights_) weights_->quantize(w_.data(), kernels_);
+    if (weights_ && weights_->options().group) {
+      grouped(weights_->codes(), weights_->scales(), kernels_)->run(x, m, {bias, relu}, y, {});
+      if (input_) activation_quantizer::quantize_rows(x, m, in_, a_, kernels_);
+      else a_.assign(x, x + m * in_);
+      return;
+    }
     if (input_) {
       const qparams p = input_->observe(x, m * in_);
       seen_ = true;
@@ -116,7 +126,8 @@ class linear : public detail::layer_state {
   }
 
   /// The deployed layer: int8_static from the weights' codes and the input's qparams (both
-  /// fake-quantized), FP32 on the fake-quantized values (weights only), or FP32.
+  /// fake-quantized), int4_dynamic or int4_weight_only from grouped weights' codes (with or
+  /// without per-row input codes), FP32 on the fake-quantized values (weights only), or FP32.
   /// @throws squint::error for a quantized input that has seen no data.
   nn::linear convert(const nn::backend& kernels) const {
     const float* bias = b_.empty() ? nullptr : b_.data();
@@ -130,6 +141,10 @@ class linear : public detail::layer_state {
     std::vector<std::int8_t> codes;
     std::vector<float> scales, values;
     weights_->compute(w_.data(), kernels_, codes, scales, values);
+    if (const std::size_t group = weights_->options().group) {
+      o.mode = input_ ? nn::precision::int4_dynamic : nn::precision::int4_weight_only;
+      return nn::linear::from_int4(codes.data(), out_, in_, in_, group, scales, bias, o);
+    }
     if (!input_) {
       o.mode = nn::precision::fp32;
       return nn::linear(values.data(), out_, in_, in_, bias, o);
@@ -155,9 +170,24 @@ class linear : public detail::layer_state {
                             f.out, " outputs");
     squint::detail::require(!input || weights, "qat::linear: fake-quantized input needs fake-quantized weights "
                             "(the deployed integer layer quantizes both)");
+    const bool grouped = weights && weights->group > 0;
+    squint::detail::require(!input || input->per_row == grouped, "qat::linear: ",
+                            grouped ? "weights quantized per group take per-row input codes (int4_dynamic) or none"
+                                    : "per-row input codes need weights quantized per group (int4_dynamic)");
     squint::detail::require(!input || f.in <= gemm_max_k, "qat::linear: in = ", f.in, " exceeds gemm_max_k = ",
                             gemm_max_k, " for an int8 GEMM");
     return f;
+  }
+
+  /// The int4 form of grouped codes and scales: W4A8 with per-row input codes, else weight-only.
+  nn::weights_ptr grouped(const std::vector<std::int8_t>& codes, const std::vector<float>& scales,
+                          const nn::backend& kernels) const {
+    const std::size_t group = weights_->options().group;
+    if (input_)
+      return std::make_shared<nn::int4_dynamic_weights>(
+          packed_w4a8_weights::from_int4(codes.data(), out_, in_, in_, group, scales), kernels);
+    return std::make_shared<nn::int4_weight_only_weights>(
+        packed_int4_weights::from_int4(codes.data(), out_, in_, in_, group, scales), kernels);
   }
 
   std::size_t out_, in_;
