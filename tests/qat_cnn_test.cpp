@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "squint/qat.hpp"
@@ -372,6 +373,126 @@ TEST(QatGraphTest, FoldedFp32ModelsMatchTheEvaluationForward) {
   for (std::size_t i = 0; i < 9; ++i) EXPECT_NEAR(z[i], y[i], 0.05f * (1.0f + std::fabs(y[i]))) << i;
 }
 
+// ---- conv_bn2d: BatchNorm statistics trained during QAT --------------------------------------
+
+namespace {
+
+qat::batch_norm_state trained_statistics(std::size_t channels, nn::activation act, float momentum) {
+  qat::batch_norm_state s = qat::identity_batch_norm(channels, act);
+  for (std::size_t c = 0; c < channels; ++c) {
+    s.gamma[c] = 0.7f + 0.2f * static_cast<float>(c);
+    s.beta[c] = 0.1f * static_cast<float>(c) - 0.15f;
+    s.running_mean[c] = 0.05f * static_cast<float>(c) - 0.1f;
+    s.running_var[c] = 0.5f + 0.4f * static_cast<float>(c);
+  }
+  s.momentum = momentum;
+  return s;
+}
+
+}  // namespace
+
+/// Every parameter's gradient and the input's against central differences, on batch statistics
+/// and frozen (the running statistics stay put: momentum 0).
+TEST(QatConvBnTest, GradientsMatchFiniteDifferences) {
+  const qat::float_conv f = random_conv(3, 4, 3, padded(1, 2), nn::activation::none, 40);
+  const image_shape in{2, 5, 5, 3};
+  std::vector<float> x = squint_test::normal(in.size(), 0.2f, 1.0f, 41);
+  for (bool frozen : {false, true}) {
+    qat::conv_bn2d layer(f, trained_statistics(4, nn::activation::none, 0.0f), std::nullopt, std::nullopt);
+    if (frozen) layer.freeze_statistics();
+    const image_shape out = layer.output_shape(in);
+    const std::vector<float> r = squint_test::normal(out.size(), 0.0f, 1.0f, 42);
+    std::vector<float> y(out.size()), dx(in.size());
+    layer.forward(x.data(), in, y.data(), true);
+    layer.backward(r.data(), dx.data());
+    std::vector<qat::parameter> p = layer.parameters();
+    ASSERT_EQ(p.size(), 4u);  // W, bias, gamma, beta
+    std::vector<std::vector<float>> grads;
+    for (const qat::parameter& q : p) grads.emplace_back(q.grad, q.grad + q.size);
+    auto loss = [&]() {
+      std::vector<float> z(out.size());
+      layer.forward(x.data(), in, z.data(), true);
+      return dot(z, r);
+    };
+    const char* names[] = {"dW", "dbias", "dgamma", "dbeta"};
+    for (std::size_t i = 0; i < p.size(); ++i)
+      expect_gradient(names[i], p[i].value, grads[i].data(), p[i].size, loss, 1e-2f, 5e-3, i == 0 ? 5 : 1);
+    expect_gradient(frozen ? "dx (frozen)" : "dx (batch statistics)", x.data(), dx.data(), x.size(), loss, 1e-2f, 5e-3,
+                    7);
+    // The bias moves nothing on batch statistics (the batch mean takes it away).
+    if (!frozen) {
+      for (float g : grads[1]) EXPECT_NEAR(g, 0.0f, 1e-4f);
+    }
+  }
+}
+
+/// In FP32 the layer is the convolution and the BatchNorm one after the other: the same outputs
+/// and running statistics on batch statistics, the same evaluation forward.
+TEST(QatConvBnTest, Fp32IsTheConvolutionThenTheBatchNorm) {
+  const qat::float_conv f = random_conv(2, 3, 3, padded(1), nn::activation::none, 43);
+  const image_shape in{3, 6, 6, 2};
+  const qat::batch_norm_state s = trained_statistics(3, nn::activation::relu, 0.1f);
+  qat::conv_bn2d layer(f, s, std::nullopt, std::nullopt);
+  qat::conv2d conv(f, std::nullopt, std::nullopt);
+  qat::batch_norm bn(s);
+  const image_shape out = layer.output_shape(in);
+  std::vector<float> y(out.size()), mid(out.size()), z(out.size());
+  for (unsigned step = 0; step < 3; ++step) {
+    const std::vector<float> x = squint_test::normal(in.size(), 0.1f, 1.0f, 44 + step);
+    const bool training = step < 2;
+    layer.forward(x.data(), in, y.data(), training);
+    conv.forward(x.data(), in, mid.data());
+    bn.forward(mid.data(), out, z.data(), training);
+    for (std::size_t e = 0; e < y.size(); ++e) EXPECT_NEAR(y[e], z[e], 1e-5f * (1.0f + std::fabs(z[e]))) << step;
+    for (std::size_t c = 0; c < 3; ++c) {
+      EXPECT_NEAR(layer.batch_norm_statistics().running_mean[c], bn.state().running_mean[c], 1e-6f);
+      EXPECT_NEAR(layer.batch_norm_statistics().running_var[c], bn.state().running_var[c], 1e-6f);
+    }
+  }
+  EXPECT_NE(layer.batch_norm_statistics().running_var, s.running_var);
+}
+
+/// prepare_qat with freeze_batch_norm_after: conv_bn2d nodes train their statistics until then,
+/// and from then on (and in evaluation before) the forward is the converted model's, bit for bit.
+TEST(QatGraphTest, BatchNormStatisticsTrainUntilFrozenThenConvertExactly) {
+  const qat::graph fp32 = small_cnn();
+  const image_shape in{4, 8, 8, 2};
+  for (int bits : {8, 4}) {
+    qat::qat_options o;
+    o.weights->bits = bits;
+    o.freeze_batch_norm_after = 3;
+    qat::graph q = qat::prepare_qat(fp32, o);
+    ASSERT_EQ(q.size(), fp32.size() - 3);
+    ASSERT_TRUE(std::holds_alternative<qat::conv_bn2d>(q.op(0)));
+    const auto& first = std::get<qat::conv_bn2d>(q.op(0));
+    std::vector<float> y(4 * 3), dy(4 * 3), z(4 * 3);
+    qat::sgd opt(0.9f);
+    std::vector<float> before = first.batch_norm_statistics().running_var;
+    for (unsigned step = 0; step < 6; ++step) {
+      const std::vector<float> x = squint_test::normal(in.size(), 0.0f, 1.0f, 100 + step);
+      if (step == 2) {  // before the freeze, evaluation folds the running statistics
+        q.forward(x.data(), in, y.data(), false);
+        q.convert().forward(x.data(), in, z.data());
+        EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float))) << bits;
+      }
+      q.forward(x.data(), in, y.data());
+      const std::vector<float>& now = first.batch_norm_statistics().running_var;
+      EXPECT_EQ(now != before, step < 3) << "step " << step;
+      EXPECT_EQ(first.frozen(), step >= 3);
+      before = now;
+      for (std::size_t i = 0; i < dy.size(); ++i) dy[i] = y[i] - static_cast<float>(i % 3);
+      q.backward(dy.data());
+      opt.step(q.parameters(), 0.01f);
+    }
+    const std::vector<float> x = squint_test::normal(in.size(), 0.0f, 1.0f, 120);
+    q.forward(x.data(), in, y.data());
+    const nn::graph deployed = q.convert();
+    EXPECT_EQ(std::get<nn::conv2d>(deployed.op(0)).mode(), nn::precision::int8_static);
+    deployed.forward(x.data(), in, z.data());
+    EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float))) << bits;
+  }
+}
+
 TEST(QatGraphTest, BadArgumentsThrow) {
   const qat::float_conv f = random_conv(2, 4, 3, padded(1));
   qat::float_conv short_weights = f;
@@ -419,6 +540,21 @@ TEST(QatGraphTest, BadArgumentsThrow) {
   EXPECT_THROW(q.forward(x.data(), {1, 8, 8, 3}, y.data()), squint::error);
   EXPECT_THROW(q.forward(nullptr, in, y.data()), squint::error);
   EXPECT_THROW(q.convert(), squint::error);  // no data seen yet
+
+  // conv_bn2d: no activation before the BatchNorm, one statistic per output channel; a model
+  // training its statistics is neither equalized nor bias-corrected.
+  EXPECT_THROW(qat::conv_bn2d(random_conv(2, 4, 3, padded(1), nn::activation::relu), qat::identity_batch_norm(4),
+                              std::nullopt, std::nullopt),
+               squint::error);
+  EXPECT_THROW(qat::conv_bn2d(random_conv(2, 4, 3, padded(1)), qat::identity_batch_norm(3), std::nullopt, std::nullopt),
+               squint::error);
+  qat::qat_options live = qat::fp32_training();
+  live.freeze_batch_norm_after = std::nullopt;
+  qat::graph training = qat::prepare_qat(small_cnn(), live);
+  EXPECT_THROW(training.equalize(), squint::error);
+  qat::graph reference = training;
+  std::vector<float> images(4 * 8 * 8 * 2, 0.5f);
+  EXPECT_THROW(training.correct_bias(reference, images.data(), {4, 8, 8, 2}), squint::error);
 }
 
 }  // namespace qat_cnn_test

@@ -5,6 +5,7 @@
 
 #include "squint/qat/batch_norm.hpp"
 #include "squint/qat/conv2d.hpp"
+#include "squint/qat/conv_bn2d.hpp"
 #include "squint/qat/fake_quant.hpp"
 #include "squint/qat/graph.hpp"
 #include "squint/qat/linear.hpp"

@@ -39,6 +39,7 @@ struct float_conv {
 };
 
 class graph;
+class conv_bn2d;
 
 class conv2d : public detail::layer_state {
  public:
@@ -145,7 +146,8 @@ class conv2d : public detail::layer_state {
   float_conv float_layer() const { return {w_, b_, filter_, filter_layout::ohwi, params_, act_}; }
 
  private:
-  friend class graph;  // cross-layer equalization scales the master weights in place
+  friend class graph;      // cross-layer equalization scales the master weights in place
+  friend class conv_bn2d;  // folds its BatchNorm into the working weights, bias and activation
 
   /// f's weights in OHWI once its filter, parameters, sizes and options are checked.
   static std::vector<float> ohwi_of(const float_conv& f, const std::optional<weight_quant>& weights,

@@ -11,9 +11,10 @@
 //   qat::graph q = qat::prepare_qat(model, qat_options);    // QAT: train q a few epochs, then
 //   nn::graph deployed = q.convert();                       // the same outputs, bit for bit
 //
-// prepare_qat and the deployed models fold each BatchNorm into the convolution it follows, with
-// its running statistics (PyTorch's folding after freeze_bn_stats; here the statistics are
-// frozen from the start of QAT, which begins from trained weights), so the fake-quantized
+// The deployed models fold each BatchNorm into the convolution it follows, with its running
+// statistics. prepare_qat does the same (PyTorch's folding after freeze_bn_stats, the default:
+// QAT begins from trained statistics), or, with qat_options::freeze_batch_norm_after, trains
+// each pair as a qat::conv_bn2d on batch statistics until then; either way the fake-quantized
 // weights are the folded ones, as deployed. Node semantics are nn::graph's; a BatchNorm node
 // takes one input, which must be a convolution used by nothing else when the model is folded.
 #pragma once
@@ -30,13 +31,14 @@
 #include "squint/nn/graph.hpp"
 #include "squint/qat/batch_norm.hpp"
 #include "squint/qat/conv2d.hpp"
+#include "squint/qat/conv_bn2d.hpp"
 #include "squint/qat/linear.hpp"
 #include "squint/qat/sequential.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 namespace qat {
 
-using node_op = std::variant<conv2d, batch_norm, linear, nn::pool, nn::add, nn::flatten>;
+using node_op = std::variant<conv2d, batch_norm, linear, nn::pool, nn::add, nn::flatten, conv_bn2d>;
 
 class graph {
  public:
@@ -54,6 +56,8 @@ class graph {
   std::size_t steps() const { return steps_; }
   /// Freeze the activation observers after this many training steps (none: never).
   void freeze_observers_after(std::optional<std::size_t> steps) { freeze_after_ = steps; }
+  /// Freeze the conv_bn2d nodes' statistics after this many training steps (none: never).
+  void freeze_batch_norm_after(std::optional<std::size_t> steps) { freeze_bn_after_ = steps; }
 
   /// The shape of every node's output for inputs of shape `in` (the last is the model's).
   /// @throws squint::error where a node does not fit its inputs' shapes.
@@ -72,6 +76,7 @@ class graph {
     shapes_ = shapes(in);
     squint::detail::require_matrix("qat::graph::forward", "y", y, shapes_.back().pixels(), shapes_.back().channels);
     if (training && freeze_after_ && steps_ == *freeze_after_) freeze_observers();
+    if (training && freeze_bn_after_ && steps_ == *freeze_bn_after_) freeze_batch_norms();
     run(x, in, y, training, nodes_.size());
     steps_ += training && in.batch > 0;
   }
@@ -95,6 +100,7 @@ class graph {
       float* d = needs_dx ? dx.data() : nullptr;
       if (auto* c = std::get_if<conv2d>(&n.op)) c->backward(g.data(), d);
       else if (auto* b = std::get_if<batch_norm>(&n.op)) b->backward(g.data(), d);
+      else if (auto* cb = std::get_if<conv_bn2d>(&n.op)) cb->backward(g.data(), d);
       else if (auto* l = std::get_if<linear>(&n.op)) l->backward(g.data(), d);
       else if (const auto* p = std::get_if<nn::pool>(&n.op)) {
         if (d) pool_backward(*p, as, g.data(), argmax_[i], d);
@@ -119,6 +125,7 @@ class graph {
       std::vector<parameter> p;
       if (auto* c = std::get_if<conv2d>(&n.op)) p = c->parameters();
       else if (auto* b = std::get_if<batch_norm>(&n.op)) p = b->parameters();
+      else if (auto* cb = std::get_if<conv_bn2d>(&n.op)) p = cb->parameters();
       else if (auto* l = std::get_if<linear>(&n.op)) p = l->parameters();
       all.insert(all.end(), p.begin(), p.end());
     }
@@ -129,8 +136,15 @@ class graph {
   void freeze_observers() {
     for (node& n : nodes_) {
       if (auto* c = std::get_if<conv2d>(&n.op)) c->freeze_observer();
+      if (auto* cb = std::get_if<conv_bn2d>(&n.op)) cb->freeze_observer();
       if (auto* l = std::get_if<linear>(&n.op)) l->freeze_observer();
     }
+  }
+
+  /// Freezes every conv_bn2d node's BatchNorm statistics: from now on it is its folded convolution.
+  void freeze_batch_norms() {
+    for (node& n : nodes_)
+      if (auto* cb = std::get_if<conv_bn2d>(&n.op)) cb->freeze_statistics();
   }
 
   /// The deployed model: each layer's convert() (int8_static where both weights and input are
@@ -171,12 +185,15 @@ class graph {
   /// (ReLU or no activation) whose output reaches exactly one convolution or linear layer through
   /// nothing but pooling (and flatten, before a linear layer) that nothing else reads. Returns
   /// the sweeps run. The model computes the same function, up to rounding.
-  /// @throws squint::error if the model still has BatchNorm nodes (equalize folded() instead).
+  /// @throws squint::error if the model still has BatchNorm or conv_bn2d nodes (equalize
+  ///         folded() instead).
   std::size_t equalize(const nn::equalize_options& o = {}) {
     std::vector<std::pair<nn::detail::producer, nn::detail::consumer>> pairs;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      squint::detail::require(!std::holds_alternative<batch_norm>(nodes_[i].op), "qat::graph::equalize: BatchNorm '",
-                              nodes_[i].name, "' is not folded; equalize folded() instead");
+      squint::detail::require(!std::holds_alternative<batch_norm>(nodes_[i].op) &&
+                                  !std::holds_alternative<conv_bn2d>(nodes_[i].op),
+                              "qat::graph::equalize: BatchNorm of '", nodes_[i].name,
+                              "' is not folded; equalize folded() instead");
       const std::optional<nn::detail::producer> p = producer_of(nodes_[i].op);
       if (!p) continue;
       std::size_t at = i;
@@ -211,7 +228,8 @@ class graph {
   /// included. reference is the float model this one was prepared from (folded(): the same
   /// nodes). Freezes the activation observers first (calibrate before). A layer without a bias
   /// gets one. Returns the largest correction.
-  /// @throws squint::error on a reference of another structure, batch == 0, or bad shapes.
+  /// @throws squint::error on a reference of another structure, a conv_bn2d node, batch == 0, or
+  ///         bad shapes.
   float correct_bias(graph& reference, const float* x, const image_shape& in, std::size_t batch = 64) {
     squint::detail::require(batch > 0, "qat::graph::correct_bias: batch must be positive");
     squint::detail::require(!nodes_.empty(), "qat::graph: the model has no nodes");
@@ -222,6 +240,9 @@ class graph {
       squint::detail::require(reference.nodes_[i].op.index() == nodes_[i].op.index() &&
                                   reference.nodes_[i].inputs == nodes_[i].inputs,
                               "qat::graph::correct_bias: node '", nodes_[i].name, "' differs from the reference's");
+    for (const node& n : nodes_)
+      squint::detail::require(!std::holds_alternative<conv_bn2d>(n.op), "qat::graph::correct_bias: '", n.name,
+                              "' trains its BatchNorm's statistics; correct a model prepared with them folded");
     shapes(in);
     freeze_observers();
     float largest = 0.0f;
@@ -250,6 +271,8 @@ class graph {
     std::size_t layers = 0;
     graph q;
     q.freeze_after_ = o.freeze_observers_after;
+    const bool fold = o.freeze_batch_norm_after && *o.freeze_batch_norm_after == 0;
+    if (!fold) q.freeze_bn_after_ = o.freeze_batch_norm_after;
     q.kernels_ = o.kernels;
     const auto weights = [&]() {
       const auto it = o.weight_overrides.find(layers++);
@@ -262,8 +285,19 @@ class graph {
       for (std::size_t from : n.inputs) inputs.push_back(from == input_index ? "input" : output_name(from));
       if (folds[i] != none) continue;  // a convolution whose BatchNorm folds into it
       if (const auto* b = std::get_if<batch_norm>(&n.op)) {
-        q.add(nodes_[n.inputs[0]].name, conv2d(folded(n.inputs[0], *b), weights(), o.activations, o.kernels),
-              {input_names(nodes_[n.inputs[0]])});
+        const std::string& conv = nodes_[n.inputs[0]].name;
+        if (fold)
+          q.add(conv, conv2d(folded(n.inputs[0], *b), weights(), o.activations, o.kernels),
+                {input_names(nodes_[n.inputs[0]])});
+        else
+          q.add(conv, conv_bn2d(std::get<conv2d>(nodes_[n.inputs[0]].op).float_layer(), b->state(), weights(),
+                                o.activations, o.kernels),
+                {input_names(nodes_[n.inputs[0]])});
+      } else if (const auto* cb = std::get_if<conv_bn2d>(&n.op)) {
+        if (fold) q.add(n.name, conv2d(cb->folded().float_layer(), weights(), o.activations, o.kernels), inputs);
+        else
+          q.add(n.name, conv_bn2d(cb->float_layer(), cb->batch_norm_statistics(), weights(), o.activations, o.kernels),
+                inputs);
       } else if (const auto* c = std::get_if<conv2d>(&n.op)) {
         q.add(n.name, conv2d(c->float_layer(), weights(), o.activations, o.kernels), inputs);
       } else if (const auto* l = std::get_if<linear>(&n.op)) {
@@ -309,6 +343,7 @@ class graph {
       const image_shape& as = input_shape(n, 0);
       if (auto* c = std::get_if<conv2d>(&n.op)) c->forward(a, as, out);
       else if (auto* b = std::get_if<batch_norm>(&n.op)) b->forward(a, as, out, training);
+      else if (auto* cb = std::get_if<conv_bn2d>(&n.op)) cb->forward(a, as, out, training);
       else if (auto* l = std::get_if<linear>(&n.op)) l->forward(a, as.pixels(), out);
       else if (const auto* p = std::get_if<nn::pool>(&n.op)) pool_forward(*p, a, as, out, argmax_[i]);
       else if (const auto* s = std::get_if<nn::add>(&n.op)) {
@@ -370,6 +405,7 @@ class graph {
   }
 
   static image_shape shape_of(const conv2d& c, const image_shape& a, const node&) { return c.output_shape(a); }
+  static image_shape shape_of(const conv_bn2d& c, const image_shape& a, const node&) { return c.output_shape(a); }
   static image_shape shape_of(const batch_norm& b, const image_shape& a, const node& n) {
     squint::detail::require(a.channels == b.channels(), "qat::graph: node '", n.name, "' normalizes ", b.channels(),
                             " channels, its input has ", a.channels);
@@ -487,6 +523,8 @@ class graph {
         g.add(nodes_[n.inputs[0]].name, conv_of(fp32), {input_names(nodes_[n.inputs[0]])});
       } else if (const auto* c = std::get_if<conv2d>(&n.op)) {
         g.add(n.name, conv_of(*c), inputs);
+      } else if (const auto* cb = std::get_if<conv_bn2d>(&n.op)) {
+        g.add(n.name, conv_of(cb->folded()), inputs);
       } else if (const auto* l = std::get_if<linear>(&n.op)) {
         g.add(n.name, linear_of(*l), inputs);
       } else if (const auto* p = std::get_if<nn::pool>(&n.op)) {
@@ -501,7 +539,7 @@ class graph {
   }
 
   node_list nodes_;
-  std::optional<std::size_t> freeze_after_;
+  std::optional<std::size_t> freeze_after_, freeze_bn_after_;
   nn::backend kernels_ = nn::native_backend();
   std::size_t steps_ = 0;
   // The last forward's input, shapes, outputs (the last one is the caller's y) and max-pool

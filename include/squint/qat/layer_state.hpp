@@ -15,6 +15,7 @@ SQUINT_NAMESPACE_BEGIN
 namespace qat {
 
 class graph;
+class conv_bn2d;
 
 namespace detail {
 
@@ -45,7 +46,8 @@ class layer_state {
   }
 
  protected:
-  friend class qat::graph;  // bias correction and equalization change the master weights in place
+  friend class qat::graph;      // bias correction and equalization change the master weights in place
+  friend class qat::conv_bn2d;  // sets its convolution's weights to the folded ones
 
   /// w: rows x cols master weights; b: empty or one per row.
   layer_state(std::vector<float> w, std::vector<float> b, std::size_t rows, std::size_t cols,

@@ -39,6 +39,11 @@ struct qat_options {
   /// Freeze the activation observers after this many training steps (none: never; convert()
   /// uses their qparams as they are).
   std::optional<std::size_t> freeze_observers_after = std::nullopt;
+  /// qat::graph's BatchNorms: each trains on with its convolution (qat::conv_bn2d: batch
+  /// statistics, the running ones updated, PyTorch's QAT ConvBn2d) for this many training steps,
+  /// then folds with its running statistics (freeze_bn_stats). 0: folded from the first step (QAT
+  /// from trained statistics); none: never frozen (evaluation and convert() fold the running ones).
+  std::optional<std::size_t> freeze_batch_norm_after = 0;
   nn::backend kernels = nn::native_backend();
 };
 
