@@ -452,10 +452,11 @@ inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const pack
   squint::gemm_int4(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_int4);
 }
 
-/// squint::gemm_w4a8 on the dispatched kernels.
+/// squint::gemm_w4a8 on the dispatched kernels (its activation quantization too).
 inline void gemm_w4a8(const float* a, std::size_t m, std::size_t lda, const packed_w4a8_weights& b, const float* bias,
                       bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
-  squint::gemm_w4a8(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_w4a8);
+  const detail::kernel_table& t = detail::active();
+  squint::gemm_w4a8(a, m, lda, b, bias, relu, c, ldc, par, t.gemm_w4a8, {t.min_max, t.quantize_channels_s8});
 }
 
 /// squint::gemm_weight_only on the dispatched kernels.

@@ -344,36 +344,55 @@ class packed_w4a8_weights : public detail::int4_grouped {
 /// The W4A8 kernel (w4a8_gemm_kernel::run).
 using w4a8_gemm_fn = void (*)(const kernels::w4a8_gemm_params&) noexcept;
 
-/// C = A . W^T + bias (then max(0, .) with relu) with W the int4 weights times their group
-/// scales and A float (m x k, row stride lda), quantized per row to int8 inside: symmetric,
-/// scale amax / 127 of the row's finite values (1 for a zero row), round half to even, NaN to 0,
-/// infinities saturated; then the exact per-group products of the header's contract. float C
-/// (m x n, row stride ldc); bias has n entries or is null. `kernel` is this translation unit's
-/// own unless a dispatched one is passed (squint::runtime does).
-/// @throws squint::error on null pointers with elements, lda < k or ldc < n.
-inline void gemm_w4a8(const float* a, std::size_t m, std::size_t lda, const packed_w4a8_weights& b, const float* bias,
-                      bool relu, float* c, std::size_t ldc, const parallelism& par = {},
-                      w4a8_gemm_fn kernel = &kernels::w4a8_gemm_kernel<detail::gemm_native>::run) {
-  detail::check_panel_gemm("gemm_w4a8", a, m, lda, b.k(), b.n(), c, ldc);
-  const std::size_t k = b.k(), groups = b.groups(), group = b.group(), w = packed_w4a8_weights::panel_width;
+/// The kernels that quantize W4A8 activations: this translation unit's, or a backend's
+/// dispatched ones (nn::backend's min_max and quantize_s8_channels).
+struct w4a8_row_kernels {
+  void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept =
+      &kernels::reduce_kernel<arch::native>::min_max;
+  void (*quantize)(const float*, std::int8_t*, std::size_t, std::size_t, std::size_t, const float*,
+                   const std::int32_t*, bool) noexcept = &kernels::quantize_kernel<arch::native, std::int8_t>::per_channel;
+};
+
+/// The W4A8 kernels' activations: each row of a (m x k, row stride lda) as int8 codes (codes,
+/// m x k dense), symmetric, scale amax / 127 of the row's finite values (scales[i]; 1 for a zero
+/// row), round half to even, NaN to 0, infinities saturated.
+inline void quantize_rows_s8(const float* a, std::size_t m, std::size_t lda, std::size_t k, std::int8_t* codes,
+                             float* scales, const w4a8_row_kernels& kernels = {}) {
   const detail::nearest_rounding_scope rounding;
-  std::vector<std::int8_t> codes(m * k);
-  std::vector<float> scales(m);
-  std::vector<std::int32_t> sums(m * groups);
+  const std::int32_t zero_point = 0;
   for (std::size_t i = 0; i < m; ++i) {
     const float* row = a + i * lda;
     float lo = HUGE_VALF, hi = -HUGE_VALF;
     std::size_t nonfinite = 0;
-    kernels::reduce_kernel<arch::native>::min_max(row, k, &lo, &hi, &nonfinite);
+    kernels.min_max(row, k, &lo, &hi, &nonfinite);
     const float amax = lo <= hi ? std::fmax(-lo, hi) : 0.0f;
     scales[i] = amax > 0.0f ? amax / 127.0f : 1.0f;
-    kernels::quantize_kernel<arch::native, std::int8_t>::per_tensor(row, codes.data() + i * k, k, scales[i], 0, false);
+    kernels.quantize(row, codes + i * k, 1, 1, k, &scales[i], &zero_point, false);
+  }
+}
+
+/// C = A . W^T + bias (then max(0, .) with relu) with W the int4 weights times their group
+/// scales and A float (m x k, row stride lda), quantized per row to int8 inside
+/// (quantize_rows_s8, on `rows`); then the exact per-group products of the header's contract.
+/// float C (m x n, row stride ldc); bias has n entries or is null. `kernel` is this translation
+/// unit's own unless a dispatched one is passed (squint::runtime does).
+/// @throws squint::error on null pointers with elements, lda < k or ldc < n.
+inline void gemm_w4a8(const float* a, std::size_t m, std::size_t lda, const packed_w4a8_weights& b, const float* bias,
+                      bool relu, float* c, std::size_t ldc, const parallelism& par = {},
+                      w4a8_gemm_fn kernel = &kernels::w4a8_gemm_kernel<detail::gemm_native>::run,
+                      const w4a8_row_kernels& rows = {}) {
+  detail::check_panel_gemm("gemm_w4a8", a, m, lda, b.k(), b.n(), c, ldc);
+  const std::size_t k = b.k(), groups = b.groups(), group = b.group(), w = packed_w4a8_weights::panel_width;
+  std::vector<std::int8_t> codes(m * k);
+  std::vector<float> scales(m);
+  std::vector<std::int32_t> sums(m * groups);
+  quantize_rows_s8(a, m, lda, k, codes.data(), scales.data(), rows);
+  for (std::size_t i = 0; i < m; ++i)
     for (std::size_t g = 0; g < groups; ++g) {
       std::int32_t sum = 0;
       for (std::size_t d = g * group; d < k && d < (g + 1) * group; ++d) sum += codes[i * k + d];
       sums[i * groups + g] = sum;
     }
-  }
   const std::size_t stride = kernels::detail_w4a8::panel_bytes(k);
   detail::split_columns(par, m, b.n(), k, w, [&](std::size_t j0, std::size_t j1) {
     kernels::w4a8_gemm_params p;

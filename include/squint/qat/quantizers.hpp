@@ -263,23 +263,14 @@ class activation_quantizer {
     return {std::max(scale_, min_learned_scale), static_cast<std::int32_t>(z)};
   }
 
-  /// values (m x n) = x's per-row codes times their row's scale, as gemm_w4a8 quantizes its input
-  /// (per_row).
+  /// values (m x n) = x's per-row codes times their row's scale: gemm_w4a8's input (per_row).
   static void quantize_rows(const float* x, std::size_t m, std::size_t n, std::vector<float>& values,
                             const nn::backend& kernels) {
     values.resize(m * n);
-    std::vector<std::int8_t> codes(n);
-    const std::int32_t zero_point = 0;
-    for (std::size_t i = 0; i < m; ++i) {
-      const float* row = x + i * n;
-      float lo = HUGE_VALF, hi = -HUGE_VALF;
-      std::size_t nonfinite = 0;
-      kernels.min_max(row, n, &lo, &hi, &nonfinite);
-      const float amax = lo <= hi ? std::fmax(-lo, hi) : 0.0f;
-      const float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
-      kernels.quantize_s8_channels(row, codes.data(), 1, 1, n, &scale, &zero_point, false);
-      kernels.dequantize_s8(codes.data(), values.data() + i * n, n, scale, 0);
-    }
+    std::vector<std::int8_t> codes(m * n);
+    std::vector<float> scales(m);
+    quantize_rows_s8(x, m, n, n, codes.data(), scales.data(), {kernels.min_max, kernels.quantize_s8_channels});
+    for (std::size_t i = 0; i < m; ++i) kernels.dequantize_s8(codes.data() + i * n, values.data() + i * n, n, scales[i], 0);
   }
 
   /// dx = the straight-through gradient of the input given dvalues (dx may be null when only the

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // nn/weights/int4_dynamic.hpp: W4A8 — the int4 weight-only form's codes and group scales (RTN)
-// in the W4A8 kernels' packing; each call quantizes its float activations per row to int8 and
-// runs exact int32 group sums (gemm_w4a8, llama.cpp's Q4_0 x Q8_0 scheme). The model-file
+// in the W4A8 kernels' packing; each call quantizes its float activations per row to int8 (on the
+// backend's kernels) and runs exact int32 group sums (gemm_w4a8, llama.cpp's Q4_0 x Q8_0 scheme). The model-file
 // payload is int4_codes.hpp's, as int4_weight_only's.
 #pragma once
 
@@ -32,7 +32,8 @@ class int4_dynamic_weights final : public weight_form {
   std::vector<float> values() const override { return detail::int4_values(packed_); }
   void save(detail::writer& w) const override { detail::save_int4_codes(packed_, w); }
   void run(const float* x, std::size_t m, const epilogue& e, float* y, const parallelism& par) const override {
-    gemm_w4a8(x, m, in(), packed_, e.bias, e.relu, y, out(), par, kernels_.gemm_w4a8);
+    gemm_w4a8(x, m, in(), packed_, e.bias, e.relu, y, out(), par, kernels_.gemm_w4a8,
+              {kernels_.min_max, kernels_.quantize_s8_channels});
   }
 
  private:
