@@ -354,6 +354,20 @@ TEST(QatTraining, Fp32BackwardMatchesFiniteDifferences) {
     }
 }
 
+/// `steps` SGD steps (momentum 0.9, learning rate 0.05) of softmax cross-entropy on x.
+void sgd_steps(qat::sequential& model, const std::vector<float>& x, const std::vector<std::uint8_t>& labels,
+               int steps) {
+  const std::size_t m = labels.size(), classes = model.out_features();
+  qat::sgd opt(0.9f);
+  std::vector<float> y(m * classes), dy(m * classes);
+  for (int step = 0; step < steps; ++step) {
+    model.forward(x.data(), m, y.data());
+    qat::softmax_cross_entropy(y.data(), labels.data(), m, classes, dy.data());
+    model.backward(dy.data());
+    opt.step(model.parameters(), 0.05f);
+  }
+}
+
 /// The deployed model's outputs and last layer's input codes equal the QAT forward's, bit for bit,
 /// after training steps, for every weight setting.
 TEST(QatTraining, ConvertedModelIsExactlyTheQatForward) {
@@ -381,14 +395,8 @@ TEST(QatTraining, ConvertedModelIsExactlyTheQatForward) {
     o.activations->learn = s.learn;
     o.kernels = squint::runtime::backend();
     auto model = qat::prepare_qat(layers, o);
-    qat::sgd opt(0.9f);
-    std::vector<float> y(m * 6), dy(m * 6);
-    for (int step = 0; step < 5; ++step) {
-      model.forward(x.data(), m, y.data());
-      qat::softmax_cross_entropy(y.data(), labels.data(), m, 6, dy.data());
-      model.backward(dy.data());
-      opt.step(model.parameters(), 0.05f);
-    }
+    sgd_steps(model, x, labels, 5);
+    std::vector<float> y(m * 6);
     model.freeze_observers();
     model.forward(x.data(), m, y.data());
     const squint::nn::sequential deployed = model.convert();
@@ -515,14 +523,8 @@ TEST(QatTraining, GroupedWeightsConvertToTheInt4FormsExactly) {
     else o.activations.reset();
     o.kernels = squint::runtime::backend();
     auto model = qat::prepare_qat(layers, o);
-    qat::sgd opt(0.9f);
-    std::vector<float> y(m * 6), dy(m * 6);
-    for (int step = 0; step < 5; ++step) {
-      model.forward(x.data(), m, y.data());
-      qat::softmax_cross_entropy(y.data(), labels.data(), m, 6, dy.data());
-      model.backward(dy.data());
-      opt.step(model.parameters(), 0.05f);
-    }
+    sgd_steps(model, x, labels, 5);
+    std::vector<float> y(m * 6);
     model.forward(x.data(), m, y.data());
     EXPECT_FALSE(model[0].input_qparams().has_value());
     const squint::nn::sequential deployed = model.convert();
