@@ -2,9 +2,11 @@
 // gptq_test.cpp: nn::gptq and linear::from_int4. The inverse-Hessian factor against its
 // definition; GPTQ's layer output error below RTN's on its calibration data and the built int4
 // models (weight-only and W4A8) closer to FP32 than RTN's on held-out rows; external int4 codes
-// run exactly; bad arguments are refused.
+// run exactly; lazy blocks change no code; act-order is independent of the inputs' order and
+// beats the natural one on inputs of unequal energy; bad arguments are refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -108,6 +110,79 @@ TEST(Gptq, BeatsRoundToNearestOnCorrelatedInputs) {
   }
 }
 
+/// The output MSE of w (out x in) quantized by `q` on the inputs x (rows x in), against w.
+double output_mse(const std::vector<float>& w, const squint::detail::int4_codes& q, std::size_t out, std::size_t in,
+                  std::size_t group, const std::vector<float>& x, std::size_t rows) {
+  const std::size_t groups = (in + group - 1) / group;
+  double sum = 0.0;
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < out; ++j) {
+      double d = 0.0;
+      for (std::size_t i = 0; i < in; ++i)
+        d += (static_cast<double>(q.codes[j * in + i]) * q.scales[j * groups + i / group] - w[j * in + i]) *
+             x[r * in + i];
+      sum += d * d;
+    }
+  return sum / static_cast<double>(rows * out);
+}
+
+/// Lazy batches reorder nothing an update touches: any block gives the same codes and scales.
+TEST(Gptq, LazyBlocksGiveTheSameCodes) {
+  const std::size_t out = 24, in = 48, rows = 300;
+  const auto w = squint_test::normal(out * in, 0.0f, 0.2f, 30);
+  const auto x = correlated_rows(rows, 31);
+  for (bool act_order : {false, true}) {
+    squint::nn::gptq_options o;
+    o.group = 16;
+    o.act_order = act_order;
+    o.block = 1000;  // one block
+    const auto whole = squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o);
+    for (std::size_t block : {1u, 16u, 32u, 40u}) {  // 1 and 40 round to whole groups (16, 32)
+      o.block = block;
+      const auto blocked = squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o);
+      EXPECT_EQ(blocked.codes, whole.codes) << block << " " << act_order;
+      EXPECT_EQ(blocked.scales, whole.scales) << block << " " << act_order;
+    }
+  }
+}
+
+/// Act-order quantizes by input energy, not by position: permuting the inputs (and the weights'
+/// columns alike) permutes the codes; its group scales are the float weights' (static groups);
+/// and on inputs of very unequal energy it beats the natural order.
+TEST(Gptq, ActOrderFollowsTheInputsNotTheirOrder) {
+  const std::size_t out = 16, in = 48, rows = 400;
+  const auto w = squint_test::normal(out * in, 0.0f, 0.2f, 32);
+  auto x = correlated_rows(rows, 33);
+  for (std::size_t i = 0; i < in; ++i) {  // energies from 1 to ~40, in no order
+    const float gain = 1.0f + static_cast<float>((i * 37) % in) * 0.8f;
+    for (std::size_t r = 0; r < rows; ++r) x[r * in + i] *= gain;
+  }
+  squint::nn::gptq_options o;
+  o.group = in;  // one group: a permutation keeps group membership
+  o.act_order = true;
+  const auto q = squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o);
+  std::vector<std::size_t> perm(in);
+  for (std::size_t i = 0; i < in; ++i) perm[i] = (i * 29 + 5) % in;  // 29 is coprime to 48
+  std::vector<float> wp(out * in), xp(rows * in);
+  for (std::size_t i = 0; i < in; ++i) {
+    for (std::size_t j = 0; j < out; ++j) wp[j * in + i] = w[j * in + perm[i]];
+    for (std::size_t r = 0; r < rows; ++r) xp[r * in + i] = x[r * in + perm[i]];
+  }
+  const auto qp = squint::nn::detail::gptq_codes(wp, out, in, xp.data(), rows, o);
+  for (std::size_t j = 0; j < out; ++j) {
+    for (std::size_t i = 0; i < in; ++i) ASSERT_EQ(qp.codes[j * in + i], q.codes[j * in + perm[i]]) << j << " " << i;
+    float amax = 0.0f;
+    for (std::size_t i = 0; i < in; ++i) amax = std::max(amax, std::fabs(w[j * in + i]));
+    EXPECT_EQ(q.scales[j], amax / 7.0f);
+    EXPECT_EQ(qp.scales[j], q.scales[j]);
+  }
+  o.group = 16;
+  const double ordered = output_mse(w, squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o), out, in, 16, x, rows);
+  o.act_order = false;
+  const double natural = output_mse(w, squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o), out, in, 16, x, rows);
+  EXPECT_LT(ordered, natural);
+}
+
 TEST(Gptq, ExternalInt4CodesRunExactlyAndArgumentsAreChecked) {
   const std::size_t out = 20, in = 40, group = 16, groups = 3;
   const auto codes = squint_test::uniform_ints<std::int8_t>(out * in, -8, 7, 5);
@@ -142,6 +217,9 @@ TEST(Gptq, ExternalInt4CodesRunExactlyAndArgumentsAreChecked) {
   EXPECT_THROW(squint::nn::gptq(layers, rows.data(), 8, g), squint::error);
   g.mode = precision::int4_weight_only;
   g.damp = -1.0;
+  EXPECT_THROW(squint::nn::gptq(layers, rows.data(), 8, g), squint::error);
+  g.damp = 0.01;
+  g.block = 0;
   EXPECT_THROW(squint::nn::gptq(layers, rows.data(), 8, g), squint::error);
   auto broken = layers;
   broken[1].in = 63;

@@ -10,6 +10,13 @@
 //   for each column i: at a group's first column, each row's scale is amax / 7 of the group's
 //   current weights (the int4 forms' RTN rule); q = round-half-even(w_i / s) in [-7, 7];
 //   e = (w_i - q s) / U_ii; w_t -= e U_it for every later column t.
+// Lazy batches (the paper's section 3.2): the columns go in blocks; a column's update reaches the
+// rest of its block at once and the columns after the block at the block's end, so each output
+// row reads a cache-sized slice of U at a time rather than all of it. The updates reach each
+// column in the same order as without blocks: the codes are the same, bit for bit. Act-order: the columns go in decreasing order of H's diagonal (the inputs with the
+// most energy first, while the most columns remain to absorb their error), H and U permuted
+// alike; each group's scales are then fixed before any update, from the float weights (static
+// groups), so the groups stay contiguous in the input order the int4 forms store.
 // The layers go in order, each one's calibration input the previous quantized layer's output
 // (as GPTQ runs a model). The codes and scales are built as they are (linear::from_int4).
 #pragma once
@@ -32,6 +39,8 @@ struct gptq_options {
   std::size_t group = 32;                        ///< inputs per scale, a multiple of 16
   double damp = 0.01;                            ///< added to H's diagonal, times its mean
   std::size_t max_rows = 512;                    ///< calibration rows used (the first ones)
+  bool act_order = false;                        ///< columns by decreasing H_ii, static group scales
+  std::size_t block = 128;                       ///< lazy-batch columns (rounded to a multiple of group)
   backend kernels = native_backend();
 };
 
@@ -118,26 +127,59 @@ inline squint::detail::int4_codes gptq_codes(std::vector<float> w, std::size_t o
   }
   const double damp = o.damp * mean / static_cast<double>(in);
   for (std::size_t i = 0; i < in; ++i) h[i * in + i] += damp;
+  // Act-order: position k quantizes input column order[k].
+  std::vector<std::size_t> order(in);
+  for (std::size_t i = 0; i < in; ++i) order[i] = i;
+  if (o.act_order) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return h[a * in + a] > h[b * in + b]; });
+    std::vector<double> permuted(in * in);
+    for (std::size_t a = 0; a < in; ++a)
+      for (std::size_t b = 0; b < in; ++b) permuted[a * in + b] = h[order[a] * in + order[b]];
+    h.swap(permuted);
+  }
   const std::vector<double> u = inverse_hessian_factor(std::move(h), in);
 
   const std::size_t groups = (in + o.group - 1) / o.group;
   squint::detail::int4_codes q{std::vector<std::int8_t>(out * in), std::vector<float>(out * groups)};
-  std::vector<double> row(in);
-  for (std::size_t j = 0; j < out; ++j) {
-    for (std::size_t i = 0; i < in; ++i) row[i] = w[j * in + i];
-    float scale = 1.0f;
-    for (std::size_t i = 0; i < in; ++i) {
-      if (i % o.group == 0) {
-        float amax = 0.0f;
-        for (std::size_t t = i; t < std::min(in, i + o.group); ++t)
-          if (std::isfinite(row[t])) amax = std::max(amax, std::fabs(static_cast<float>(row[t])));
-        scale = amax > 0.0f ? amax / 7.0f : 1.0f;
-        q.scales[j * groups + i / o.group] = scale;
+  const auto group_scale = [&](const auto& values, std::size_t first, std::size_t stride) {
+    float amax = 0.0f;
+    for (std::size_t t = 0; t < o.group && first + t < in; ++t) {
+      const auto v = static_cast<float>(values[(first + t) * stride]);
+      if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
+    }
+    return amax > 0.0f ? amax / 7.0f : 1.0f;
+  };
+  if (o.act_order)  // static groups: from the float weights, before any update
+    for (std::size_t j = 0; j < out; ++j)
+      for (std::size_t g = 0; g < groups; ++g) q.scales[j * groups + g] = group_scale(&w[j * in], g * o.group, 1);
+  // The weights in quantization order (row j, position k), updated as the columns go.
+  std::vector<double> current(out * in);
+  for (std::size_t j = 0; j < out; ++j)
+    for (std::size_t k = 0; k < in; ++k) current[j * in + k] = w[j * in + order[k]];
+  // Whole groups per block, so that a group's first column sees every earlier column's update.
+  const std::size_t block = std::max<std::size_t>(1, o.block / o.group) * o.group;
+  std::vector<double> err(block);
+  for (std::size_t b0 = 0; b0 < in; b0 += block) {
+    const std::size_t b1 = std::min(in, b0 + block);
+    for (std::size_t j = 0; j < out; ++j) {
+      double* row = &current[j * in];
+      for (std::size_t k = b0; k < b1; ++k) {
+        const std::size_t i = order[k], g = i / o.group;
+        if (!o.act_order && i % o.group == 0) q.scales[j * groups + g] = group_scale(row, k, 1);
+        const float scale = q.scales[j * groups + g];
+        const auto code = reference::quantize_value(static_cast<float>(row[k]), {scale, 0}, {-7, 7});
+        q.codes[j * in + i] = static_cast<std::int8_t>(code);
+        const double e = (row[k] - static_cast<double>(code) * scale) / u[k * in + k];
+        err[k - b0] = e;
+        for (std::size_t t = k + 1; t < b1; ++t) row[t] -= e * u[k * in + t];
       }
-      const auto code = reference::quantize_value(static_cast<float>(row[i]), {scale, 0}, {-7, 7});
-      q.codes[j * in + i] = static_cast<std::int8_t>(code);
-      const double e = (row[i] - static_cast<double>(code) * scale) / u[i * in + i];
-      for (std::size_t t = i + 1; t < in; ++t) row[t] -= e * u[i * in + t];
+      // The block's errors on the columns after it, row by row of U.
+      for (std::size_t k = b0; k < b1; ++k) {
+        const double e = err[k - b0];
+        if (e == 0.0) continue;
+        for (std::size_t t = b1; t < in; ++t) row[t] -= e * u[k * in + t];
+      }
     }
   }
   return q;
@@ -149,7 +191,8 @@ inline squint::detail::int4_codes gptq_codes(std::vector<float> w, std::size_t o
 /// (rows x layers[0].in) and builds it (options.mode). Also reports each layer's output error
 /// with RTN codes for comparison.
 /// @throws squint::error on an empty model, layers that do not chain, a mode other than the
-///         int4 ones, a group that is not a positive multiple of 16, damp < 0, no rows or null x.
+///         int4 ones, a group that is not a positive multiple of 16, damp < 0, block 0, no rows
+///         or null x.
 inline gptq_result gptq(const std::vector<float_layer>& layers, const float* x, std::size_t rows,
                         const gptq_options& o = {}) {
   squint::detail::require(!layers.empty(), "nn::gptq: the model has no layers");
@@ -158,6 +201,7 @@ inline gptq_result gptq(const std::vector<float_layer>& layers, const float* x, 
   squint::detail::require(o.group > 0 && o.group % 16 == 0, "nn::gptq: group ", o.group,
                           " is not a positive multiple of 16");
   squint::detail::require(o.damp >= 0.0, "nn::gptq: damp ", o.damp, " is negative");
+  squint::detail::require(o.block > 0, "nn::gptq: block must be positive");
   squint::detail::require(rows > 0 && x != nullptr, "nn::gptq: needs calibration rows (x is ",
                           x ? "set" : "null", ", rows ", rows, ")");
   for (std::size_t l = 0; l < layers.size(); ++l) {
