@@ -5,9 +5,11 @@
 // oneDNN's int8 (u8 x s8 -> u8, per-channel scales) and f32 convolutions, XNNPACK's qc8 (s8,
 // per-channel) and f32 convolutions. Every int8 contender runs the full-integer layer (uint8
 // or int8 in, codes out, requantized per channel) on NHWC activations and prepacked weights.
-// Arguments: layer index (see `layers`), threads.
+// Arguments: layer index (see `layers`), threads. Then the Fashion-MNIST demo's CNN end to end
+// (squint::nn::graph) in each precision at batch 1 and 64, its FP32 the baseline.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -16,6 +18,7 @@
 #include "bench_common.hpp"
 #include "squint/conv/conv.hpp"
 #include "squint/conv/float_conv.hpp"
+#include "squint/nn.hpp"
 
 #if defined(SQUINT_BENCH_DNNL) && defined(SQUINT_BENCH_GOMP)
 #include <oneapi/dnnl/dnnl.hpp>
@@ -250,6 +253,70 @@ void BM_ConvXNNPACK_F32(benchmark::State& state) { xnnpack_conv(state, false); }
 BENCHMARK(BM_ConvXNNPACK_QC8)->Apply(all_layers);
 BENCHMARK(BM_ConvXNNPACK_F32)->Apply(all_layers);
 #endif
+
+// ---- the CNN end to end --------------------------------------------------------------------
+
+/// The Fashion-MNIST demo's plain CNN with BatchNorm folded (conv 3x3 1 -> 32 + ReLU, max pool,
+/// conv 3x3 32 -> 64 + ReLU, max pool, fc 3136 -> 128 + ReLU, fc 128 -> 10), He-scaled random
+/// weights, as an nn::graph in `mode` on the dispatched kernels; int8_static calibrated (min-max)
+/// on `calibration` (images x 28 x 28 x 1).
+squint::nn::graph demo_cnn(squint::nn::precision mode, const std::vector<float>& calibration) {
+  namespace nn = squint::nn;
+  const auto weights = [](std::size_t n, std::size_t fan_in, unsigned seed) {
+    std::vector<float> w = squint_bench::normal(n, seed);
+    for (float& v : w) v *= std::sqrt(2.0f / static_cast<float>(fan_in));
+    return w;
+  };
+  const std::vector<float> bias(128, 0.01f);
+  squint::conv2d_params same;
+  same.pad_top = same.pad_left = same.pad_bottom = same.pad_right = 1;
+  nn::conv2d_options c;
+  c.mode = mode;
+  c.act = nn::activation::relu;
+  c.kernels = squint::runtime::backend();
+  nn::linear_options l;
+  l.mode = mode;
+  l.act = nn::activation::relu;
+  l.kernels = c.kernels;
+  nn::graph g;
+  g.add("conv1", nn::conv2d(weights(32 * 9, 9, 1).data(), {32, 1, 3, 3}, squint::filter_layout::ohwi, same,
+                            bias.data(), c));
+  g.add("pool1", nn::pool{});
+  g.add("conv2", nn::conv2d(weights(64 * 32 * 9, 32 * 9, 2).data(), {64, 32, 3, 3}, squint::filter_layout::ohwi,
+                            same, bias.data(), c));
+  g.add("pool2", nn::pool{});
+  g.add("flatten", nn::flatten{});
+  g.add("fc1", nn::linear(weights(128 * 3136, 3136, 3).data(), 128, 3136, 3136, bias.data(), l));
+  l.act = nn::activation::none;
+  g.add("fc2", nn::linear(weights(10 * 128, 128, 4).data(), 10, 128, 128, bias.data(), l));
+  if (mode == nn::precision::int8_static) {
+    g.calibrate(calibration.data(), {calibration.size() / 784, 28, 28, 1}, 64);
+    g.freeze();
+  }
+  return g;
+}
+
+const squint::nn::precision cnn_precisions[] = {squint::nn::precision::fp32, squint::nn::precision::fp16,
+                                                squint::nn::precision::int8_weight_only,
+                                                squint::nn::precision::int8_dynamic,
+                                                squint::nn::precision::int8_static};
+
+/// Arguments: precision (cnn_precisions), batch. 1 thread; images / s as a counter.
+void BM_CnnEndToEnd(benchmark::State& state) {
+  const squint::nn::precision mode = cnn_precisions[state.range(0)];
+  const auto batch = static_cast<std::size_t>(state.range(1));
+  std::vector<float> x = squint_bench::normal(std::max<std::size_t>(batch, 64) * 784, 5);
+  for (float& v : x) v = std::fabs(v) * 0.3f;  // pixel-like: non-negative, mostly below 1
+  const squint::nn::graph g = demo_cnn(mode, x);
+  std::vector<float> y(batch * 10);
+  for (auto _ : state) {
+    g.forward(x.data(), {batch, 28, 28, 1}, y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(squint::nn::to_string(mode));
+  state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_CnnEndToEnd)->ArgsProduct({{0, 1, 2, 3, 4}, {1, 64}})->ArgNames({"precision", "batch"})->UseRealTime();
 
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_ConvInt8, A)->Apply(all_layers);
 SQUINT_DISPATCH_GEMM_ARCHS

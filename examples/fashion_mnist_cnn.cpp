@@ -162,6 +162,10 @@ struct setting {
   const char* name;
   int bits;
   bool per_channel;
+  /// QAT trains the BatchNorm statistics for the first half of its steps (qat::conv_bn2d), then
+  /// folds them; else they are folded from the first step.
+  bool batch_norm_statistics = false;
+  int epochs = 0;  ///< QAT epochs (0: the run's)
 };
 
 /// Weight fake quantization of `bits` (narrow range at 8 bits, PyTorch's full symmetric range
@@ -246,7 +250,10 @@ double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& 
                               {"W8A8 per tensor", 8, false},
                               {"W4A8 per channel", 4, true},
                               {"W4A8 per tensor", 4, false},
-                              {"W2A8 per channel", 2, true}};
+                              {"W2A8 per channel", 2, true},
+                              {"W4A8 pt, BN stats", 4, false, true},
+                              {"W2A8 pc, BN stats", 2, true, true},
+                              {"W2A8 pc, 3 epochs", 2, true, false, 3}};
   std::printf("\nPTQ against QAT on the plain CNN (BatchNorm folded before quantization; QAT %d epoch%s from the FP32 "
               "weights):\n%-18s %8s %8s %8s %8s %10s %10s %8s\n",
               epochs, epochs == 1 ? "" : "s", "setting", "PTQ", "QAT", "PTQ d", "QAT d", "recovered", "QAT epoch",
@@ -257,9 +264,13 @@ double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& 
     const double ptq_accuracy = accuracy(calibrated(fp32, quantized(s.bits, s.per_channel, kernels), calibration).convert(kernels));
 
     qat::qat_options q = quantized(s.bits, s.per_channel, kernels);
-    if (epochs > 1) q.freeze_observers_after = train_set.n / fine_tune.batch * static_cast<std::size_t>(epochs - 1);
+    demo::train_settings t = fine_tune;
+    if (s.epochs > 0) t.epochs = s.epochs;
+    const std::size_t steps_per_epoch = train_set.n / t.batch;
+    if (t.epochs > 1) q.freeze_observers_after = steps_per_epoch * static_cast<std::size_t>(t.epochs - 1);
+    if (s.batch_norm_statistics) q.freeze_batch_norm_after = steps_per_epoch * static_cast<std::size_t>(t.epochs) / 2;
     qat::graph model = qat::prepare_qat(fp32, q);
-    std::vector<double> seconds = demo::train(model, train_set, fine_tune, training_forward(model));
+    std::vector<double> seconds = demo::train(model, train_set, t, training_forward(model));
     std::sort(seconds.begin(), seconds.end());
     const double qat_accuracy = accuracy(model.convert(kernels));
     const double lost = fp32_accuracy - ptq_accuracy;
@@ -273,7 +284,8 @@ double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& 
   }
   std::printf("(FP32 %.2f%%, %.2f%% after the same fine-tuning in FP32 (an epoch %.1f s); PTQ: min-max over %zu "
               "training images; QAT: SGD momentum 0.9, cosine learning rate from 0.005, batches of 64; \"recovered\": the "
-              "share of PTQ's loss QAT wins back, where PTQ loses >= 0.5 points; 1 thread, %s)\n",
+              "share of PTQ's loss QAT wins back, where PTQ loses >= 0.5 points; \"BN stats\": BatchNorm statistics trained on "
+              "batch statistics for the first half of QAT, then folded; 1 thread, %s)\n",
               fp32_accuracy, tuned_accuracy, fp32_epoch, images, kernels.isa);
   return int8_loss;
 }
