@@ -166,15 +166,19 @@ struct setting {
   /// folds them; else they are folded from the first step.
   bool batch_norm_statistics = false;
   int epochs = 0;  ///< QAT epochs (0: the run's)
+  std::size_t group = 0;  ///< > 0: weights per group of inputs, int8 activation codes per row (W4A8)
 };
 
 /// Weight fake quantization of `bits` (narrow range at 8 bits, PyTorch's full symmetric range
-/// below, as the MLP's QAT demo), uint8 activations.
-qat::qat_options quantized(int bits, bool per_channel, const nn::backend& kernels) {
+/// below, as the MLP's QAT demo), uint8 activations; with a group, int8 activation codes per row
+/// (the model converts to int4_dynamic, W4A8).
+qat::qat_options quantized(int bits, bool per_channel, const nn::backend& kernels, std::size_t group = 0) {
   qat::qat_options o;
   o.weights->bits = bits;
   o.weights->per_channel = per_channel;
   o.weights->range = bits == 8 ? nn::int8_weight_range::narrow : nn::int8_weight_range::full;
+  o.weights->group = group;
+  o.activations->per_row = group > 0;
   o.kernels = kernels;
   return o;
 }
@@ -182,7 +186,7 @@ qat::qat_options quantized(int bits, bool per_channel, const nn::backend& kernel
 /// The model calibrated on the calibration images (min-max) with the weight and activation
 /// quantization of `o`, converted to an int8_static nn::graph.
 qat::graph calibrated(const qat::graph& model, qat::qat_options o, const std::vector<float>& calibration) {
-  o.activations->observer = nn::observers::min_max();
+  if (!o.activations->per_row) o.activations->observer = nn::observers::min_max();
   qat::graph q = qat::prepare_qat(model, o);
   const std::size_t images = calibration.size() / 784, batch = 64;
   std::vector<float> logits(batch * 10);
@@ -228,7 +232,8 @@ void compare_equalization(const char* model_name, const qat::graph& trained, dou
 
 /// For each setting: the trained model calibrated on training images (PTQ, min-max) and the same
 /// fine-tuned with fake quantization for `epochs` (QAT, moving-average observers frozen for the
-/// last epoch), both converted to int8_static nn::graphs and evaluated on the test images.
+/// last epoch), both converted to int8_static nn::graphs (int4_dynamic per group) and evaluated
+/// on the test images.
 /// Returns INT8 (W8A8 per channel) QAT's loss against FP32, in points.
 double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& train_set, const dataset& test,
                    const std::vector<float>& calibration, int epochs, const nn::backend& kernels) {
@@ -253,7 +258,9 @@ double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& 
                               {"W2A8 per channel", 2, true},
                               {"W4A8 pt, BN stats", 4, false, true},
                               {"W2A8 pc, BN stats", 2, true, true},
-                              {"W2A8 pc, 3 epochs", 2, true, false, 3}};
+                              {"W2A8 pc, 3 epochs", 2, true, false, 3},
+                              {"W4A8 per group 32", 4, true, false, 0, 32},
+                              {"W2A8 per group 32", 2, true, false, 0, 32}};
   std::printf("\nPTQ against QAT on the plain CNN (BatchNorm folded before quantization; QAT %d epoch%s from the FP32 "
               "weights):\n%-18s %8s %8s %8s %8s %10s %10s %8s\n",
               epochs, epochs == 1 ? "" : "s", "setting", "PTQ", "QAT", "PTQ d", "QAT d", "recovered", "QAT epoch",
@@ -261,9 +268,10 @@ double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& 
   double int8_loss = 0.0;
   const std::size_t images = calibration.size() / 784;
   for (const setting& s : settings) {
-    const double ptq_accuracy = accuracy(calibrated(fp32, quantized(s.bits, s.per_channel, kernels), calibration).convert(kernels));
+    const double ptq_accuracy =
+        accuracy(calibrated(fp32, quantized(s.bits, s.per_channel, kernels, s.group), calibration).convert(kernels));
 
-    qat::qat_options q = quantized(s.bits, s.per_channel, kernels);
+    qat::qat_options q = quantized(s.bits, s.per_channel, kernels, s.group);
     demo::train_settings t = fine_tune;
     if (s.epochs > 0) t.epochs = s.epochs;
     const std::size_t steps_per_epoch = train_set.n / t.batch;
@@ -285,7 +293,8 @@ double compare_qat(const qat::graph& fp32, double fp32_accuracy, const dataset& 
   std::printf("(FP32 %.2f%%, %.2f%% after the same fine-tuning in FP32 (an epoch %.1f s); PTQ: min-max over %zu "
               "training images; QAT: SGD momentum 0.9, cosine learning rate from 0.005, batches of 64; \"recovered\": the "
               "share of PTQ's loss QAT wins back, where PTQ loses >= 0.5 points; \"BN stats\": BatchNorm statistics trained on "
-              "batch statistics for the first half of QAT, then folded; 1 thread, %s)\n",
+              "batch statistics for the first half of QAT, then folded; \"per group\": int4 weights per group of 32 inputs, int8 "
+              "activation codes per row, converted to int4_dynamic; 1 thread, %s)\n",
               fp32_accuracy, tuned_accuracy, fp32_epoch, images, kernels.isa);
   return int8_loss;
 }

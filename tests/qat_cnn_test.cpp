@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <variant>
@@ -171,6 +172,61 @@ TEST(QatConvTest, ConvertedLayerGivesTheQatForwardBitForBit) {
     deployed.forward(x.data(), in, z.data());
     EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float))) << bits << " bits";
   }
+}
+
+/// Weights quantized per group run on the int4 convolution they convert to — W4A8 with per-row
+/// input codes, weight-only without — bit for bit after training steps, grouped convolutions and
+/// short last groups included.
+TEST(QatConvTest, GroupedWeightsConvertToTheInt4ConvolutionsExactly) {
+  for (bool per_row : {true, false})
+    for (int bits : {4, 2}) {
+      qat::weight_quant wq{bits, true, nn::int8_weight_range::full, bits == 2, 16};
+      std::optional<qat::activation_quant> aq;
+      if (per_row) aq.emplace(), aq->per_row = true;
+      qat::conv2d layer(random_conv(6, 8, 3, padded(1, 2, 2)), wq, aq);  // 2 groups, depth 27: 16 + 11
+      const image_shape in{2, 9, 7, 6};
+      qat::sgd opt(0.9f);
+      std::vector<float> y(layer.output_shape(in).size()), dx(in.size());
+      for (unsigned step = 0; step < 4; ++step) {
+        const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 20 + step);
+        layer.forward(x.data(), in, y.data());
+        const std::vector<float> dy = squint_test::normal(y.size(), 0.0f, 1.0f, 40 + step);
+        layer.backward(dy.data(), dx.data());
+        opt.step(layer.parameters(), 0.01f);
+      }
+      const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 99);
+      layer.forward(x.data(), in, y.data());
+      const nn::conv2d deployed = layer.convert(nn::native_backend());
+      EXPECT_EQ(deployed.mode(), per_row ? nn::precision::int4_dynamic : nn::precision::int4_weight_only);
+      std::vector<float> z(y.size());
+      deployed.forward(x.data(), in, z.data());
+      EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float))) << bits << " bits, " << per_row;
+    }
+}
+
+/// A 1x1 convolution's im2col rows are its pixels: with grouped weights and per-row codes it is
+/// qat::linear on the pixels — the same outputs and, but for summation order, the same gradients.
+TEST(QatConvTest, PerRowCodesOnAOneByOneConvolutionAreTheLinearLayers) {
+  const qat::float_conv f = random_conv(40, 6, 1, padded(0), nn::activation::none, 50);
+  const qat::weight_quant wq{2, true, nn::int8_weight_range::full, false, 16};
+  qat::activation_quant aq;
+  aq.per_row = true;
+  qat::conv2d conv(f, wq, aq);
+  qat::linear lin({f.weights, f.bias, 6, 40, nn::activation::none}, wq, aq);
+  const image_shape in{2, 3, 5, 40};
+  std::vector<float> x = squint_test::normal(in.size(), 0.0f, 1.0f, 51);
+  x[17] = std::numeric_limits<float>::infinity();
+  std::vector<float> y(30 * 6), z(30 * 6), dxc(in.size()), dxl(in.size());
+  conv.forward(x.data(), in, y.data());
+  lin.forward(x.data(), 30, z.data());
+  EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float)));
+  const std::vector<float> dy = squint_test::normal(y.size(), 0.0f, 1.0f, 52);
+  conv.backward(dy.data(), dxc.data());
+  lin.backward(dy.data(), dxl.data());
+  const std::vector<qat::parameter> pc = conv.parameters(), pl = lin.parameters();
+  for (std::size_t i = 0; i < f.weights.size(); ++i) EXPECT_NEAR(pc[0].grad[i], pl[0].grad[i], 1e-4f) << i;
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(dxc[i], dxl[i], 1e-4f) << i;
+  EXPECT_EQ(dxc[17], 0.0f);  // not finite: no gradient
 }
 
 TEST(QatConvTest, FakeQuantizedInputPassesTheGradientOnlyInsideItsRange) {
@@ -499,12 +555,11 @@ TEST(QatGraphTest, BadArgumentsThrow) {
   short_weights.weights.pop_back();
   EXPECT_THROW(qat::conv2d(short_weights, std::nullopt, std::nullopt), squint::error);
   EXPECT_THROW(qat::conv2d(f, std::nullopt, qat::activation_quant{}), squint::error);
-  // The integer convolution has no per-row input codes or per-group weights; FP32 on grouped
-  // fake-quantized weights is fine.
+  // Grouped weights pair with per-row input codes (W4A8) or none; per-tensor codes with the rest.
   qat::weight_quant grouped{4, true, nn::int8_weight_range::full, false, 16};
   qat::activation_quant per_row;
   per_row.per_row = true;
-  EXPECT_THROW(qat::conv2d(f, grouped, per_row), squint::error);
+  EXPECT_NO_THROW(qat::conv2d(f, grouped, per_row));
   EXPECT_THROW(qat::conv2d(f, grouped, qat::activation_quant{}), squint::error);
   EXPECT_THROW(qat::conv2d(f, qat::weight_quant{}, per_row), squint::error);
   EXPECT_NO_THROW(qat::conv2d(f, grouped, std::nullopt));

@@ -151,6 +151,49 @@ class conv2d {
     return c;
   }
 
+  /// Builds an int4_weight_only or int4_dynamic layer (options.mode) from int4 filter codes
+  /// (`layout`, each in [-8, 7]) and their scales: one per output channel and group of `group`
+  /// depths of its filter (taps x group channels, in OHWI order), out_channels x
+  /// ceil(depth / group), row-major. The layer runs exactly those numbers (the constructor
+  /// would requantize); what QAT or another tool produced. options.int4_group does not apply.
+  /// @throws squint::error on null codes, bad filter sizes or parameters, another mode, a wrong
+  ///         scale count, or what packed_int4_weights::from_int4 refuses.
+  static conv2d from_int4(const std::int8_t* codes, const filter_shape& f, filter_layout layout,
+                          const conv2d_params& params, std::size_t group, const std::vector<float>& scale,
+                          const float* bias, const conv2d_options& options) {
+    squint::detail::check_filter("nn::conv2d::from_int4", f, params);
+    squint::detail::require(codes != nullptr, "nn::conv2d::from_int4: argument 'codes' is null");
+    squint::detail::require(options.mode == precision::int4_weight_only || options.mode == precision::int4_dynamic,
+                            "nn::conv2d::from_int4: mode ", to_string(options.mode),
+                            " is not int4_weight_only or int4_dynamic");
+    squint::detail::require(group > 0, "nn::conv2d::from_int4: group must be positive");
+    const std::size_t depth = f.taps() * f.group_channels, ocg = f.out_channels / params.groups;
+    const std::size_t groups = (depth + group - 1) / group;
+    squint::detail::require(scale.size() == f.out_channels * groups, "nn::conv2d::from_int4: ", scale.size(),
+                            " scales for ", f.out_channels, " channels x ", groups, " groups");
+    conv2d c;
+    c.filter_ = f;
+    c.params_ = params;
+    c.recipe_ = &recipe_for(options.mode);
+    c.act_ = options.act;
+    c.kernels_ = options.kernels;
+    c.input_ = input_quantizer(c.recipe_->input, std::nullopt, false);
+    c.bias_ = bias ? std::vector<float>(bias, bias + f.out_channels) : std::vector<float>();
+    const std::vector<std::int8_t> ohwi = squint::detail::to_ohwi(codes, f, layout);
+    for (std::size_t k = 0; k < params.groups; ++k) {
+      const std::int8_t* ck = ohwi.data() + k * ocg * depth;
+      const std::vector<float> sk(scale.begin() + static_cast<std::ptrdiff_t>(k * ocg * groups),
+                                  scale.begin() + static_cast<std::ptrdiff_t>((k + 1) * ocg * groups));
+      if (options.mode == precision::int4_dynamic)
+        c.groups_.push_back(std::make_shared<int4_dynamic_weights>(
+            packed_w4a8_weights::from_int4(ck, ocg, depth, depth, group, sk), c.kernels_));
+      else
+        c.groups_.push_back(std::make_shared<int4_weight_only_weights>(
+            packed_int4_weights::from_int4(ck, ocg, depth, depth, group, sk), c.kernels_));
+    }
+    return c;
+  }
+
   const filter_shape& filter() const { return filter_; }
   const conv2d_params& params() const { return params_; }
   /// The precision the layer runs in (never `automatic`).

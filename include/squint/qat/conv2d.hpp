@@ -5,8 +5,10 @@
 // As qat::linear: with weights and input fake-quantized the forward is the deployed layer's own
 // (nn::conv2d::from_int8 on the weights' codes and the input's qparams: uint8 codes, the zero
 // point as padding, the exact integer GEMM, the float output stage), so convert() gives a layer
-// whose outputs are the QAT forward's bit for bit. Otherwise the forward is nn::conv2d in FP32
-// on the effective weights. The backward is FP32 on im2col rows of the effective input (padding
+// whose outputs are the QAT forward's bit for bit. With weights quantized per group it is the
+// int4 convolution they convert to: int4_dynamic with per-row input codes (each window's row of
+// the im2col matrix quantized on its own, as the W4A8 kernel does), int4_weight_only without.
+// Otherwise the forward is nn::conv2d in FP32 on the effective weights. The backward is FP32 on im2col rows of the effective input (padding
 // is a real 0, which the zero point's code also stands for): per group dW = dZ^T . cols and
 // dcols = dZ . W, summed back onto the pixels (col2im), each through its quantizer's
 // straight-through estimator.
@@ -46,8 +48,9 @@ class conv2d : public detail::layer_state {
   /// Starts from the float convolution f (its weights become the master copy training updates).
   /// Without `weights` and `input` the layer trains in FP32; `input` needs `weights`.
   /// @throws squint::error on bad filter sizes or parameters, weights or bias of the wrong size,
-  ///         input quantization without weight quantization, with per-row codes, grouped weights
-  ///         or a depth above gemm_max_k, or invalid quantizer options.
+  ///         input quantization without weight quantization, per-row input codes without grouped
+  ///         weights or the other way round, a depth above gemm_max_k for the int8 convolution,
+  ///         or invalid quantizer options.
   conv2d(const float_conv& f, const std::optional<weight_quant>& weights, const std::optional<activation_quant>& input,
          const nn::backend& kernels = nn::native_backend())
       : layer_state(ohwi_of(f, weights, input), f.bias, f.filter.out_channels,
@@ -72,6 +75,11 @@ class conv2d : public detail::layer_state {
     x_ = x;
     y_ = y;
     if (weights_) weights_->quantize(w_.data(), kernels_);
+    if (weights_ && weights_->options().group) {
+      a_.assign(x, x + in.size());  // per-row codes are the windows' (backward quantizes the rows)
+      int4_layer(weights_->codes(), weights_->scales(), kernels_).forward(x, in, y);
+      return;
+    }
     if (input_) {
       const qparams p = input_->observe(x, in.size());
       seen_ = true;
@@ -111,6 +119,10 @@ class conv2d : public detail::layer_state {
     for (std::size_t k = 0; k < g_.groups() && rows > 0; ++k) {
       cols_.resize(rows * depth);
       squint::detail::im2col(a_.data(), g_, k, pad.data(), 0, rows, taps.data(), cols_.data());
+      if (input_ && input_->per_row()) {
+        activation_quantizer::quantize_rows(cols_.data(), rows, depth, rows_, kernels_);
+        cols_.swap(rows_);
+      }
       dzt_.resize(ocg * rows);
       for (std::size_t i = 0; i < rows; ++i)
         for (std::size_t j = 0; j < ocg; ++j) dzt_[j * rows + i] = dz_[i * oc + k * ocg + j];
@@ -129,14 +141,16 @@ class conv2d : public detail::layer_state {
     else std::copy(da_.begin(), da_.end(), dx);
   }
 
-  /// The deployed layer: int8_static from the weights' codes and the input's qparams, FP32 on
-  /// the fake-quantized values (weights only), or FP32.
+  /// The deployed layer: int8_static from the weights' codes and the input's qparams,
+  /// int4_dynamic or int4_weight_only from grouped weights' codes (with or without per-row input
+  /// codes), FP32 on the fake-quantized values (weights only), or FP32.
   /// @throws squint::error for a quantized input that has seen no data.
   nn::conv2d convert(const nn::backend& kernels) const {
     if (!weights_) return fp32_layer(w_, kernels);
     std::vector<std::int8_t> codes;
     std::vector<float> scales, values;
     weights_->compute(w_.data(), kernels_, codes, scales, values);
+    if (weights_->options().group) return int4_layer(codes, scales, kernels);
     if (!input_) return fp32_layer(values, kernels);
     squint::detail::require(seen_, "qat::conv2d::convert: the input quantizer has seen no data; train first");
     return deployed(codes, scales, input_->current(), kernels);
@@ -160,10 +174,11 @@ class conv2d : public detail::layer_state {
                             " biases for ", f.filter.out_channels, " output channels");
     squint::detail::require(!input || weights, "qat::conv2d: fake-quantized input needs fake-quantized weights "
                             "(the deployed integer layer quantizes both)");
-    squint::detail::require(!input || !(input->per_row || weights->group), "qat::conv2d: the deployed integer "
-                            "convolution takes per-tensor input codes and weights per channel or tensor, not per ",
-                            input->per_row ? "row" : "group");
-    squint::detail::require(!input || depth <= gemm_max_k, "qat::conv2d: depth ", depth, " exceeds gemm_max_k = ",
+    const bool grouped = weights && weights->group > 0;
+    squint::detail::require(!input || input->per_row == grouped, "qat::conv2d: ",
+                            grouped ? "weights quantized per group take per-row input codes (int4_dynamic) or none"
+                                    : "per-row input codes need weights quantized per group (int4_dynamic)");
+    squint::detail::require(!input || grouped || depth <= gemm_max_k, "qat::conv2d: depth ", depth, " exceeds gemm_max_k = ",
                             gemm_max_k, " for an int8 GEMM");
     return squint::detail::to_ohwi(f.weights.data(), f.filter, f.layout);
   }
@@ -174,6 +189,16 @@ class conv2d : public detail::layer_state {
     o.act = act_;
     o.kernels = kernels;
     return nn::conv2d(w.data(), filter_, filter_layout::ohwi, params_, b_.empty() ? nullptr : b_.data(), o);
+  }
+  /// The int4 convolution of grouped codes and scales: W4A8 with per-row input codes, else weight-only.
+  nn::conv2d int4_layer(const std::vector<std::int8_t>& codes, const std::vector<float>& scales,
+                        const nn::backend& kernels) const {
+    nn::conv2d_options o;
+    o.mode = input_ ? nn::precision::int4_dynamic : nn::precision::int4_weight_only;
+    o.act = act_;
+    o.kernels = kernels;
+    return nn::conv2d::from_int4(codes.data(), filter_, filter_layout::ohwi, params_, weights_->options().group, scales,
+                                 b_.empty() ? nullptr : b_.data(), o);
   }
   nn::conv2d deployed(const std::vector<std::int8_t>& codes, const std::vector<float>& scales, qparams p) const {
     return deployed(codes, scales, p, kernels_);
@@ -212,7 +237,7 @@ class conv2d : public detail::layer_state {
   conv2d_geometry g_;
   const float* x_ = nullptr;
   const float* y_ = nullptr;
-  std::vector<float> a_, dz_, dzt_, cols_, da_;
+  std::vector<float> a_, dz_, dzt_, cols_, rows_, da_;
 };
 
 }  // namespace qat
