@@ -314,7 +314,8 @@ void BM_CnnEndToEnd(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.SetLabel(squint::nn::to_string(mode));
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_CnnEndToEnd)->ArgsProduct({{0, 1, 2, 3, 4}, {1, 64}})->ArgNames({"precision", "batch"})->UseRealTime();
 

@@ -177,9 +177,11 @@ TEST(Gptq, ActOrderFollowsTheInputsNotTheirOrder) {
     EXPECT_EQ(qp.scales[j], q.scales[j]);
   }
   o.group = 16;
-  const double ordered = output_mse(w, squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o), out, in, 16, x, rows);
-  o.act_order = false;
-  const double natural = output_mse(w, squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o), out, in, 16, x, rows);
+  const auto error_of = [&](bool act_order) {
+    o.act_order = act_order;
+    return output_mse(w, squint::nn::detail::gptq_codes(w, out, in, x.data(), rows, o), out, in, 16, x, rows);
+  };
+  const double ordered = error_of(true), natural = error_of(false);
   EXPECT_LT(ordered, natural);
 }
 

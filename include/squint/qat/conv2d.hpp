@@ -8,10 +8,10 @@
 // whose outputs are the QAT forward's bit for bit. With weights quantized per group it is the
 // int4 convolution they convert to: int4_dynamic with per-row input codes (each window's row of
 // the im2col matrix quantized on its own, as the W4A8 kernel does), int4_weight_only without.
-// Otherwise the forward is nn::conv2d in FP32 on the effective weights. The backward is FP32 on im2col rows of the effective input (padding
-// is a real 0, which the zero point's code also stands for): per group dW = dZ^T . cols and
-// dcols = dZ . W, summed back onto the pixels (col2im), each through its quantizer's
-// straight-through estimator.
+// Otherwise the forward is nn::conv2d in FP32 on the effective weights. The backward is FP32 on
+// im2col rows of the effective input (padding is a real 0, which the zero point's code also
+// stands for): per group dW = dZ^T . cols and dcols = dZ . W, summed back onto the pixels
+// (col2im), each through its quantizer's straight-through estimator.
 #pragma once
 
 #include <cstddef>
@@ -178,8 +178,8 @@ class conv2d : public detail::layer_state {
     squint::detail::require(!input || input->per_row == grouped, "qat::conv2d: ",
                             grouped ? "weights quantized per group take per-row input codes (int4_dynamic) or none"
                                     : "per-row input codes need weights quantized per group (int4_dynamic)");
-    squint::detail::require(!input || grouped || depth <= gemm_max_k, "qat::conv2d: depth ", depth, " exceeds gemm_max_k = ",
-                            gemm_max_k, " for an int8 GEMM");
+    squint::detail::require(!input || grouped || depth <= gemm_max_k, "qat::conv2d: depth ", depth,
+                            " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     return squint::detail::to_ohwi(f.weights.data(), f.filter, f.layout);
   }
 
@@ -197,8 +197,8 @@ class conv2d : public detail::layer_state {
     o.mode = input_ ? nn::precision::int4_dynamic : nn::precision::int4_weight_only;
     o.act = act_;
     o.kernels = kernels;
-    return nn::conv2d::from_int4(codes.data(), filter_, filter_layout::ohwi, params_, weights_->options().group, scales,
-                                 b_.empty() ? nullptr : b_.data(), o);
+    return nn::conv2d::from_int4(codes.data(), filter_, filter_layout::ohwi, params_, weights_->options().group,
+                                 scales, b_.empty() ? nullptr : b_.data(), o);
   }
   nn::conv2d deployed(const std::vector<std::int8_t>& codes, const std::vector<float>& scales, qparams p) const {
     return deployed(codes, scales, p, kernels_);

@@ -23,8 +23,6 @@
 #include "squint/nn/input_quantizer.hpp"
 #include "squint/nn/linear.hpp"
 #include "squint/nn/sequential.hpp"
-#include "squint/nn/weights/int4_dynamic.hpp"
-#include "squint/nn/weights/int4_weight_only.hpp"
 #include "squint/nn/weights/int8_weights.hpp"
 #include "squint/qat/layer_state.hpp"
 #include "squint/qat/quantizers.hpp"
@@ -67,7 +65,7 @@ class linear : public detail::layer_state {
     const bool relu = act_ == nn::activation::relu;
     if (weights_) weights_->quantize(w_.data(), kernels_);
     if (weights_ && weights_->options().group) {
-      grouped(weights_->codes(), weights_->scales(), kernels_)->run(x, m, {bias, relu}, y, {});
+      int4_layer(weights_->codes(), weights_->scales(), kernels_).forward(x, m, y);
       if (input_) activation_quantizer::quantize_rows(x, m, in_, a_, kernels_);
       else a_.assign(x, x + m * in_);
       return;
@@ -141,10 +139,7 @@ class linear : public detail::layer_state {
     std::vector<std::int8_t> codes;
     std::vector<float> scales, values;
     weights_->compute(w_.data(), kernels_, codes, scales, values);
-    if (const std::size_t group = weights_->options().group) {
-      o.mode = input_ ? nn::precision::int4_dynamic : nn::precision::int4_weight_only;
-      return nn::linear::from_int4(codes.data(), out_, in_, in_, group, scales, bias, o);
-    }
+    if (weights_->options().group) return int4_layer(codes, scales, kernels);
     if (!input_) {
       o.mode = nn::precision::fp32;
       return nn::linear(values.data(), out_, in_, in_, bias, o);
@@ -174,20 +169,20 @@ class linear : public detail::layer_state {
     squint::detail::require(!input || input->per_row == grouped, "qat::linear: ",
                             grouped ? "weights quantized per group take per-row input codes (int4_dynamic) or none"
                                     : "per-row input codes need weights quantized per group (int4_dynamic)");
-    squint::detail::require(!input || f.in <= gemm_max_k, "qat::linear: in = ", f.in, " exceeds gemm_max_k = ",
-                            gemm_max_k, " for an int8 GEMM");
+    squint::detail::require(!input || grouped || f.in <= gemm_max_k, "qat::linear: in = ", f.in,
+                            " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     return f;
   }
 
-  /// The int4 form of grouped codes and scales: W4A8 with per-row input codes, else weight-only.
-  nn::weights_ptr grouped(const std::vector<std::int8_t>& codes, const std::vector<float>& scales,
-                          const nn::backend& kernels) const {
-    const std::size_t group = weights_->options().group;
-    if (input_)
-      return std::make_shared<nn::int4_dynamic_weights>(
-          packed_w4a8_weights::from_int4(codes.data(), out_, in_, in_, group, scales), kernels);
-    return std::make_shared<nn::int4_weight_only_weights>(
-        packed_int4_weights::from_int4(codes.data(), out_, in_, in_, group, scales), kernels);
+  /// The int4 layer of grouped codes and scales: W4A8 with per-row input codes, else weight-only.
+  nn::linear int4_layer(const std::vector<std::int8_t>& codes, const std::vector<float>& scales,
+                        const nn::backend& kernels) const {
+    nn::linear_options o;
+    o.mode = input_ ? nn::precision::int4_dynamic : nn::precision::int4_weight_only;
+    o.act = act_;
+    o.kernels = kernels;
+    return nn::linear::from_int4(codes.data(), out_, in_, in_, weights_->options().group, scales,
+                                 b_.empty() ? nullptr : b_.data(), o);
   }
 
   std::size_t out_, in_;
