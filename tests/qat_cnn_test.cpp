@@ -148,29 +148,42 @@ TEST(QatConvTest, ReluMasksTheGradientAndBiaslessLayersHaveNone) {
   for (std::size_t i = 0; i < expect.size(); ++i) EXPECT_NEAR(w.grad[i], expect[i], 1e-5f) << i;
 }
 
+namespace {
+
+/// Four SGD steps of `layer` on random images of shape `in`, random output gradients.
+void sgd_steps(qat::conv2d& layer, const image_shape& in) {
+  qat::sgd opt(0.9f);
+  std::vector<float> y(layer.output_shape(in).size()), dx(in.size());
+  for (unsigned step = 0; step < 4; ++step) {
+    const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 20 + step);
+    layer.forward(x.data(), in, y.data());
+    const std::vector<float> dy = squint_test::normal(y.size(), 0.0f, 1.0f, 40 + step);
+    layer.backward(dy.data(), dx.data());
+    opt.step(layer.parameters(), 0.01f);
+  }
+}
+
+/// layer's forward on one more image, bit for bit against its convert() in `mode`.
+void expect_converts_exactly(qat::conv2d& layer, const image_shape& in, nn::precision mode) {
+  const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 99);
+  std::vector<float> y(layer.output_shape(in).size()), z(y.size());
+  layer.forward(x.data(), in, y.data());
+  const nn::conv2d deployed = layer.convert(nn::native_backend());
+  EXPECT_EQ(deployed.mode(), mode);
+  deployed.forward(x.data(), in, z.data());
+  EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float))) << nn::to_string(mode);
+}
+
+}  // namespace
+
 TEST(QatConvTest, ConvertedLayerGivesTheQatForwardBitForBit) {
   for (int bits : {8, 4, 2}) {
     qat::weight_quant wq;
     wq.bits = bits;
     qat::conv2d layer(random_conv(3, 8, 3, padded(1, 2)), wq, qat::activation_quant{});
-    const image_shape in{2, 9, 7, 3};
-    qat::sgd opt(0.9f);
-    std::vector<float> y(layer.output_shape(in).size()), dx(in.size());
-    for (unsigned step = 0; step < 4; ++step) {
-      const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 20 + step);
-      layer.forward(x.data(), in, y.data());
-      const std::vector<float> dy = squint_test::normal(y.size(), 0.0f, 1.0f, 40 + step);
-      layer.backward(dy.data(), dx.data());
-      opt.step(layer.parameters(), 0.01f);
-    }
+    sgd_steps(layer, {2, 9, 7, 3});
     layer.freeze_observer();
-    const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 99);
-    layer.forward(x.data(), in, y.data());
-    const nn::conv2d deployed = layer.convert(nn::native_backend());
-    EXPECT_EQ(deployed.mode(), nn::precision::int8_static);
-    std::vector<float> z(y.size());
-    deployed.forward(x.data(), in, z.data());
-    EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float))) << bits << " bits";
+    expect_converts_exactly(layer, {2, 9, 7, 3}, nn::precision::int8_static);
   }
 }
 
@@ -184,23 +197,9 @@ TEST(QatConvTest, GroupedWeightsConvertToTheInt4ConvolutionsExactly) {
       std::optional<qat::activation_quant> aq;
       if (per_row) aq.emplace(), aq->per_row = true;
       qat::conv2d layer(random_conv(6, 8, 3, padded(1, 2, 2)), wq, aq);  // 2 groups, depth 27: 16 + 11
-      const image_shape in{2, 9, 7, 6};
-      qat::sgd opt(0.9f);
-      std::vector<float> y(layer.output_shape(in).size()), dx(in.size());
-      for (unsigned step = 0; step < 4; ++step) {
-        const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 20 + step);
-        layer.forward(x.data(), in, y.data());
-        const std::vector<float> dy = squint_test::normal(y.size(), 0.0f, 1.0f, 40 + step);
-        layer.backward(dy.data(), dx.data());
-        opt.step(layer.parameters(), 0.01f);
-      }
-      const std::vector<float> x = squint_test::normal(in.size(), 0.5f, 1.0f, 99);
-      layer.forward(x.data(), in, y.data());
-      const nn::conv2d deployed = layer.convert(nn::native_backend());
-      EXPECT_EQ(deployed.mode(), per_row ? nn::precision::int4_dynamic : nn::precision::int4_weight_only);
-      std::vector<float> z(y.size());
-      deployed.forward(x.data(), in, z.data());
-      EXPECT_EQ(0, std::memcmp(y.data(), z.data(), y.size() * sizeof(float))) << bits << " bits, " << per_row;
+      sgd_steps(layer, {2, 9, 7, 6});
+      expect_converts_exactly(layer, {2, 9, 7, 6},
+                              per_row ? nn::precision::int4_dynamic : nn::precision::int4_weight_only);
     }
 }
 

@@ -184,12 +184,7 @@ class conv2d {
       const std::int8_t* ck = ohwi.data() + k * ocg * depth;
       const std::vector<float> sk(scale.begin() + static_cast<std::ptrdiff_t>(k * ocg * groups),
                                   scale.begin() + static_cast<std::ptrdiff_t>((k + 1) * ocg * groups));
-      if (options.mode == precision::int4_dynamic)
-        c.groups_.push_back(std::make_shared<int4_dynamic_weights>(
-            packed_w4a8_weights::from_int4(ck, ocg, depth, depth, group, sk), c.kernels_));
-      else
-        c.groups_.push_back(std::make_shared<int4_weight_only_weights>(
-            packed_int4_weights::from_int4(ck, ocg, depth, depth, group, sk), c.kernels_));
+      c.groups_.push_back(detail::int4_form(options.mode, ck, ocg, depth, depth, group, sk, c.kernels_));
     }
     return c;
   }

@@ -52,7 +52,19 @@ struct linear_options {
 
 namespace detail {
 struct linear_access;
+
+/// The int4 form of `mode` (int4_dynamic or int4_weight_only) holding codes (n x k, row stride
+/// ldw, each in [-8, 7]) and their scales (n x ceil(k / group), row-major) exactly.
+/// @throws squint::error as packed_int4_weights::from_int4 / packed_w4a8_weights::from_int4.
+inline weights_ptr int4_form(precision mode, const std::int8_t* codes, std::size_t n, std::size_t k, std::size_t ldw,
+                             std::size_t group, const std::vector<float>& scale, const backend& kernels) {
+  if (mode == precision::int4_dynamic)
+    return std::make_shared<int4_dynamic_weights>(packed_w4a8_weights::from_int4(codes, n, k, ldw, group, scale),
+                                                  kernels);
+  return std::make_shared<int4_weight_only_weights>(packed_int4_weights::from_int4(codes, n, k, ldw, group, scale),
+                                                    kernels);
 }
+}  // namespace detail
 
 class linear {
  public:
@@ -125,12 +137,7 @@ class linear {
     l.recipe_ = &recipe_for(options.mode);
     l.act_ = options.act;
     l.kernels_ = options.kernels;
-    if (options.mode == precision::int4_dynamic)
-      l.weights_ = std::make_shared<int4_dynamic_weights>(
-          packed_w4a8_weights::from_int4(codes, out, in, ldw, group, scale), l.kernels_);
-    else
-      l.weights_ = std::make_shared<int4_weight_only_weights>(
-          packed_int4_weights::from_int4(codes, out, in, ldw, group, scale), l.kernels_);
+    l.weights_ = detail::int4_form(options.mode, codes, out, in, ldw, group, scale, l.kernels_);
     l.bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
     return l;
   }
