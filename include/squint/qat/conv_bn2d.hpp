@@ -59,7 +59,7 @@ class conv_bn2d {
   /// @throws squint::error as qat::conv2d::forward.
   void forward(const float* x, const image_shape& in, float* y, bool training) {
     statistics_ = training && !frozen_;
-    fold_into(conv_, !statistics_, s_);
+    fold_into(conv_, !statistics_, s_, rstd_);
     if (!statistics_) {
       conv_.forward(x, in, y);
       return;
@@ -109,15 +109,15 @@ class conv_bn2d {
       }
     }
     // The folded weights W * s (their gradient after the straight-through estimator).
-    const batch_norm_state& st = bn_.state();
     for (std::size_t c = 0; c < oc; ++c) {
       for (std::size_t i = 0; i < depth; ++i) {
         const float dfold = conv_.dw_[c * depth + i];
         dw_[c * depth + i] = dfold * s_[c];
         ds[c] += static_cast<double>(dfold) * w_[c * depth + i];
       }
-      // s = gamma / sqrt(running var + eps), the statistics constants.
-      dgamma_[c] += static_cast<float>(ds[c] / std::sqrt(static_cast<double>(st.running_var[c]) + st.eps));
+      // s = gamma * rstd, rstd = 1 / sqrt(running var + eps) as the forward folded it (before
+      // its running update): a constant.
+      dgamma_[c] += static_cast<float>(ds[c] * rstd_[c]);
     }
   }
 
@@ -142,8 +142,8 @@ class conv_bn2d {
   /// qat::graph::build deploy.
   conv2d folded() const {
     conv2d c = conv_;
-    std::vector<float> s;
-    fold_into(c, true, s);
+    std::vector<float> s, rstd;
+    fold_into(c, true, s, rstd);
     return c;
   }
   nn::conv2d convert(const nn::backend& kernels) const { return folded().convert(kernels); }
@@ -157,13 +157,16 @@ class conv_bn2d {
     return w;
   }
 
-  /// Sets c's weights to W * s, s = gamma / sqrt(running var + eps) per channel, and, when
-  /// `folded`, its bias and activation to the folded BatchNorm's; else no bias or activation.
-  void fold_into(conv2d& c, bool folded, std::vector<float>& s) const {
+  /// Sets c's weights to W * s, s = gamma * rstd, rstd = 1 / sqrt(running var + eps) per
+  /// channel, and, when `folded`, its bias and activation to the folded BatchNorm's; else no
+  /// bias or activation.
+  void fold_into(conv2d& c, bool folded, std::vector<float>& s, std::vector<float>& rstd) const {
     const batch_norm_state& st = bn_.state();
     const std::size_t oc = b_.size(), depth = w_.size() / oc;
     s.resize(oc);
+    rstd.resize(oc);
     for (std::size_t j = 0; j < oc; ++j) {
+      rstd[j] = 1.0f / std::sqrt(st.running_var[j] + st.eps);
       s[j] = st.gamma[j] / std::sqrt(st.running_var[j] + st.eps);
       for (std::size_t i = 0; i < depth; ++i) c.w_[j * depth + i] = w_[j * depth + i] * s[j];
       c.b_[j] = folded ? st.beta[j] + (b_[j] - st.running_mean[j]) * s[j] : 0.0f;
@@ -175,9 +178,9 @@ class conv_bn2d {
   batch_norm bn_;
   std::vector<float> w_, b_, dw_, db_, dgamma_, dbeta_;  // the unfolded master weights and bias
   bool frozen_ = false, statistics_ = false;
-  // The last forward's s (before its running update), convolution output and its unscaled form;
-  // backward's buffers.
-  std::vector<float> s_, conv_out_, unscaled_, dunscaled_, dconv_;
+  // The last forward's s and rstd (before its running update), convolution output and its
+  // unscaled form; backward's buffers.
+  std::vector<float> s_, rstd_, conv_out_, unscaled_, dunscaled_, dconv_;
 };
 
 }  // namespace qat
