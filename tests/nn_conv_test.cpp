@@ -350,6 +350,20 @@ TEST(NnGraphTest, DamagedGraphFilesAreRefused) {
     const std::vector<std::uint8_t> truncated(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(cut));
     EXPECT_NE(error_of(truncated), "") << "cut at " << cut;
   }
+  // Version 1 files (no ranges) still load; a range count that fits no node count does not.
+  std::vector<std::uint8_t> old(good.begin(), good.end() - 12);
+  old.insert(old.end(), good.end() - 8, good.end());
+  old[8] = 1;
+  reseal(old);
+  EXPECT_EQ(error_of(old), "");
+  bad = good;
+  bad[bad.size() - 12] = 3;
+  reseal(bad);
+  EXPECT_NE(error_of(bad).find("3 ranges"), std::string::npos) << error_of(bad);
+  bad = good;
+  bad[8] = 3;
+  reseal(bad);
+  EXPECT_NE(error_of(bad).find("versions 1 to 2"), std::string::npos) << error_of(bad);
   nn::build_options o;
   o.mode = nn::precision::fp32;
   const std::vector<std::uint8_t> sequential_file =

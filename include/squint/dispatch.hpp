@@ -518,7 +518,8 @@ inline nn::backend backend() {
           t.dequantize_s8,
           t.min_max,
           t.float_stage,
-          t.fake_quant};
+          t.fake_quant,
+          t.requantize_row_u8};
 }
 
 }  // namespace runtime

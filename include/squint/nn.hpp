@@ -10,6 +10,7 @@
 #include "squint/nn/equalize.hpp"
 #include "squint/nn/gptq.hpp"
 #include "squint/nn/graph.hpp"
+#include "squint/nn/integer_graph.hpp"
 #include "squint/nn/linear.hpp"
 #include "squint/nn/observer.hpp"
 #include "squint/nn/sequential.hpp"

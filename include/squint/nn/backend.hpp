@@ -86,6 +86,7 @@ struct backend {
   void (*min_max)(const float*, std::size_t, float*, float*, std::size_t*) noexcept;
   squint::detail::float_stage_fn float_stage;  ///< the integer forms' float output stage
   squint::detail::fake_quant_fn fake_quant;    ///< fake quantization and its gradients (squint::qat)
+  squint::detail::requantize_fn<std::uint8_t> requantize_u8;  ///< the full-integer pipeline's output stage
 
   /// The precision `automatic` stands for on this backend; other precisions are returned as is.
   precision resolve(precision p) const {
@@ -111,7 +112,8 @@ inline backend native_backend() {
           &kernels::dequantize_kernel<arch::native, std::int8_t>::per_tensor,
           &kernels::reduce_kernel<arch::native>::min_max,
           &kernels::float_stage_kernel<arch::native>::row,
-          &kernels::fake_quant_kernel<arch::native>::run};
+          &kernels::fake_quant_kernel<arch::native>::run,
+          &kernels::requantize_kernel<arch::native, std::uint8_t>::row};
 }
 
 }  // namespace nn

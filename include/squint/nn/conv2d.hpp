@@ -196,6 +196,8 @@ class conv2d {
   activation act() const { return act_; }
   const backend& kernels() const { return kernels_; }
   std::optional<qparams> input_qparams() const { return input_.frozen(); }
+  /// Whether the activation codes are 7-bit ([0, 127]; int8_dynamic / int8_static).
+  bool reduce_range() const { return input_.reduce_range(); }
   /// Whether forward() can run: true except for an int8_static layer not yet frozen.
   bool ready() const { return input_.ready(); }
   std::string observer_name() const { return input_.observer_name(); }
@@ -240,6 +242,34 @@ class conv2d {
         });
   }
 
+  /// The full-integer step of a frozen int8_static layer: y (NHWC uint8 codes with y_params,
+  /// output_shape(in)) from x (NHWC uint8 codes with input_qparams(); padding is its zero
+  /// point). The product and the bias (in accumulator units, see weight_form::run_requantized)
+  /// are exact; one requantization follows per block (ReLU clamps at y's zero point).
+  /// @throws squint::error on a layer that is not a frozen int8_static one, a shape that does
+  ///         not fit, null pointers with elements, or y_params invalid for uint8.
+  void forward_codes(const std::uint8_t* x, const image_shape& in, qparams y_params, std::uint8_t* y,
+                     const parallelism& par = {}) const {
+    const conv2d_geometry g = check("nn::conv2d::forward_codes", x, in, y);
+    const qparams p = integer_input("nn::conv2d::forward_codes");
+    validate(y_params, full_range(dtype::uint8), "nn::conv2d::forward_codes: y_params");
+    run(x, g, static_cast<std::uint8_t>(p.zero_point), y, par,
+        [&](std::size_t k, const std::uint8_t* a, std::size_t rows, const epilogue& e, std::uint8_t* c) {
+          groups_[k]->run_requantized({a, &p, false}, rows, e, y_params, c, {});
+        });
+  }
+  /// The same with float output, act(conv + b), as forward() computes it from the codes (a
+  /// full-integer model's last layer).
+  /// @throws squint::error as the requantizing overload.
+  void forward_codes(const std::uint8_t* x, const image_shape& in, float* y, const parallelism& par = {}) const {
+    const conv2d_geometry g = check("nn::conv2d::forward_codes", x, in, y);
+    const qparams p = integer_input("nn::conv2d::forward_codes");
+    run(x, g, static_cast<std::uint8_t>(p.zero_point), y, par,
+        [&](std::size_t k, const std::uint8_t* a, std::size_t rows, const epilogue& e, float* c) {
+          groups_[k]->run_quantized({a, &p, false}, rows, e, c, {});
+        });
+  }
+
   /// Calibration step of an int8_static layer: shows x to the observer and writes the float
   /// output (y may be null when only observing).
   /// @throws squint::error on a layer that is not an unfrozen int8_static one, or bad shapes.
@@ -266,17 +296,27 @@ class conv2d {
   }
 
  private:
-  conv2d_geometry check(const char* function, const float* x, const image_shape& in, const float* y) const {
+  template <class TX, class TY>
+  conv2d_geometry check(const char* function, const TX* x, const image_shape& in, const TY* y) const {
     const conv2d_geometry g = resolve(function, in, filter_, params_);
     squint::detail::require_matrix(function, "x", x, g.in.pixels(), g.in.channels);
     if (y) squint::detail::require_matrix(function, "y", y, g.out.pixels(), g.out.channels);
     return g;
   }
 
+  /// The frozen input qparams of a full-integer call's layer.
+  qparams integer_input(const char* function) const {
+    squint::detail::require(input_.policy() == input_policy::calibrated && ready(), function,
+                            ": needs a frozen int8_static layer, this one is ", to_string(mode()),
+                            ready() ? "" : " (not frozen)");
+    return *input_.frozen();
+  }
+
   /// Runs every group's product on tiles of x (float, or codes with their zero point as
-  /// padding): product(group, tile, rows, epilogue, out) writes rows x group outputs, densely.
-  template <class T, class Product>
-  void run(const T* x, const conv2d_geometry& g, T pad, float* y, const parallelism& par, Product product) const {
+  /// padding): product(group, tile, rows, epilogue, out) writes rows x group outputs (float or
+  /// codes), densely.
+  template <class T, class TY, class Product>
+  void run(const T* x, const conv2d_geometry& g, T pad, TY* y, const parallelism& par, Product product) const {
     const std::size_t oc = g.out.channels, ocg = g.group_out_channels();
     squint::detail::for_each_tile(x, g, pad, par,
                                   [&](const T* a, std::size_t rows, std::size_t, std::size_t r0, std::size_t k) {
@@ -286,7 +326,7 @@ class conv2d {
         return;
       }
       // A group's outputs are a column block of y: computed densely, then put in place.
-      thread_local std::vector<float> block;
+      thread_local std::vector<TY> block;
       block.resize(rows * ocg);
       product(k, a, rows, e, block.data());
       for (std::size_t i = 0; i < rows; ++i)

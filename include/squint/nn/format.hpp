@@ -15,6 +15,9 @@ SQUINT_NAMESPACE_BEGIN
 namespace nn {
 
 inline constexpr std::uint32_t format_version = 1;
+/// Graph files: version 2 adds the calibrated ranges (nn::graph::range) after the nodes;
+/// version 1 files (without them) still load.
+inline constexpr std::uint32_t graph_format_version = 2;
 
 namespace detail {
 

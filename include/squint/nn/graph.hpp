@@ -7,9 +7,14 @@
 // "input"); the last node is the output. Activations between nodes are float NHWC images
 // (float-boundary quantization: each layer quantizes its own input by its precision's policy).
 // A linear node applies to every pixel of its input (after flatten, one per image).
+// calibrate() also records the range of the input and of every node's output, from which
+// nn::integer_graph gives the tensors no layer calibrated their qparams.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -27,6 +32,10 @@ namespace nn {
 
 using node_op = std::variant<conv2d, linear, pool, add, flatten>;
 
+namespace detail {
+struct graph_access;
+}
+
 class graph {
  public:
   /// Appends node `name` computing `op` on `inputs` (names of earlier nodes or "input"; empty:
@@ -34,7 +43,9 @@ class graph {
   /// @throws squint::error on a duplicate or reserved name, an unknown input, or the wrong number
   ///         of inputs for the op (two for add, one otherwise).
   std::size_t add(std::string name, node_op op, std::vector<std::string> inputs = {}) {
-    return nodes_.add("graph::add", std::move(name), std::move(op), std::move(inputs));
+    const std::size_t i = nodes_.add("graph::add", std::move(name), std::move(op), std::move(inputs));
+    ranges_.clear();  // recorded for the model without this node
+    return i;
   }
 
   std::size_t size() const { return nodes_.size(); }
@@ -109,7 +120,8 @@ class graph {
 
   /// Runs x (NHWC; `in.batch` images) through the model in batches of `batch` images, showing
   /// every unfrozen int8_static layer its input (such layers compute in float meanwhile, as
-  /// PyTorch's prepared model does). Call freeze() when done.
+  /// PyTorch's prepared model does) and recording the finite range of the input and of every
+  /// node's output over all calls (see range()). Call freeze() when done.
   /// @throws squint::error on an empty model, batch == 0, null x with images, or bad shapes.
   void calibrate(const float* x, const image_shape& in, std::size_t batch, const progress_callback& progress = nullptr) {
     squint::detail::require(batch > 0, "graph::calibrate: batch must be positive");
@@ -122,6 +134,15 @@ class graph {
       run(*this, x + b * batch * image, part, out.data(), {});
       if (progress) progress(b + 1, total);
     }
+  }
+
+  /// The finite [min, max] calibrate() has seen of node i's output, or of the model's input for
+  /// i == size(); none before any calibration (or for a loaded model: files keep no ranges).
+  /// @throws squint::error on i > size().
+  std::optional<std::pair<float, float>> range(std::size_t i) const {
+    squint::detail::require(i <= nodes_.size(), "graph::range: node ", i, " of ", nodes_.size());
+    if (i >= ranges_.size() || !(ranges_[i].first <= ranges_[i].second)) return std::nullopt;
+    return ranges_[i];
   }
 
   /// Freezes every int8_static layer that is still calibrating.
@@ -160,6 +181,8 @@ class graph {
     std::vector<std::vector<float>> own(keep ? 0 : nodes.size());
     std::vector<std::vector<float>>& outputs = keep ? *keep : own;
     outputs.assign(nodes.size(), {});
+    constexpr bool calibrating = !std::is_const_v<Self>;
+    if constexpr (calibrating) self.record(nodes.size(), x, in.size());
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       const bool last = i + 1 == nodes.size() && !keep;
       if (!last) outputs[i].resize(shape[i].size());
@@ -169,7 +192,16 @@ class graph {
       for (std::size_t k = 0; k < n.inputs.size(); ++k)
         inputs[k] = n.inputs[k] == input_index ? x : outputs[n.inputs[k]].data();
       run_node(self, i, inputs, n.inputs[0] == input_index ? in : shape[n.inputs[0]], shape[i], out, par);
+      if constexpr (calibrating) self.record(i, out, shape[i].size());
     }
+  }
+
+  /// Widens range i by the finite values of v[0, n).
+  void record(std::size_t i, const float* v, std::size_t n) {
+    ranges_.resize(nodes_.size() + 1, {HUGE_VALF, -HUGE_VALF});
+    auto& [lo, hi] = ranges_[i];
+    for (std::size_t e = 0; e < n; ++e)
+      if (std::isfinite(v[e])) lo = std::min(lo, v[e]), hi = std::max(hi, v[e]);
   }
 
   /// Node i on its inputs (a: the first input's shape; o: its output's), into out.
@@ -206,7 +238,9 @@ class graph {
     }
   }
 
+  friend struct detail::graph_access;
   node_list nodes_;
+  std::vector<std::pair<float, float>> ranges_;  // calibrate()'s: node i's output at i, the input last
 };
 
 }  // namespace nn

@@ -203,6 +203,26 @@ class linear {
     weights_->accumulate({codes, row_params, per_row_zero_points(m)}, m, acc, par);
   }
 
+  /// The full-integer step of a frozen int8_static layer: y (m x out uint8 codes with
+  /// y_params) from x (m x in uint8 codes with input_qparams()). The product and the bias (in
+  /// accumulator units, see weight_form::run_requantized) are exact; one requantization follows
+  /// (ReLU clamps at y's zero point).
+  /// @throws squint::error on a layer that is not a frozen int8_static one, null pointers with
+  ///         rows, or y_params invalid for uint8.
+  void forward_codes(const std::uint8_t* x, std::size_t m, qparams y_params, std::uint8_t* y,
+                     const parallelism& par = {}) const {
+    const qparams p = integer_input("linear::forward_codes", x, m, y);
+    validate(y_params, full_range(dtype::uint8), "linear::forward_codes: y_params");
+    if (m > 0) weights_->run_requantized({x, &p, false}, m, output(), y_params, y, par);
+  }
+  /// The same with float output, act(x . W^T + b), as forward() computes it from the codes (a
+  /// full-integer model's last layer).
+  /// @throws squint::error as the requantizing overload.
+  void forward_codes(const std::uint8_t* x, std::size_t m, float* y, const parallelism& par = {}) const {
+    const qparams p = integer_input("linear::forward_codes", x, m, y);
+    if (m > 0) weights_->run_quantized({x, &p, false}, m, output(), y, par);
+  }
+
   /// Calibration step of an int8_static layer: shows x to the observer and writes the float
   /// output (y may be null when only observing).
   /// @throws squint::error on a layer that is not an unfrozen int8_static one.
@@ -233,10 +253,20 @@ class linear {
   input_policy input() const { return input_.policy(); }
   epilogue output() const { return {bias_.empty() ? nullptr : bias_.data(), act_ == activation::relu}; }
 
-  template <class T>
-  void check_io(const char* function, const float* x, std::size_t m, T* y) const {
+  template <class TX, class T>
+  void check_io(const char* function, const TX* x, std::size_t m, T* y) const {
     squint::detail::require(x != nullptr || m == 0, function, ": argument 'x' is null with ", m, " rows");
     squint::detail::require(y != nullptr || m == 0, function, ": output is null with ", m, " rows");
+  }
+
+  /// The frozen input qparams, after checking a full-integer call's layer and pointers.
+  template <class T>
+  qparams integer_input(const char* function, const std::uint8_t* x, std::size_t m, const T* y) const {
+    check_io(function, x, m, y);
+    squint::detail::require(input() == input_policy::calibrated && ready(), function,
+                            ": needs a frozen int8_static layer, this one is ", to_string(mode()),
+                            ready() ? "" : " (not frozen)");
+    return *input_.frozen();
   }
 
   /// The uint8 codes of x and their qparams (one per row with per_row, else one): frozen

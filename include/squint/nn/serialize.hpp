@@ -30,6 +30,7 @@
 // serialize(const graph&).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -38,6 +39,7 @@
 #include <ostream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -217,6 +219,12 @@ struct conv2d_access {
 
 
 constexpr char graph_magic[8] = {'S', 'Q', 'U', 'I', 'N', 'T', 'G', 'R'};
+
+/// The ranges graph::calibrate() recorded, for the graph file.
+struct graph_access {
+  static const std::vector<std::pair<float, float>>& ranges(const graph& g) { return g.ranges_; }
+  static std::vector<std::pair<float, float>>& ranges(graph& g) { return g.ranges_; }
+};
 /// A node's kind in the file: its op's index in nn::node_op.
 enum class node_kind : std::uint8_t { conv2d, linear, pool, add, flatten };
 static_assert(std::is_same_v<std::variant_alternative_t<0, node_op>, conv2d> &&
@@ -230,10 +238,10 @@ constexpr std::uint32_t model_input = 0xFFFFFFFFu;
 /// body(writer) between a magic and version and the checksum (the same envelope for both model
 /// kinds).
 template <class Body>
-std::vector<std::uint8_t> write_envelope(const char (&magic)[8], Body body) {
+std::vector<std::uint8_t> write_envelope(const char (&magic)[8], std::uint32_t version, Body body) {
   writer w;
   w.bytes(magic, sizeof magic);
-  w.uint(format_version);
+  w.uint(version);
   body(w);
   w.uint(fnv1a(w.out.data(), w.out.size()));
   return std::move(w.out);
@@ -252,17 +260,18 @@ inline std::vector<std::uint8_t> read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-/// Reads a magic, a version and the checksum around body(reader) (the same envelope for both
-/// model kinds).
+/// Reads a magic, a version in [oldest, newest] and the checksum around body(reader, version)
+/// (the same envelope for both model kinds).
 template <class Body>
-auto read_envelope(const std::vector<std::uint8_t>& data, const char (&magic)[8], const char* kind, Body body) {
+auto read_envelope(const std::vector<std::uint8_t>& data, const char (&magic)[8], const char* kind,
+                   std::uint32_t oldest, std::uint32_t newest, Body body) {
   reader r(data);
   const std::uint8_t* m = r.take(sizeof magic, "magic");
   squint::detail::require(std::memcmp(m, magic, sizeof magic) == 0, "nn::load: not a squint ", kind, " (wrong magic)");
   const auto version = r.uint<std::uint32_t>("version");
-  squint::detail::require(version == format_version, "nn::load: format version ", version,
-                          " is not supported (this squint reads version ", format_version, ")");
-  auto model = body(r);
+  squint::detail::require(version >= oldest && version <= newest, "nn::load: format version ", version,
+                          " is not supported (this squint reads ", kind, " versions ", oldest, " to ", newest, ")");
+  auto model = body(r, version);
   const std::size_t end = r.position();
   const auto checksum = r.uint<std::uint64_t>("checksum");
   squint::detail::require(r.remaining() == 0, "nn::load: size mismatch, ", r.remaining(),
@@ -276,7 +285,7 @@ auto read_envelope(const std::vector<std::uint8_t>& data, const char (&magic)[8]
 /// The model in squint's binary format (see the top of this header).
 /// @throws squint::error if a layer is an int8_static one that was not frozen.
 inline std::vector<std::uint8_t> serialize(const sequential& model) {
-  return detail::write_envelope(detail::format_magic, [&](detail::writer& w) {
+  return detail::write_envelope(detail::format_magic, format_version, [&](detail::writer& w) {
     w.uint(static_cast<std::uint32_t>(model.size()));
     for (const linear& l : model.layers()) detail::linear_access::save(l, w);
   });
@@ -286,7 +295,8 @@ inline std::vector<std::uint8_t> serialize(const sequential& model) {
 /// @throws squint::error naming what is wrong: magic, version, a field, sizes, truncation,
 ///         trailing bytes or checksum.
 inline sequential deserialize(const std::vector<std::uint8_t>& data, const backend& kernels = native_backend()) {
-  return detail::read_envelope(data, detail::format_magic, "model", [&](detail::reader& r) {
+  return detail::read_envelope(data, detail::format_magic, "model", format_version, format_version,
+                               [&](detail::reader& r, std::uint32_t) {
     const auto layers = r.uint<std::uint32_t>("layer count");
     sequential model;
     for (std::uint32_t l = 0; l < layers; ++l) {
@@ -334,10 +344,12 @@ inline sequential load(const std::string& path, const backend& kernels = native_
 /// channels, kernel height, width), parameters (9 u64: strides, dilations, pads top, left,
 /// bottom, right, groups; padding mode u8), int8_static's input qparams, each group's weights in
 /// its form, the bias; pooling: kind u8, window height and width u64, the window's parameters as
-/// a convolution's, count_include_pad u8; add: relu u8. FNV-1a 64 checksum last.
+/// a convolution's, count_include_pad u8; add: relu u8. Then (version 2) the ranges calibrate()
+/// recorded: a u32 count (0, or node count + 1) and as many f32 pairs (min, max; +inf, -inf for
+/// none), the nodes' then the input's. FNV-1a 64 checksum last.
 /// @throws squint::error if a layer is an int8_static one that was not frozen.
 inline std::vector<std::uint8_t> serialize(const graph& model) {
-  return detail::write_envelope(detail::graph_magic, [&](detail::writer& w) {
+  return detail::write_envelope(detail::graph_magic, graph_format_version, [&](detail::writer& w) {
     w.uint(static_cast<std::uint32_t>(model.size()));
     for (std::size_t i = 0; i < model.size(); ++i) {
       const std::string& name = model.name(i);
@@ -361,6 +373,9 @@ inline std::vector<std::uint8_t> serialize(const graph& model) {
         w.uint(static_cast<std::uint8_t>(a->relu ? 1 : 0));
       }
     }
+    const std::vector<std::pair<float, float>>& ranges = detail::graph_access::ranges(model);
+    w.uint(static_cast<std::uint32_t>(ranges.size()));
+    for (const auto& [lo, hi] : ranges) w.f32(lo), w.f32(hi);
   });
 }
 
@@ -368,7 +383,8 @@ inline std::vector<std::uint8_t> serialize(const graph& model) {
 /// @throws squint::error naming what is wrong: magic, version, a field, a node's name or inputs,
 ///         sizes, truncation, trailing bytes or checksum.
 inline graph deserialize_graph(const std::vector<std::uint8_t>& data, const backend& kernels = native_backend()) {
-  return detail::read_envelope(data, detail::graph_magic, "graph", [&](detail::reader& r) {
+  return detail::read_envelope(data, detail::graph_magic, "graph", 1, graph_format_version,
+                               [&](detail::reader& r, std::uint32_t version) {
     const auto count = r.uint<std::uint32_t>("node count");
     graph model;
     for (std::uint32_t i = 0; i < count; ++i) {
@@ -415,6 +431,18 @@ inline graph deserialize_graph(const std::vector<std::uint8_t>& data, const back
         case detail::node_kind::flatten: break;
       }
       model.add(std::move(name), std::move(op), std::move(names));
+    }
+    if (version >= 2) {
+      const auto ranges = r.uint<std::uint32_t>("range count");
+      squint::detail::require(ranges == 0 || ranges == count + 1, "nn::load: ", ranges, " ranges for ", count,
+                              " nodes");
+      std::vector<std::pair<float, float>>& kept = detail::graph_access::ranges(model);
+      for (std::uint32_t i = 0; i < ranges; ++i) {
+        const float lo = r.f32("range"), hi = r.f32("range");
+        squint::detail::require((lo <= hi && std::isfinite(lo) && std::isfinite(hi)) || (lo == HUGE_VALF && hi == -HUGE_VALF),
+                                "nn::load: range ", i, " is [", lo, ", ", hi, "]");
+        kept.emplace_back(lo, hi);
+      }
     }
     return model;
   });

@@ -83,6 +83,15 @@ class weight_form {
   virtual void run_quantized(const quantized_input&, std::size_t, const epilogue&, float*, const parallelism&) const {
     squint::detail::fail("weight_form::run_quantized: this form multiplies float activations only");
   }
+  /// The full-integer step: y (m x out, dense uint8 codes) = the integer product of x's codes
+  /// (one qparams for all rows) and W, plus the bias in accumulator units (round(bias /
+  /// (x scale * channel scale)), ONNX QLinearConv's int32 bias), requantized into y_params;
+  /// ReLU clamps at y's zero point.
+  virtual void run_requantized(const quantized_input&, std::size_t, const epilogue&, qparams, std::uint8_t*,
+                               const parallelism&) const {
+    squint::detail::fail("weight_form::run_requantized: only int8 weights (int8_dynamic / int8_static) have a "
+                         "requantized output");
+  }
   /// The exact int32 accumulators of run_quantized (m x out), for verification.
   virtual void accumulate(const quantized_input&, std::size_t, std::int32_t*, const parallelism&) const {
     squint::detail::fail("weight_form::accumulate: this form multiplies float activations only");

@@ -3,6 +3,10 @@
 // for the exact integer GEMM; the activations arrive as uint8 codes (dynamic or static).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include "squint/gemm/gemm.hpp"
 #include "squint/nn/weights/form.hpp"
 #include "squint/nn/weights/int8_codes.hpp"
@@ -49,6 +53,32 @@ class int8_weights final : public weight_form {
     }
     const squint::detail::output_stage finish{&squint::detail::float_output::finish, &stage, nullptr, &stage};
     kernels_.gemm_u8(x.codes, m, in(), zero_point, packed_, nullptr, 0, par, &finish);
+  }
+  void run_requantized(const quantized_input& x, std::size_t m, const epilogue& e, qparams y_params, std::uint8_t* y,
+                       const parallelism& par) const override {
+    squint::detail::require(!x.per_row, "nn: a requantized output needs one input qparams for all rows");
+    const float a_scale = x.params[0].scale;
+    const std::vector<float>& w_scale = packed_.scales();
+    const std::vector<float> multiplier =
+        squint::detail::output_multipliers("nn: requantized output", a_scale, w_scale, y_params.scale);
+    std::vector<std::int32_t> bias;
+    if (e.bias) {
+      const squint::detail::nearest_rounding_scope rounding;
+      for (std::size_t j = 0; j < out(); ++j) {
+        const double v = std::nearbyint(static_cast<double>(e.bias[j]) / (static_cast<double>(a_scale) * w_scale[j]));
+        bias.push_back(static_cast<std::int32_t>(std::clamp<double>(v, std::numeric_limits<std::int32_t>::min(),
+                                                                    std::numeric_limits<std::int32_t>::max())));
+      }
+    }
+    // The bias joins the zero-point terms in the micro-kernel unless their sum could overflow.
+    const bool fold = bias.empty() || squint::detail::bias_fits_offsets(bias.data(), out(), in());
+    const squint::detail::code_output<std::uint8_t> stage{multiplier.data(), y_params.zero_point, e.relu, y, out(),
+                                                          fold ? nullptr : bias.data(),
+                                                          std::numeric_limits<std::int32_t>::max(),
+                                                          kernels_.requantize_u8};
+    const squint::detail::output_stage finish{&squint::detail::code_output<std::uint8_t>::finish, &stage,
+                                              fold && !bias.empty() ? bias.data() : nullptr};
+    kernels_.gemm_u8(x.codes, m, in(), x.params[0].zero_point, packed_, nullptr, 0, par, &finish);
   }
   void accumulate(const quantized_input& x, std::size_t m, std::int32_t* acc, const parallelism& par) const override {
     kernels_.gemm_u8(x.codes, m, in(), x.per_row ? 0 : x.params[0].zero_point, packed_, acc, out(), par, nullptr);
