@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -301,23 +304,29 @@ const squint::nn::precision cnn_precisions[] = {squint::nn::precision::fp32, squ
                                                 squint::nn::precision::int8_dynamic,
                                                 squint::nn::precision::int8_static};
 
-/// Arguments: precision (cnn_precisions), batch. 1 thread; images / s as a counter.
+/// Arguments: precision (cnn_precisions; one past them: int8_static run full-integer), batch.
+/// 1 thread; images / s as a counter.
 void BM_CnnEndToEnd(benchmark::State& state) {
-  const squint::nn::precision mode = cnn_precisions[state.range(0)];
+  const auto index = static_cast<std::size_t>(state.range(0));
+  const bool full_integer = index == std::size(cnn_precisions);
+  const squint::nn::precision mode = full_integer ? squint::nn::precision::int8_static : cnn_precisions[index];
   const auto batch = static_cast<std::size_t>(state.range(1));
   std::vector<float> x = squint_bench::normal(std::max<std::size_t>(batch, 64) * 784, 5);
   for (float& v : x) v = std::fabs(v) * 0.3f;  // pixel-like: non-negative, mostly below 1
   const squint::nn::graph g = demo_cnn(mode, x);
+  const std::optional<squint::nn::integer_graph> q =
+      full_integer ? std::optional<squint::nn::integer_graph>(std::in_place, g) : std::nullopt;
   std::vector<float> y(batch * 10);
   for (auto _ : state) {
-    g.forward(x.data(), {batch, 28, 28, 1}, y.data());
+    if (q) q->forward(x.data(), {batch, 28, 28, 1}, y.data());
+    else g.forward(x.data(), {batch, 28, 28, 1}, y.data());
     benchmark::ClobberMemory();
   }
-  state.SetLabel(squint::nn::to_string(mode));
+  state.SetLabel(std::string(squint::nn::to_string(mode)) + (full_integer ? " full integer" : ""));
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_CnnEndToEnd)->ArgsProduct({{0, 1, 2, 3, 4}, {1, 64}})->ArgNames({"precision", "batch"})->UseRealTime();
+BENCHMARK(BM_CnnEndToEnd)->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 64}})->ArgNames({"precision", "batch"})->UseRealTime();
 
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_ConvInt8, A)->Apply(all_layers);
 SQUINT_DISPATCH_GEMM_ARCHS

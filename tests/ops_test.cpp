@@ -83,6 +83,29 @@ TEST(OpsTest, PoolsMatchTheirDefinitions) {
     check_pools<std::uint8_t>({1, 9, 9, c}, pool(3, 2, 1), {0.02f, 128}, {0.02f, 128});
     check_pools<std::int8_t>({1, 8, 5, c}, pool(3, 1, 1, true), {0.05f, -3}, {0.04f, 7});
     check_pools<std::int8_t>({1, 5, 5, c}, pool(5, 1, 2), {0.5f, 0}, {0.3f, -128});
+    check_pools<std::int8_t>({2, 8, 7, c}, pool(3, 1, 0), {0.05f, -3}, {0.04f, 7});  // unpadded, overlapping
+  }
+}
+
+/// Float max pooling (the unpadded path's blocks of 16 channels and their tail) keeps
+/// std::max's order: a NaN already in the running maximum stays, a later one is skipped.
+TEST(OpsTest, FloatMaxPoolFoldsLikeStdMax) {
+  for (std::size_t c : {1u, 16u, 21u}) {
+    const image_shape in{1, 4, 4, c};
+    std::vector<float> x = squint_test::normal(in.size(), 0.0f, 1.0f, static_cast<unsigned>(c));
+    x[0] = std::nanf("");                              // window 0's first tap, channel 0
+    x[(1 * 4 + 3) * c + c - 1] = std::nanf("");         // window 1's last tap, last channel
+    x[(2 * 4 + 0) * c] = HUGE_VALF;
+    std::vector<float> y(4 * c);
+    squint::max_pool2d(x.data(), in, pool(2, 2, 0), y.data());
+    for (std::size_t oy = 0; oy < 2; ++oy)
+      for (std::size_t ox = 0; ox < 2; ++ox)
+        for (std::size_t j = 0; j < c; ++j) {
+          float best = x[((2 * oy) * 4 + 2 * ox) * c + j];
+          for (std::size_t t = 1; t < 4; ++t) best = std::max(best, x[((2 * oy + t / 2) * 4 + 2 * ox + t % 2) * c + j]);
+          const float got = y[(oy * 2 + ox) * c + j];
+          EXPECT_TRUE(got == best || (std::isnan(got) && std::isnan(best))) << oy << "," << ox << "," << j;
+        }
   }
 }
 
