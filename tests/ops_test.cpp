@@ -124,22 +124,38 @@ TEST(OpsTest, GlobalAveragePoolRoundsOnce) {
     }
 }
 
+/// Ordinary ratios (the vectorized loop), halves everywhere (ties to even), and a ratio of 10^5
+/// (the loop that rounds each sum on its own); int8 and in place on uint8.
 TEST(OpsTest, AddRequantizesBothSidesIntoTheOutput) {
-  for (std::size_t n : {0u, 1u, 15u, 16u, 17u, 100u}) {
-    const auto a = squint_test::uniform_ints<std::int8_t>(n, -128, 127, 5);
-    const auto b = squint_test::uniform_ints<std::int8_t>(n, -128, 127, 6);
-    const qparams ap{0.1f, -5}, bp{0.025f, 9}, yp{0.12f, -20};
-    for (bool relu : {false, true}) {
-      std::vector<std::int8_t> y(n);
-      squint::add(a.data(), ap, b.data(), bp, yp, relu, y.data(), n);
-      for (std::size_t i = 0; i < n; ++i) {
-        const float v = static_cast<float>(a[i] - ap.zero_point) * (ap.scale / yp.scale) +
-                        static_cast<float>(b[i] - bp.zero_point) * (bp.scale / yp.scale);
-        const double q = std::clamp<double>(std::nearbyint(v) + yp.zero_point, relu ? -20.0 : -128.0, 127.0);
-        ASSERT_EQ(y[i], static_cast<std::int8_t>(q)) << i;
+  struct setting {
+    qparams a, b, y;
+  };
+  const setting settings[] = {{{0.1f, -5}, {0.025f, 9}, {0.12f, -20}},
+                              {{0.5f, 0}, {0.25f, 1}, {1.0f, 3}},
+                              {{1000.0f, 3}, {0.001f, 0}, {0.01f, -7}}};
+  for (const setting& st : settings)
+    for (std::size_t n : {0u, 1u, 15u, 16u, 17u, 100u}) {
+      const auto a = squint_test::uniform_ints<std::int8_t>(n, -128, 127, 5);
+      const auto b = squint_test::uniform_ints<std::int8_t>(n, -128, 127, 6);
+      for (bool relu : {false, true}) {
+        std::vector<std::int8_t> y(n);
+        squint::add(a.data(), st.a, b.data(), st.b, st.y, relu, y.data(), n);
+        std::vector<std::uint8_t> u(a.begin(), a.end());  // the same bits as uint8, in place
+        const qparams ua{st.a.scale, st.a.zero_point + 128}, ub{st.b.scale, st.b.zero_point + 128};
+        std::vector<std::uint8_t> ubits(b.begin(), b.end());
+        for (auto& v : u) v ^= 0x80;
+        for (auto& v : ubits) v ^= 0x80;
+        squint::add(u.data(), ua, ubits.data(), ub, {st.y.scale, st.y.zero_point + 128}, relu, u.data(), n);
+        for (std::size_t i = 0; i < n; ++i) {
+          const float v = static_cast<float>(a[i] - st.a.zero_point) * (st.a.scale / st.y.scale) +
+                          static_cast<float>(b[i] - st.b.zero_point) * (st.b.scale / st.y.scale);
+          const double lo = relu ? st.y.zero_point : -128.0;
+          const double q = std::clamp<double>(std::nearbyint(v) + st.y.zero_point, lo, 127.0);
+          ASSERT_EQ(y[i], static_cast<std::int8_t>(q)) << i;
+          ASSERT_EQ(u[i], static_cast<std::uint8_t>(q + 128)) << i;
+        }
       }
     }
-  }
 }
 
 TEST(OpsTest, ConcatRequantizesOrCopiesEachInput) {

@@ -154,11 +154,18 @@ inline double round_half_even(double v) {
 }
 
 /// clamp(round_half_even(v) + zero_point, lo, T's largest code): a float already in code units
-/// (NaN gives the zero point) as a code of T.
+/// (NaN gives the zero point) as a code of T. In float, without fmod: round_half_even's result
+/// for every float, since v - floor(v) is exact and floats from 2^23 up are integers (the sum
+/// with the zero point only errs where the clamp decides anyway, for 8-bit T).
 template <class T>
 T round_to_code(float v, std::int32_t zero_point, std::int32_t lo) {
-  const double q = v == v ? round_half_even(v) + zero_point : zero_point;
-  return static_cast<T>(std::clamp<double>(q, lo, std::numeric_limits<T>::max()));
+  static_assert(sizeof(T) == 1, "round_to_code: 8-bit codes only");
+  const float hi = static_cast<float>(std::numeric_limits<T>::max());
+  if (v != v) return static_cast<T>(std::clamp<float>(static_cast<float>(zero_point), static_cast<float>(lo), hi));
+  const float f = std::floor(v), fraction = v - f, half = f * 0.5f;
+  const bool up = fraction > 0.5f || (fraction == 0.5f && std::floor(half) != half);
+  const float q = (up ? f + 1.0f : f) + static_cast<float>(zero_point);
+  return static_cast<T>(std::clamp<float>(q, static_cast<float>(lo), hi));
 }
 
 }  // namespace detail

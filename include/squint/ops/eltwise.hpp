@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "squint/qparams.hpp"
+#include "squint/quantize.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 
@@ -26,10 +27,22 @@ void add(const T* a, qparams a_params, const T* b, qparams b_params, qparams y_p
   validate(y_params, r, "add: y_params");
   const float ra = a_params.scale / y_params.scale, rb = b_params.scale / y_params.scale;
   const std::int32_t lo = relu ? y_params.zero_point : r.qmin;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float v = static_cast<float>(a[i] - a_params.zero_point) * ra + static_cast<float>(b[i] - b_params.zero_point) * rb;
-    y[i] = detail::round_to_code<T>(v, y_params.zero_point, lo);
+  const auto value = [&](std::size_t i) {
+    return static_cast<float>(a[i] - a_params.zero_point) * ra + static_cast<float>(b[i] - b_params.zero_point) * rb;
+  };
+  const detail::nearest_rounding_scope rounding;
+  // With these ratios |v| < 2^22, so adding and subtracting 1.5 * 2^23 rounds it half to even
+  // (in the scope's round-to-nearest) and the clamp can be on integers: a loop without float
+  // branches, which the compiler vectorizes.
+  if (ra + rb < 16384.0f) {
+    constexpr float magic = 12582912.0f;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int32_t q = static_cast<std::int32_t>((value(i) + magic) - magic) + y_params.zero_point;
+      y[i] = static_cast<T>(q < lo ? lo : (q > r.qmax ? r.qmax : q));
+    }
+    return;
   }
+  for (std::size_t i = 0; i < n; ++i) y[i] = detail::round_to_code<T>(value(i), y_params.zero_point, lo);
 }
 
 /// One input of concat_channels: `pixels` x `channels` codes (NHWC) and their qparams.

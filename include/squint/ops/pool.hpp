@@ -76,9 +76,14 @@ void max_pool2d(const T* x, const image_shape& in, const pool2d_params& p, T* y)
   const conv2d_params& w = g.params;
   if (w.pad_top == 0 && w.pad_left == 0 && w.pad_bottom == 0 && w.pad_right == 0) {
     // Every window lies in the image: its taps are fixed offsets from its corner. Channels go in
-    // blocks of a fixed 16 through a local array (which y cannot alias), so that the compiler
-    // vectorizes the maximum even at -O2.
+    // blocks of a fixed 16 through a local array (which y cannot alias) that the compiler keeps
+    // in a vector register.
     constexpr std::size_t block = 16;
+    std::vector<std::size_t> offset;
+    for (std::size_t ky = 0; ky < p.kernel_h; ++ky)
+      for (std::size_t kx = 0; kx < p.kernel_w; ++kx)
+        offset.push_back((ky * w.dilation_h * in.width + kx * w.dilation_w) * c);
+    const std::size_t taps = offset.size();
     for (std::size_t n = 0; n < in.batch; ++n)
       for (std::size_t oy = 0; oy < g.out.height; ++oy)
         for (std::size_t ox = 0; ox < g.out.width; ++ox) {
@@ -87,22 +92,19 @@ void max_pool2d(const T* x, const image_shape& in, const pool2d_params& p, T* y)
           std::size_t j0 = 0;
           for (; j0 + block <= c; j0 += block) {
             T best[block];
-            std::copy(corner + j0, corner + j0 + block, best);
-            for (std::size_t ky = 0; ky < p.kernel_h; ++ky)
-              for (std::size_t kx = ky == 0 ? 1 : 0; kx < p.kernel_w; ++kx) {
-                const T* tap = corner + (ky * w.dilation_h * in.width + kx * w.dilation_w) * c + j0;
-                for (std::size_t j = 0; j < block; ++j) {
-                  const T v = tap[j];  // by value: std::max's references would stop the vectorizer
-                  best[j] = best[j] < v ? v : best[j];
-                }
+            for (std::size_t j = 0; j < block; ++j) best[j] = corner[j0 + j];
+            for (std::size_t t = 1; t < taps; ++t) {
+              const T* tap = corner + offset[t] + j0;
+              for (std::size_t j = 0; j < block; ++j) {
+                const T v = tap[j];  // by value: std::max's references would stop the vectorizer
+                best[j] = best[j] < v ? v : best[j];
               }
-            std::copy(best, best + block, out + j0);
+            }
+            for (std::size_t j = 0; j < block; ++j) out[j0 + j] = best[j];
           }
           for (; j0 < c; ++j0) {
             T best = corner[j0];
-            for (std::size_t ky = 0; ky < p.kernel_h; ++ky)
-              for (std::size_t kx = ky == 0 ? 1 : 0; kx < p.kernel_w; ++kx)
-                best = std::max(best, corner[(ky * w.dilation_h * in.width + kx * w.dilation_w) * c + j0]);
+            for (std::size_t t = 1; t < taps; ++t) best = std::max(best, corner[offset[t] + j0]);
             out[j0] = best;
           }
         }
