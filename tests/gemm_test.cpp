@@ -266,6 +266,29 @@ TEST(GemmEmulatedTest, EveryX86StepMatchesTheScalarKernel) {
             const std::string where = "step " + std::to_string(static_cast<int>(s)) + ", " + std::to_string(m) + "x" +
                                       std::to_string(n) + "x" + std::to_string(k) + (a_signed ? " s8" : " u8");
             ASSERT_EQ(got, expect) << where;
+            // uint8 codes in registers (a requantized stage): the scalar requantize row over the
+            // int32 results; ReLU (lo = zero point) and a cap on some shapes.
+            {
+              std::vector<float> multiplier(n);
+              for (std::size_t j = 0; j < n; ++j)
+                multiplier[j] = (0.4f + 0.3f * static_cast<float>(j % 5)) / (40.0f * std::sqrt(static_cast<float>(k)));
+              const std::int32_t zero_point = 100, lo = n % 2 ? zero_point : 0, hi = k % 2 ? 255 : 180;
+              std::vector<std::uint8_t> expect_q(m * ldc, 7), got_q(m * ldc, 7);
+              for (std::size_t i = 0; i < m; ++i)
+                squint::kernels::requantize_kernel<squint::arch::scalar, std::uint8_t>::row(
+                    expect.data() + i * ldc, expect_q.data() + i * ldc, n, multiplier.data(), zero_point, lo, hi);
+              static constexpr float one = 1.0f;
+              squint::kernels::gemm_float_epilogue codes{&one, false, multiplier.data(), nullptr, nullptr, nullptr,
+                                                         false, 0.0f, nullptr, ldc};
+              codes.codes = got_q.data();
+              codes.zero_point = zero_point;
+              codes.code_lo = lo;
+              codes.code_hi = hi;
+              p.to_float = &codes;
+              squint_test::emulated::gemm_kernel(s, p);
+              p.to_float = nullptr;
+              ASSERT_EQ(got_q, expect_q) << where << " to codes";
+            }
             // The float stage in registers: the scalar float stage over the int32 results.
             float_stage_case f(m, n);
             const bool per_row = (m + n) % 2 == 1;

@@ -7,6 +7,7 @@
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -39,6 +40,25 @@ static simde__m512 squint_test_cvtepi32_ps(simde__m512i v) {
   simde_mm512_storeu_si512(lanes, v);
   for (int j = 0; j < 16; ++j) converted[j] = static_cast<float>(lanes[j]);
   return simde_mm512_loadu_ps(converted);
+}
+
+// Nor the requantizing epilogue's conversions: to int32 in the current rounding mode (the
+// callers' round-to-nearest), and int32 to bytes by truncation.
+#define _mm512_cvtps_epi32(v) squint_test_cvtps_epi32(v)
+static simde__m512i squint_test_cvtps_epi32(simde__m512 v) {
+  float lanes[16];
+  std::int32_t converted[16];
+  simde_mm512_storeu_ps(lanes, v);
+  for (int j = 0; j < 16; ++j) converted[j] = static_cast<std::int32_t>(std::nearbyint(lanes[j]));
+  return simde_mm512_loadu_si512(converted);
+}
+#define _mm512_cvtepi32_epi8(v) squint_test_cvtepi32_epi8(v)
+static simde__m128i squint_test_cvtepi32_epi8(simde__m512i v) {
+  std::int32_t lanes[16];
+  std::uint8_t bytes[16];
+  simde_mm512_storeu_si512(lanes, v);
+  for (int j = 0; j < 16; ++j) bytes[j] = static_cast<std::uint8_t>(lanes[j]);
+  return simde_mm_loadu_si128(bytes);
 }
 
 #define SQUINT_X86_STEPS_EMULATED 1

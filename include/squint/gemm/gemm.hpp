@@ -62,6 +62,8 @@ void check_gemm(const char* function, const TA* a, std::size_t m, std::size_t ld
 }
 
 struct float_output;
+template <class TC>
+struct code_output;
 
 /// What a GEMM does with each finished block of int32 accumulators: null `finish` writes them
 /// to C as they are; otherwise the task that computed a block (rows [i0, i0 + rows), columns
@@ -73,12 +75,14 @@ struct float_output;
 /// `in_registers` (the float_output `context` points to, or null) lets the kernels that can
 /// (gemm_kernel_fuses_float) apply that float stage to their accumulators before any store;
 /// the tiles and `finish` remain for the others, with the same result bit for bit.
+/// `codes_in_registers` does the same for a uint8 requantized stage (code_output<uint8_t>).
 struct output_stage {
   void (*finish)(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                  std::size_t j0, std::size_t cols) = nullptr;
   const void* context = nullptr;
   const std::int32_t* column_terms = nullptr;
   const float_output* in_registers = nullptr;
+  const code_output<std::uint8_t>* codes_in_registers = nullptr;
 };
 
 /// The terms that depend on the channel only, for the kernels' column offsets:
@@ -233,15 +237,17 @@ class gemm_blocks {
     thread_local std::vector<std::int32_t> tile, rowsum;
     if (stage_) tile.resize(row_step * std::min(col_step, j1 - j0));
     const float_output* fused = stage_ && k > 0 && b_.symmetric() ? stage_->in_registers : nullptr;
+    const code_output<std::uint8_t>* fused_codes =
+        stage_ && k > 0 && b_.symmetric() ? stage_->codes_in_registers : nullptr;
     std::optional<nearest_rounding_scope> rounding;  // the fused stage converts int32 to float
-    if (fused) rounding.emplace();
+    if (fused || fused_codes) rounding.emplace();
     const std::size_t panel_bytes = b_.k_groups() * packed_weights::panel_width * packed_weights::k_group;
     for (std::size_t r0 = 0; r0 < rows; r0 += row_step) {
       const std::size_t n_rows = std::min(row_step, rows - r0);
       const std::uint8_t* a_rows = a + r0 * lda;
       // Codes in [0, 127] (7-bit activations, e.g. reduce_range) take the faster exact kernel.
       const kernel_fn kernel = kernel_u7_ && fits_7_bits(a_rows, n_rows, k, lda) ? kernel_u7_ : kernel_;
-      const bool in_registers = fused && (kernel == kernel_u7_ || kernel_fuses_);
+      const bool in_registers = (fused || fused_codes) && (kernel == kernel_u7_ || kernel_fuses_);
       // Asymmetric weights: b_zp[j] * rowsum_i(a) comes off every element.
       if (!b_.symmetric()) {
         rowsum.resize(n_rows);
@@ -261,7 +267,8 @@ class gemm_blocks {
                                         b_.k_groups(), out, ld};
           kernels::gemm_float_epilogue to_float;
           if (in_registers) {
-            to_float = fused->epilogue(i0 + r0, channel_base + c0);
+            to_float = fused ? fused->epilogue(i0 + r0, channel_base + c0)
+                             : fused_codes->epilogue(i0 + r0, channel_base + c0);
             p.to_float = &to_float;
           }
           kernel(p);
@@ -343,6 +350,19 @@ struct code_output {
   /// The requantize kernel (runtime dispatch passes the CPU's; otherwise this TU's own).
   requantize_fn<TC> requantize = &kernels::requantize_kernel<arch::native, TC>::row;
 
+  /// This stage for the block at row i0 and channel j0 of C, as the micro-kernels apply it
+  /// (output_stage::codes_in_registers: uint8 codes, the bias in the accumulators).
+  kernels::gemm_float_epilogue epilogue(std::size_t i0, std::size_t j0) const {
+    static_assert(std::is_same_v<TC, std::uint8_t>, "the micro-kernels write uint8 codes only");
+    static constexpr float one = 1.0f;
+    kernels::gemm_float_epilogue e{&one, false, multiplier + j0, nullptr, nullptr, nullptr, false, 0.0f, nullptr, ldc};
+    e.codes = c + i0 * ldc + j0;
+    e.zero_point = zero_point;
+    e.code_lo = relu ? zero_point : 0;
+    e.code_hi = relu ? std::clamp<std::int32_t>(cap, zero_point, 255) : 255;
+    return e;
+  }
+
   static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
                      std::size_t j0, std::size_t cols) {
     const auto& o = *static_cast<const code_output*>(context);
@@ -423,7 +443,9 @@ void gemm_to_codes(S32 s32, const TA* a, std::size_t m, std::size_t lda, qparams
   const bool fold = bias == nullptr || bias_fits_offsets(bias, n, b.k());
   const code_output<TC> out{multiplier.data(), c_params.zero_point, relu, c, ldc, fold ? nullptr : bias,
                             std::numeric_limits<std::int32_t>::max(), requantize};
-  const output_stage stage{&code_output<TC>::finish, &out, fold ? bias : nullptr};
+  output_stage stage{&code_output<TC>::finish, &out, fold ? bias : nullptr};
+  if constexpr (std::is_same_v<TC, std::uint8_t>)
+    if (fold) stage.codes_in_registers = &out;
   s32(a, m, lda, a_params.zero_point, b, nullptr, 0, par, &stage);
 }
 

@@ -16,6 +16,9 @@ namespace squint::kernels {
 ///   y[i][j] = float(acc - row_zero_points[i] * column_sums[j]) * (a_scale * b_scales[j]) + bias[j],
 /// then min(cap, max(0, y)) with relu: squint::detail::float_output's arithmetic, operation for
 /// operation (no contraction), so both routes give the same bits. Callers set round-to-nearest.
+/// With `codes`, y (a multiplier a_scale * b_scales[j] and nothing else: the bias is in the
+/// accumulators) becomes a uint8 code instead, as the requantize kernel computes it:
+/// round_half_even(min(max(y, code_lo - zero_point), code_hi - zero_point)) + zero_point.
 struct gemm_float_epilogue {
   const float* a_scales;  ///< one per row of the call with per_row, else a_scales[0] for every row
   bool per_row;
@@ -27,6 +30,8 @@ struct gemm_float_epilogue {
   float cap;
   float* c;  ///< row 0, channel 0 of the call
   std::size_t ldc;
+  std::uint8_t* codes = nullptr;  ///< row 0, channel 0 of the call (ldc), instead of c
+  std::int32_t zero_point = 0, code_lo = 0, code_hi = 255;
 };
 
 /// One micro-kernel call: c[i][j] = sum_k a[i][k] * b[j][k] + column_offsets[j] for m rows of A

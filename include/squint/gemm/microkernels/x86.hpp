@@ -84,6 +84,18 @@ struct zmm_common {
   static fvec fmax(fvec x, fvec y) { return _mm512_max_ps(x, y); }
   static fvec fmin(fvec x, fvec y) { return _mm512_min_ps(x, y); }
   static void fstore(float* c, fvec v, std::size_t count) { _mm512_mask_storeu_ps(c, mask(count), v); }
+  static vec round(fvec v) { return _mm512_cvtps_epi32(v); }
+  /// The first `count` lanes, each already a code in [0, 255], as bytes.
+  static void store_codes(std::uint8_t* c, vec v, std::size_t count) {
+    const __m128i bytes = _mm512_cvtepi32_epi8(v);
+    if (count >= 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(c), bytes);
+    } else {
+      alignas(16) std::uint8_t lanes[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
+      std::memcpy(c, lanes, count);
+    }
+  }
 };
 
 /// AVX-512BW: the sign trick on 16 lanes.
@@ -163,6 +175,19 @@ struct ymm_common {
     if (count >= 8) _mm256_storeu_ps(c, v);
     else if (count > 0) _mm256_maskstore_ps(c, mask(count), v);
   }
+  static vec round(fvec v) { return _mm256_cvtps_epi32(v); }
+  /// The first `count` lanes, each already a code in [0, 255], as bytes.
+  static void store_codes(std::uint8_t* c, vec v, std::size_t count) {
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    const __m128i bytes = _mm_packus_epi16(words, words);
+    if (count >= 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(c), bytes);
+    } else {
+      alignas(16) std::uint8_t lanes[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
+      std::memcpy(c, lanes, count);
+    }
+  }
 };
 
 /// AVX2: the sign trick on 8 lanes.
@@ -231,6 +256,8 @@ struct group_epilogue {
   float cap;
   float* c;  // the block's first row and the group's first channel
   std::size_t ldc;
+  std::uint8_t* codes;  // instead of c: requantized codes (gemm_float_epilogue::codes)
+  std::int32_t zero_point, code_lo, code_hi;
 };
 
 /// The float stage of one block of accumulators in registers, in float_output's order of
@@ -252,6 +279,12 @@ SQUINT_NO_FP_CONTRACT void store_float(typename D::vec (&acc)[R][V], const group
       const fvec multiplier = e.row_scales ? D::fmul(D::fbroadcast(e.row_scales[r]), D::fload(e.multiplier + first))
                                            : D::fload(e.multiplier + first);
       fvec y = D::fmul(D::to_float(x), multiplier);
+      if (e.codes) {  // clamped before rounding to integers: the codes' clamp, as requantize_kernel
+        y = D::fmin(D::fmax(y, D::fbroadcast(static_cast<float>(e.code_lo - e.zero_point))),
+                    D::fbroadcast(static_cast<float>(e.code_hi - e.zero_point)));
+        D::store_codes(e.codes + r * e.ldc + first, D::add(D::round(y), D::broadcast(e.zero_point)), cols - first);
+        continue;
+      }
       if (e.bias) y = D::fadd(y, D::fload(e.bias + first));
       if (e.relu) y = D::fmin(top, D::fmax(y, zero));
       D::fstore(e.c + r * e.ldc + first, y, cols - first);
@@ -319,7 +352,8 @@ void dot_rows(const std::uint8_t* a, std::size_t m, std::size_t lda, std::size_t
     group_epilogue rows_stage;
     if (to_float) {
       rows_stage = *to_float;
-      rows_stage.c += i * rows_stage.ldc;
+      if (rows_stage.codes) rows_stage.codes += i * rows_stage.ldc;
+      else rows_stage.c += i * rows_stage.ldc;
       if (rows_stage.row_scales) rows_stage.row_scales += i;
       if (rows_stage.row_zero_points) rows_stage.row_zero_points += i;
     }
@@ -360,7 +394,8 @@ void dot_panels(const gemm_kernel_params& p) {
         if (f->row_zero_points) sums[j] = f->column_sums[first + j];
       }
       stage = {multiplier, f->bias ? bias : nullptr, sums, f->per_row ? f->a_scales : nullptr, f->row_zero_points,
-               f->relu, f->cap, f->c + first, f->ldc};
+               f->relu, f->cap, f->codes ? nullptr : f->c + first, f->ldc, f->codes ? f->codes + first : nullptr,
+               f->zero_point, f->code_lo, f->code_hi};
     }
     const std::int8_t* panel = p.packed + p0 * panel_stride;
     std::int32_t* c = f ? nullptr : p.c + first;

@@ -77,7 +77,8 @@ class int8_weights final : public weight_form {
                                                           std::numeric_limits<std::int32_t>::max(),
                                                           kernels_.requantize_u8};
     const squint::detail::output_stage finish{&squint::detail::code_output<std::uint8_t>::finish, &stage,
-                                              fold && !bias.empty() ? bias.data() : nullptr};
+                                              fold && !bias.empty() ? bias.data() : nullptr, nullptr,
+                                              fold ? &stage : nullptr};
     kernels_.gemm_u8(x.codes, m, in(), x.params[0].zero_point, packed_, nullptr, 0, par, &finish);
   }
   void accumulate(const quantized_input& x, std::size_t m, std::int32_t* acc, const parallelism& par) const override {
