@@ -294,11 +294,11 @@ SQUINT_NO_FP_CONTRACT void store_float(typename D::vec (&acc)[R][V], const group
 
 /// R rows x V vectors of C over all of K with the step D. `panel` holds the first vector's panel; a vector covers D::lanes
 /// channels of a 16-channel, 64-byte-per-group panel. `cols` columns of C are written, as int32
-/// or through `to_float` (non-null).
+/// or through `to_float` (non-null). `last`: the block holds the call's last row of A.
 template <class Arch, class D, std::size_t R, std::size_t V, bool Flip>
 void dot_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std::int8_t* panel,
                std::size_t panel_stride, const typename D::vec* compensation, std::int32_t* c, std::size_t ldc,
-               std::size_t cols, const group_epilogue* to_float) {
+               std::size_t cols, const group_epilogue* to_float, bool last) {
   using vec = typename D::vec;
   constexpr std::size_t per_panel = 16 / D::lanes, vector_bytes = 64 / per_panel;
   vec acc[R][V];
@@ -328,8 +328,18 @@ void dot_block(const std::uint8_t* a, std::size_t lda, std::size_t k, const std:
       std::memcpy(&quad, a + r * lda + g * k_group, k_group);
       return quad;
     });
-  if (full * k_group < k)  // the partial last group: bytes past k read as zero
-    step(full, [&](std::size_t r) { return static_cast<std::int32_t>(load_quad<Arch>(a + r * lda, full * k_group, k)); });
+  // The partial last group. The packed weights are zero past k, so whatever bytes A has there
+  // add nothing: a row followed by another row of the call reads its group whole (up to 3 bytes
+  // past k: in the next row, in bounds, once lda >= 3); only the call's last row stops at k
+  // (half the time for K = 9, a grey image's 3x3 convolution).
+  if (full * k_group < k)
+    step(full, [&](std::size_t r) {
+      if ((last && r + 1 == R) || lda < k_group - 1)
+        return static_cast<std::int32_t>(load_quad<Arch>(a + r * lda, full * k_group, k));
+      std::int32_t quad;
+      std::memcpy(&quad, a + r * lda + full * k_group, k_group);
+      return quad;
+    });
   if (to_float) {
     store_float<D, R, V>(acc, *to_float, cols);
     return;
@@ -359,7 +369,7 @@ void dot_rows(const std::uint8_t* a, std::size_t m, std::size_t lda, std::size_t
     }
     dot_block<Arch, D, decltype(rows)::value, V, Flip>(a + i * lda, lda, k, panel, panel_stride, compensation,
                                                        c ? c + i * ldc : nullptr, ldc, cols,
-                                                       to_float ? &rows_stage : nullptr);
+                                                       to_float ? &rows_stage : nullptr, i + decltype(rows)::value == m);
   });
 }
 
