@@ -81,8 +81,63 @@ TEST(NnConvTest, Int8DynamicEqualsTheKernelConvolutionBitForBit) {
                               act == nn::activation::relu ? squint::activation::relu : squint::activation::none,
                               expect.data());
       EXPECT_EQ(got, expect);
+      // A depthwise layer runs the depthwise kernels, the others one GEMM per group.
+      EXPECT_EQ(layer.runs_depthwise_kernel(), c.f.group_channels == 1 && c.p.groups == c.f.out_channels);
     }
   }
+}
+
+/// The depthwise kernels and the per-channel GEMMs they replace give the same outputs bit for
+/// bit: a depthwise layer against the same channels as separate one-group layers, int8_static
+/// (float output and requantized codes), with -128 weights (the full weight range), padding and
+/// stride 2.
+TEST(NnConvTest, DepthwiseKernelEqualsOneGemmPerChannel) {
+  const std::size_t channels = 19, taps = 9;
+  const image_shape in{2, 9, 8, channels};
+  const auto w = squint_test::normal(channels * taps, 0.0f, 0.3f, 71);
+  const auto x = squint_test::normal(in.size(), 0.2f, 1.0f, 72);
+  std::vector<float> bias(channels);
+  for (std::size_t c = 0; c < channels; ++c) bias[c] = 0.05f * static_cast<float>(c) - 0.3f;
+  nn::conv2d_options o;
+  o.mode = nn::precision::int8_static;
+  o.act = nn::activation::relu;
+  o.weight_range = nn::int8_weight_range::full;
+  const squint::qparams xp{0.02f, 90}, yp{0.03f, 5};
+  const conv2d_params p = params(2, 1, channels);
+  nn::conv2d depthwise(w.data(), {channels, 1, 3, 3}, filter_layout::ohwi, p, bias.data(), o);
+  depthwise.set_input_qparams(xp);
+  ASSERT_TRUE(depthwise.runs_depthwise_kernel());
+  const image_shape out = depthwise.output_shape(in);
+  std::vector<float> got(out.size());
+  depthwise.forward(x.data(), in, got.data());
+  std::vector<std::uint8_t> codes(in.size()), got_codes(out.size());
+  squint::quantize<std::uint8_t>({x.data(), x.size()}, {codes.data(), codes.size()}, xp);
+  depthwise.forward_codes(codes.data(), in, yp, got_codes.data());
+  // Channel c alone: a one-channel image through a one-group layer (the GEMM route).
+  const conv2d_params single = params(2, 1);
+  for (std::size_t c = 0; c < channels; ++c) {
+    nn::conv2d one(w.data() + c * taps, {1, 1, 3, 3}, filter_layout::ohwi, single, bias.data() + c, o);
+    one.set_input_qparams(xp);
+    ASSERT_FALSE(one.runs_depthwise_kernel());
+    const image_shape in1{in.batch, in.height, in.width, 1};
+    std::vector<float> x1(in1.size()), y1(out.pixels());
+    std::vector<std::uint8_t> c1(in1.size()), q1(out.pixels());
+    for (std::size_t i = 0; i < in1.size(); ++i) x1[i] = x[i * channels + c], c1[i] = codes[i * channels + c];
+    one.forward(x1.data(), in1, y1.data());
+    one.forward_codes(c1.data(), in1, yp, q1.data());
+    for (std::size_t i = 0; i < out.pixels(); ++i) {
+      ASSERT_EQ(got[i * channels + c], y1[i]) << "channel " << c << " pixel " << i;
+      ASSERT_EQ(got_codes[i * channels + c], q1[i]) << "channel " << c << " pixel " << i;
+    }
+  }
+  // Saved and loaded, the layer still runs the depthwise kernels.
+  nn::graph g;
+  g.add("dw", depthwise);
+  const nn::graph back = nn::deserialize_graph(nn::serialize(g));
+  EXPECT_TRUE(std::get<nn::conv2d>(back.op(0)).runs_depthwise_kernel());
+  std::vector<float> again(out.size());
+  back.forward(x.data(), in, again.data());
+  EXPECT_EQ(again, got);
 }
 
 TEST(NnConvTest, EveryPrecisionTracksFp32) {

@@ -519,7 +519,8 @@ inline nn::backend backend() {
           t.min_max,
           t.float_stage,
           t.fake_quant,
-          t.requantize_row_u8};
+          t.requantize_row_u8,
+          t.conv_u8};
 }
 
 }  // namespace runtime

@@ -202,6 +202,73 @@ struct float_output {
   }
 };
 
+/// Requantized output: c[i][j] = requantize(acc, multiplier[j], zero point), then within
+/// [zero point, cap] with relu (cap: the code of 6 for ReLU6). An int32 bias reaches acc
+/// through output_stage::column_terms when the
+/// sum cannot overflow; otherwise `saturating_bias` (n entries) is added here, saturated to int32.
+/// An output stage's requantize kernel (requantize_kernel::row).
+template <class TC>
+using requantize_fn = void (*)(const std::int32_t*, TC*, std::size_t, const float*, std::int32_t, std::int32_t,
+                               std::int32_t) noexcept;
+
+template <class TC>
+struct code_output {
+  const float* multiplier;
+  std::int32_t zero_point;
+  bool relu;
+  TC* c;
+  std::size_t ldc;
+  const std::int32_t* saturating_bias = nullptr;
+  std::int32_t cap = std::numeric_limits<std::int32_t>::max();
+  /// The requantize kernel (runtime dispatch passes the CPU's; otherwise this TU's own).
+  requantize_fn<TC> requantize = &kernels::requantize_kernel<arch::native, TC>::row;
+
+  /// This stage for the block at row i0 and channel j0 of C, as the micro-kernels apply it
+  /// (output_stage::codes_in_registers: uint8 codes, the bias in the accumulators).
+  kernels::gemm_float_epilogue epilogue(std::size_t i0, std::size_t j0) const {
+    static_assert(std::is_same_v<TC, std::uint8_t>, "the micro-kernels write uint8 codes only");
+    static constexpr float one = 1.0f;
+    kernels::gemm_float_epilogue e{&one, false, multiplier + j0, nullptr, nullptr, nullptr, false, 0.0f, nullptr, ldc};
+    e.codes = c + i0 * ldc + j0;
+    e.zero_point = zero_point;
+    e.code_lo = relu ? zero_point : 0;
+    e.code_hi = relu ? std::clamp<std::int32_t>(cap, zero_point, 255) : 255;
+    return e;
+  }
+
+  static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
+                     std::size_t j0, std::size_t cols) {
+    const auto& o = *static_cast<const code_output*>(context);
+    const nearest_rounding_scope rounding;
+    if (o.saturating_bias)
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j) {
+          const std::int64_t v = static_cast<std::int64_t>(acc[i * ldacc + j]) + o.saturating_bias[j0 + j];
+          acc[i * ldacc + j] = static_cast<std::int32_t>(std::clamp<std::int64_t>(v, std::numeric_limits<std::int32_t>::min(),
+                                                                         std::numeric_limits<std::int32_t>::max()));
+        }
+    // Narrow blocks that are dense on both sides (a depthwise layer's few channels) go several
+    // rows per kernel call, with the multipliers repeated: the kernels vectorize along a row,
+    // and a row shorter than their 4-vector step would run entirely through the padded tail.
+    const bool dense = ldacc == cols && o.ldc == cols;
+    const std::size_t group = dense ? std::max<std::size_t>(1, 256 / cols) : 1;
+    const float* multiplier = o.multiplier + j0;
+    thread_local std::vector<float> repeated;
+    if (group > 1) {
+      repeated.resize(group * cols);
+      for (std::size_t i = 0; i < group; ++i) std::copy(multiplier, multiplier + cols, repeated.begin() + i * cols);
+      multiplier = repeated.data();
+    }
+    const std::int32_t lo = o.relu ? o.zero_point : std::numeric_limits<TC>::min();
+    const std::int32_t hi = o.relu ? std::clamp<std::int32_t>(o.cap, o.zero_point, std::numeric_limits<TC>::max())
+                                   : std::numeric_limits<TC>::max();
+    for (std::size_t i = 0; i < rows; i += group) {
+      const std::size_t n = std::min(group, rows - i) * cols;
+      o.requantize(acc + i * ldacc, o.c + (i0 + i) * o.ldc + j0, n, multiplier, o.zero_point, lo, hi);
+    }
+  }
+};
+
 /// One product's prepared state on the kernel of `Arch` (weights holding -128 run the scalar
 /// kernel where Arch's is exact for narrow weights only, unless the rows' codes fit in 7 bits):
 /// the kernels and the column offsets.
@@ -328,73 +395,6 @@ inline bool bias_fits_offsets(const std::int32_t* bias, std::size_t n, std::size
     if (bias[j] > headroom || -static_cast<std::int64_t>(bias[j]) > headroom) return false;
   return true;
 }
-
-/// Requantized output: c[i][j] = requantize(acc, multiplier[j], zero point), then within
-/// [zero point, cap] with relu (cap: the code of 6 for ReLU6). An int32 bias reaches acc
-/// through output_stage::column_terms when the
-/// sum cannot overflow; otherwise `saturating_bias` (n entries) is added here, saturated to int32.
-/// An output stage's requantize kernel (requantize_kernel::row).
-template <class TC>
-using requantize_fn = void (*)(const std::int32_t*, TC*, std::size_t, const float*, std::int32_t, std::int32_t,
-                               std::int32_t) noexcept;
-
-template <class TC>
-struct code_output {
-  const float* multiplier;
-  std::int32_t zero_point;
-  bool relu;
-  TC* c;
-  std::size_t ldc;
-  const std::int32_t* saturating_bias = nullptr;
-  std::int32_t cap = std::numeric_limits<std::int32_t>::max();
-  /// The requantize kernel (runtime dispatch passes the CPU's; otherwise this TU's own).
-  requantize_fn<TC> requantize = &kernels::requantize_kernel<arch::native, TC>::row;
-
-  /// This stage for the block at row i0 and channel j0 of C, as the micro-kernels apply it
-  /// (output_stage::codes_in_registers: uint8 codes, the bias in the accumulators).
-  kernels::gemm_float_epilogue epilogue(std::size_t i0, std::size_t j0) const {
-    static_assert(std::is_same_v<TC, std::uint8_t>, "the micro-kernels write uint8 codes only");
-    static constexpr float one = 1.0f;
-    kernels::gemm_float_epilogue e{&one, false, multiplier + j0, nullptr, nullptr, nullptr, false, 0.0f, nullptr, ldc};
-    e.codes = c + i0 * ldc + j0;
-    e.zero_point = zero_point;
-    e.code_lo = relu ? zero_point : 0;
-    e.code_hi = relu ? std::clamp<std::int32_t>(cap, zero_point, 255) : 255;
-    return e;
-  }
-
-  static void finish(const void* context, std::int32_t* acc, std::size_t ldacc, std::size_t i0, std::size_t rows,
-                     std::size_t j0, std::size_t cols) {
-    const auto& o = *static_cast<const code_output*>(context);
-    const nearest_rounding_scope rounding;
-    if (o.saturating_bias)
-      for (std::size_t i = 0; i < rows; ++i)
-        for (std::size_t j = 0; j < cols; ++j) {
-          const std::int64_t v = static_cast<std::int64_t>(acc[i * ldacc + j]) + o.saturating_bias[j0 + j];
-          acc[i * ldacc + j] = static_cast<std::int32_t>(std::clamp<std::int64_t>(v, std::numeric_limits<std::int32_t>::min(),
-                                                                         std::numeric_limits<std::int32_t>::max()));
-        }
-    // Narrow blocks that are dense on both sides (a depthwise layer's few channels) go several
-    // rows per kernel call, with the multipliers repeated: the kernels vectorize along a row,
-    // and a row shorter than their 4-vector step would run entirely through the padded tail.
-    const bool dense = ldacc == cols && o.ldc == cols;
-    const std::size_t group = dense ? std::max<std::size_t>(1, 256 / cols) : 1;
-    const float* multiplier = o.multiplier + j0;
-    thread_local std::vector<float> repeated;
-    if (group > 1) {
-      repeated.resize(group * cols);
-      for (std::size_t i = 0; i < group; ++i) std::copy(multiplier, multiplier + cols, repeated.begin() + i * cols);
-      multiplier = repeated.data();
-    }
-    const std::int32_t lo = o.relu ? o.zero_point : std::numeric_limits<TC>::min();
-    const std::int32_t hi = o.relu ? std::clamp<std::int32_t>(o.cap, o.zero_point, std::numeric_limits<TC>::max())
-                                   : std::numeric_limits<TC>::max();
-    for (std::size_t i = 0; i < rows; i += group) {
-      const std::size_t n = std::min(group, rows - i) * cols;
-      o.requantize(acc + i * ldacc, o.c + (i0 + i) * o.ldc + j0, n, multiplier, o.zero_point, lo, hi);
-    }
-  }
-};
 
 /// Checks that a_scale * b_scales[j] is finite for every channel (the float stage's multipliers).
 inline void check_scale_products(const char* function, float a_scale, const std::vector<float>& b_scales) {

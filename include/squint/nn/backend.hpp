@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 
+#include "squint/conv/conv.hpp"
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
@@ -87,6 +88,9 @@ struct backend {
   squint::detail::float_stage_fn float_stage;  ///< the integer forms' float output stage
   squint::detail::fake_quant_fn fake_quant;    ///< fake quantization and its gradients (squint::qat)
   squint::detail::requantize_fn<std::uint8_t> requantize_u8;  ///< the full-integer pipeline's output stage
+  /// The int8 convolution (its depthwise kernels serve nn::conv2d's depthwise layers).
+  void (*conv_u8)(const std::uint8_t*, const conv2d_geometry&, std::int32_t, const packed_conv&, std::int32_t*,
+                  const parallelism&, const squint::detail::output_stage*);
 
   /// The precision `automatic` stands for on this backend; other precisions are returned as is.
   precision resolve(precision p) const {
@@ -113,7 +117,8 @@ inline backend native_backend() {
           &kernels::reduce_kernel<arch::native>::min_max,
           &kernels::float_stage_kernel<arch::native>::row,
           &kernels::fake_quant_kernel<arch::native>::run,
-          &kernels::requantize_kernel<arch::native, std::uint8_t>::row};
+          &kernels::requantize_kernel<arch::native, std::uint8_t>::row,
+          &squint::detail::conv_s32_native<std::uint8_t>};
 }
 
 }  // namespace nn

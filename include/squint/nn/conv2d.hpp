@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -112,6 +114,7 @@ class conv2d {
       // The calibration pass computes in float, as the model it measures.
       if (input_.calibrating()) calibration_groups_.push_back(float_weights::pack(wk, ocg, depth, depth, {}, kernels_));
     }
+    use_depthwise_kernel();
   }
 
   /// Builds an int8_static layer from what another tool quantized (PyTorch's converted Conv2d, an
@@ -148,6 +151,7 @@ class conv2d {
       c.groups_.push_back(std::make_shared<int8_weights>(
           packed_weights::from_int8(ohwi.data() + k * ocg * depth, ocg, depth, depth, group_scale, {0}), c.kernels_));
     }
+    c.use_depthwise_kernel();
     return c;
   }
 
@@ -214,12 +218,16 @@ class conv2d {
     }
     return all;
   }
-  /// Bytes the layer needs to run: every group's stored weights and the bias.
+  /// Bytes the layer needs to run: every group's stored weights, the bias, and a depthwise
+  /// layer's copy packed for the depthwise kernels.
   std::size_t weight_bytes() const {
-    std::size_t total = bias_.size() * sizeof(float);
+    std::size_t total = bias_.size() * sizeof(float) + (depthwise_ ? depthwise_->bytes() : 0);
     for (const weights_ptr& g : groups_) total += g->bytes();
     return total;
   }
+  /// Whether the int8 product runs on the depthwise kernels (a depthwise filter in int8_dynamic
+  /// or int8_static) rather than one GEMM per channel.
+  bool runs_depthwise_kernel() const { return depthwise_ != nullptr; }
 
   /// y (NHWC, output_shape(in)) = act(conv(x, W) + b) for x (NHWC, `in`).
   /// @throws squint::error on a shape that does not fit, null pointers with elements, or an
@@ -236,6 +244,10 @@ class conv2d {
     }
     std::vector<std::uint8_t> codes(g.in.size());
     const qparams p = input_.quantize(x, codes.size(), codes.data(), kernels_);
+    if (depthwise_) {
+      depthwise_to_float(codes.data(), g, p, y, par);
+      return;
+    }
     run(codes.data(), g, static_cast<std::uint8_t>(p.zero_point), y, par,
         [&](std::size_t k, const std::uint8_t* a, std::size_t rows, const epilogue& e, float* c) {
           groups_[k]->run_quantized({a, &p, false}, rows, e, c, {});
@@ -253,6 +265,21 @@ class conv2d {
     const conv2d_geometry g = check("nn::conv2d::forward_codes", x, in, y);
     const qparams p = integer_input("nn::conv2d::forward_codes");
     validate(y_params, full_range(dtype::uint8), "nn::conv2d::forward_codes: y_params");
+    if (depthwise_) {
+      const std::vector<float> multiplier = squint::detail::output_multipliers(
+          "nn::conv2d::forward_codes", p.scale, depthwise_->scales(), y_params.scale);
+      const std::vector<std::int32_t> bias = detail::accumulator_bias(bias_.empty() ? nullptr : bias_.data(), p.scale,
+                                                                      depthwise_->scales());
+      const bool fold = bias.empty() || squint::detail::bias_fits_offsets(bias.data(), bias.size(), g.filter.taps());
+      const squint::detail::code_output<std::uint8_t> out{multiplier.data(), y_params.zero_point,
+                                                          act_ == activation::relu, y, g.out.channels,
+                                                          fold ? nullptr : bias.data(),
+                                                          std::numeric_limits<std::int32_t>::max(), kernels_.requantize_u8};
+      const squint::detail::output_stage stage{&squint::detail::code_output<std::uint8_t>::finish, &out,
+                                               fold && !bias.empty() ? bias.data() : nullptr};
+      kernels_.conv_u8(x, g, p.zero_point, *depthwise_, nullptr, par, &stage);
+      return;
+    }
     run(x, g, static_cast<std::uint8_t>(p.zero_point), y, par,
         [&](std::size_t k, const std::uint8_t* a, std::size_t rows, const epilogue& e, std::uint8_t* c) {
           groups_[k]->run_requantized({a, &p, false}, rows, e, y_params, c, {});
@@ -264,6 +291,10 @@ class conv2d {
   void forward_codes(const std::uint8_t* x, const image_shape& in, float* y, const parallelism& par = {}) const {
     const conv2d_geometry g = check("nn::conv2d::forward_codes", x, in, y);
     const qparams p = integer_input("nn::conv2d::forward_codes");
+    if (depthwise_) {
+      depthwise_to_float(x, g, p, y, par);
+      return;
+    }
     run(x, g, static_cast<std::uint8_t>(p.zero_point), y, par,
         [&](std::size_t k, const std::uint8_t* a, std::size_t rows, const epilogue& e, float* c) {
           groups_[k]->run_quantized({a, &p, false}, rows, e, c, {});
@@ -302,6 +333,35 @@ class conv2d {
     squint::detail::require_matrix(function, "x", x, g.in.pixels(), g.in.channels);
     if (y) squint::detail::require_matrix(function, "y", y, g.out.pixels(), g.out.channels);
     return g;
+  }
+
+  /// A depthwise filter whose groups are int8 codes (int8_dynamic, int8_static) also gets them
+  /// packed for the depthwise kernels (conv/depthwise.hpp), which forward() then runs: one GEMM
+  /// per channel is the wrong shape (and an im2col per channel). The same codes and scales, the
+  /// same exact sums, the same float stage: the outputs are the GEMM route's bit for bit.
+  void use_depthwise_kernel() {
+    const std::size_t groups = params_.groups, taps = filter_.taps();
+    if (groups < 2 || filter_.group_channels != 1 || filter_.out_channels != groups) return;
+    std::vector<std::int8_t> codes(groups * taps);
+    std::vector<float> scale(groups);
+    for (std::size_t k = 0; k < groups; ++k) {
+      const auto* form = dynamic_cast<const int8_weights*>(groups_[k].get());
+      if (!form) return;
+      for (std::size_t t = 0; t < taps; ++t) codes[k * taps + t] = form->packed().at(0, t);
+      scale[k] = form->packed().scales()[0];
+    }
+    depthwise_ = std::make_shared<const packed_conv>(
+        packed_conv::from_int8(codes.data(), filter_, filter_layout::ohwi, params_, scale, {0}));
+  }
+
+  /// The depthwise kernels on codes x (qparams p) with the float output stage, into y.
+  void depthwise_to_float(const std::uint8_t* x, const conv2d_geometry& g, qparams p, float* y,
+                          const parallelism& par) const {
+    const squint::detail::float_output out{&p.scale, false, depthwise_->scales().data(),
+                                           bias_.empty() ? nullptr : bias_.data(), act_ == activation::relu, y,
+                                           g.out.channels, nullptr, nullptr, HUGE_VALF, kernels_.float_stage};
+    const squint::detail::output_stage stage{&squint::detail::float_output::finish, &out, nullptr, &out};
+    kernels_.conv_u8(x, g, p.zero_point, *depthwise_, nullptr, par, &stage);
   }
 
   /// The frozen input qparams of a full-integer call's layer.
@@ -345,6 +405,7 @@ class conv2d {
   input_quantizer input_;
   std::vector<float> bias_;
   std::vector<weights_ptr> groups_, calibration_groups_;
+  std::shared_ptr<const packed_conv> depthwise_;  // see use_depthwise_kernel()
 };
 
 }  // namespace nn

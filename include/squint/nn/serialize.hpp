@@ -209,6 +209,7 @@ struct conv2d_access {
     c.kernels_ = kernels;
     c.input_ = read_input(r, h, "node", index);
     for (std::size_t k = 0; k < c.params_.groups; ++k) c.groups_.push_back(h.mode->load(r, ocg, depth, kernels));
+    c.use_depthwise_kernel();
     if (h.flags & 2u) {
       c.bias_.resize(c.filter_.out_channels);
       for (float& v : c.bias_) v = r.f32("bias");

@@ -14,6 +14,22 @@
 SQUINT_NAMESPACE_BEGIN
 namespace nn {
 
+namespace detail {
+/// A float bias in accumulator units, round(bias[j] / (a_scale * w_scale[j])) half to even and
+/// saturated to int32 (ONNX QLinearConv's int32 bias); empty for no bias.
+inline std::vector<std::int32_t> accumulator_bias(const float* bias, float a_scale, const std::vector<float>& w_scale) {
+  std::vector<std::int32_t> out;
+  if (!bias) return out;
+  const squint::detail::nearest_rounding_scope rounding;
+  for (std::size_t j = 0; j < w_scale.size(); ++j) {
+    const double v = std::nearbyint(static_cast<double>(bias[j]) / (static_cast<double>(a_scale) * w_scale[j]));
+    out.push_back(static_cast<std::int32_t>(std::clamp<double>(v, std::numeric_limits<std::int32_t>::min(),
+                                                               std::numeric_limits<std::int32_t>::max())));
+  }
+  return out;
+}
+}  // namespace detail
+
 class int8_weights final : public weight_form {
  public:
   static constexpr std::uint64_t element_bits = 8;
@@ -61,15 +77,7 @@ class int8_weights final : public weight_form {
     const std::vector<float>& w_scale = packed_.scales();
     const std::vector<float> multiplier =
         squint::detail::output_multipliers("nn: requantized output", a_scale, w_scale, y_params.scale);
-    std::vector<std::int32_t> bias;
-    if (e.bias) {
-      const squint::detail::nearest_rounding_scope rounding;
-      for (std::size_t j = 0; j < out(); ++j) {
-        const double v = std::nearbyint(static_cast<double>(e.bias[j]) / (static_cast<double>(a_scale) * w_scale[j]));
-        bias.push_back(static_cast<std::int32_t>(std::clamp<double>(v, std::numeric_limits<std::int32_t>::min(),
-                                                                    std::numeric_limits<std::int32_t>::max())));
-      }
-    }
+    const std::vector<std::int32_t> bias = detail::accumulator_bias(e.bias, a_scale, w_scale);
     // The bias joins the zero-point terms in the micro-kernel unless their sum could overflow.
     const bool fold = bias.empty() || squint::detail::bias_fits_offsets(bias.data(), out(), in());
     const squint::detail::code_output<std::uint8_t> stage{multiplier.data(), y_params.zero_point, e.relu, y, out(),
