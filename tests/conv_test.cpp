@@ -89,6 +89,11 @@ std::vector<conv_case> awkward_cases() {
   asym.pad_right = 1;
   asym.stride_h = 2;
   add({1, 6, 9, 10}, {11, 10, 3, 2}, asym, "asymmetric pads and strides");
+  // One input channel (a grey first layer) has an im2col of its own.
+  add({2, 9, 11, 1}, {5, 1, 3, 3}, params(1, 2, 1, 2), "one channel, dilation 2");
+  add({2, 11, 10, 1}, {8, 1, 7, 7}, params(2, 3), "one channel, 7x7/2 pad 3");
+  add({1, 3, 2, 1}, {4, 1, 5, 5}, params(1, 3), "one channel, windows of padding only");
+  add({1, 6, 9, 1}, {3, 1, 3, 2}, asym, "one channel, asymmetric pads and strides");
   return cases;
 }
 

@@ -103,11 +103,49 @@ inline void copy_bytes(void* dst, const void* src, std::size_t n) {
   }
 }
 
+/// im2col of a one-channel image (a grey first layer: a row is taps single elements): along each
+/// run of output pixels in one output row, tap by tap, with plain indices instead of tap
+/// pointers (a third of the instructions per row).
+template <class T>
+void im2col_one_channel(const T* x, const conv2d_geometry& g, T pad, std::size_t r0, std::size_t rows, T* tile) {
+  const conv2d_params& p = g.params;
+  const std::size_t kh = g.filter.kernel_h, kw = g.filter.kernel_w, taps = kh * kw;
+  const std::size_t ow = g.out.width, oh = g.out.height, w = g.in.width, h = g.in.height;
+  std::size_t done = 0;
+  while (done < rows) {
+    const std::size_t pixel = r0 + done, ox0 = pixel % ow, oy = pixel / ow % oh, n = pixel / ow / oh;
+    const std::size_t run = std::min(ow - ox0, rows - done);
+    const T* image = x + n * h * w;
+    T* out = tile + done * taps;
+    for (std::size_t ky = 0; ky < kh; ++ky) {
+      // Unsigned wrap-around puts positions in the top or left padding past the image too.
+      const std::size_t iy = oy * p.stride_h + ky * p.dilation_h - p.pad_top;
+      for (std::size_t kx = 0; kx < kw; ++kx) {
+        T* column = out + ky * kw + kx;
+        if (iy >= h) {
+          for (std::size_t i = 0; i < run; ++i) column[i * taps] = pad;
+          continue;
+        }
+        const T* row = image + iy * w;
+        for (std::size_t i = 0; i < run; ++i) {
+          const std::size_t ix = (ox0 + i) * p.stride_w + kx * p.dilation_w - p.pad_left;
+          column[i * taps] = ix < w ? row[ix] : pad;
+        }
+      }
+    }
+    done += run;
+  }
+}
+
 /// Rows [r0, r0 + rows) of group `group`'s im2col matrix (taps x group channels per row).
 template <class T>
 void im2col(const T* x, const conv2d_geometry& g, std::size_t group, const T* pad_row, std::size_t r0,
             std::size_t rows, const T** taps, T* tile) {
   const std::size_t cg = g.filter.group_channels, count = g.filter.taps(), offset = group * cg;
+  if (g.in.channels == 1) {
+    im2col_one_channel(x, g, pad_row[0], r0, rows, tile);
+    return;
+  }
   const std::size_t kw = g.filter.kernel_w;
   // With one group and no horizontal dilation, a kernel row's taps inside the image are one run
   // of kw x channels elements (copied whole when that is at least a 16-byte copy).
