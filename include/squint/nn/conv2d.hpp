@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -266,18 +265,10 @@ class conv2d {
     const qparams p = integer_input("nn::conv2d::forward_codes");
     validate(y_params, full_range(dtype::uint8), "nn::conv2d::forward_codes: y_params");
     if (depthwise_) {
-      const std::vector<float> multiplier = squint::detail::output_multipliers(
-          "nn::conv2d::forward_codes", p.scale, depthwise_->scales(), y_params.scale);
-      const std::vector<std::int32_t> bias = detail::accumulator_bias(bias_.empty() ? nullptr : bias_.data(), p.scale,
-                                                                      depthwise_->scales());
-      const bool fold = bias.empty() || squint::detail::bias_fits_offsets(bias.data(), bias.size(), g.filter.taps());
-      const squint::detail::code_output<std::uint8_t> out{multiplier.data(), y_params.zero_point,
-                                                          act_ == activation::relu, y, g.out.channels,
-                                                          fold ? nullptr : bias.data(),
-                                                          std::numeric_limits<std::int32_t>::max(), kernels_.requantize_u8};
-      const squint::detail::output_stage stage{&squint::detail::code_output<std::uint8_t>::finish, &out,
-                                               fold && !bias.empty() ? bias.data() : nullptr};
-      kernels_.conv_u8(x, g, p.zero_point, *depthwise_, nullptr, par, &stage);
+      const detail::requantized_output stage(p.scale, depthwise_->scales(), bias_.empty() ? nullptr : bias_.data(),
+                                             g.filter.taps(), y_params, act_ == activation::relu, y, g.out.channels,
+                                             kernels_.requantize_u8);
+      kernels_.conv_u8(x, g, p.zero_point, *depthwise_, nullptr, par, &stage.stage());
       return;
     }
     run(x, g, static_cast<std::uint8_t>(p.zero_point), y, par,

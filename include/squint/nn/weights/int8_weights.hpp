@@ -15,19 +15,45 @@ SQUINT_NAMESPACE_BEGIN
 namespace nn {
 
 namespace detail {
-/// A float bias in accumulator units, round(bias[j] / (a_scale * w_scale[j])) half to even and
-/// saturated to int32 (ONNX QLinearConv's int32 bias); empty for no bias.
-inline std::vector<std::int32_t> accumulator_bias(const float* bias, float a_scale, const std::vector<float>& w_scale) {
-  std::vector<std::int32_t> out;
-  if (!bias) return out;
-  const squint::detail::nearest_rounding_scope rounding;
-  for (std::size_t j = 0; j < w_scale.size(); ++j) {
-    const double v = std::nearbyint(static_cast<double>(bias[j]) / (static_cast<double>(a_scale) * w_scale[j]));
-    out.push_back(static_cast<std::int32_t>(std::clamp<double>(v, std::numeric_limits<std::int32_t>::min(),
-                                                               std::numeric_limits<std::int32_t>::max())));
+
+/// The uint8 requantized output stage of an int8 product (a GEMM, or a convolution's depthwise
+/// kernels) of depth `depth`: multipliers a_scale * w_scale[j] / y.scale; the float bias in
+/// accumulator units, round(bias[j] / (a_scale * w_scale[j])) half to even and saturated to
+/// int32 (ONNX QLinearConv's int32 bias), joining the kernels' column terms unless their sum
+/// could overflow; ReLU as the clamp at the zero point; in the micro-kernels' registers where
+/// they can. Holds what stage() points to: neither copied nor moved.
+class requantized_output {
+ public:
+  requantized_output(float a_scale, const std::vector<float>& w_scale, const float* bias, std::size_t depth,
+                     qparams y_params, bool relu, std::uint8_t* y, std::size_t ldy,
+                     squint::detail::requantize_fn<std::uint8_t> requantize)
+      : multiplier_(squint::detail::output_multipliers("nn: requantized output", a_scale, w_scale, y_params.scale)) {
+    if (bias) {
+      const squint::detail::nearest_rounding_scope rounding;
+      for (std::size_t j = 0; j < w_scale.size(); ++j) {
+        const double v = std::nearbyint(static_cast<double>(bias[j]) / (static_cast<double>(a_scale) * w_scale[j]));
+        bias_.push_back(static_cast<std::int32_t>(std::clamp<double>(v, std::numeric_limits<std::int32_t>::min(),
+                                                                     std::numeric_limits<std::int32_t>::max())));
+      }
+    }
+    const bool fold = bias_.empty() || squint::detail::bias_fits_offsets(bias_.data(), bias_.size(), depth);
+    out_ = {multiplier_.data(), y_params.zero_point, relu, y, ldy, fold ? nullptr : bias_.data(),
+            std::numeric_limits<std::int32_t>::max(), requantize};
+    stage_ = {&squint::detail::code_output<std::uint8_t>::finish, &out_, fold && !bias_.empty() ? bias_.data() : nullptr,
+              nullptr, fold ? &out_ : nullptr};
   }
-  return out;
-}
+  requantized_output(const requantized_output&) = delete;
+  requantized_output& operator=(const requantized_output&) = delete;
+
+  const squint::detail::output_stage& stage() const { return stage_; }
+
+ private:
+  std::vector<float> multiplier_;
+  std::vector<std::int32_t> bias_;
+  squint::detail::code_output<std::uint8_t> out_{};
+  squint::detail::output_stage stage_;
+};
+
 }  // namespace detail
 
 class int8_weights final : public weight_form {
@@ -73,21 +99,9 @@ class int8_weights final : public weight_form {
   void run_requantized(const quantized_input& x, std::size_t m, const epilogue& e, qparams y_params, std::uint8_t* y,
                        const parallelism& par) const override {
     squint::detail::require(!x.per_row, "nn: a requantized output needs one input qparams for all rows");
-    const float a_scale = x.params[0].scale;
-    const std::vector<float>& w_scale = packed_.scales();
-    const std::vector<float> multiplier =
-        squint::detail::output_multipliers("nn: requantized output", a_scale, w_scale, y_params.scale);
-    const std::vector<std::int32_t> bias = detail::accumulator_bias(e.bias, a_scale, w_scale);
-    // The bias joins the zero-point terms in the micro-kernel unless their sum could overflow.
-    const bool fold = bias.empty() || squint::detail::bias_fits_offsets(bias.data(), out(), in());
-    const squint::detail::code_output<std::uint8_t> stage{multiplier.data(), y_params.zero_point, e.relu, y, out(),
-                                                          fold ? nullptr : bias.data(),
-                                                          std::numeric_limits<std::int32_t>::max(),
-                                                          kernels_.requantize_u8};
-    const squint::detail::output_stage finish{&squint::detail::code_output<std::uint8_t>::finish, &stage,
-                                              fold && !bias.empty() ? bias.data() : nullptr, nullptr,
-                                              fold ? &stage : nullptr};
-    kernels_.gemm_u8(x.codes, m, in(), x.params[0].zero_point, packed_, nullptr, 0, par, &finish);
+    const detail::requantized_output stage(x.params[0].scale, packed_.scales(), e.bias, in(), y_params, e.relu, y,
+                                           out(), kernels_.requantize_u8);
+    kernels_.gemm_u8(x.codes, m, in(), x.params[0].zero_point, packed_, nullptr, 0, par, &stage.stage());
   }
   void accumulate(const quantized_input& x, std::size_t m, std::int32_t* acc, const parallelism& par) const override {
     kernels_.gemm_u8(x.codes, m, in(), x.per_row ? 0 : x.params[0].zero_point, packed_, acc, out(), par, nullptr);
