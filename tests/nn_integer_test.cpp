@@ -121,9 +121,11 @@ std::vector<std::int32_t> reference_layer(const layer_data& d, const std::vector
   const std::size_t oc = d.f.out_channels;
   for (std::size_t e = 0; e < acc.size(); ++e) {
     const std::size_t j = e % oc;
-    if (y) {
-      const float v = static_cast<float>(acc[e]) * (d.input.scale * d.scale[j]) + d.bias[j];
-      (*y)[e] = d.relu && !(v > 0.0f) ? 0.0f : v;
+    if (y) {  // the scalar float stage: its multiply and add never contract to an FMA (aarch64 GCC would here)
+      const auto acc32 = static_cast<std::int32_t>(acc[e]);
+      const float multiplier = d.input.scale * d.scale[j];
+      squint::kernels::float_stage_kernel<squint::arch::scalar>::row(&acc32, &(*y)[e], 1, &multiplier, &d.bias[j],
+                                                                      d.relu, HUGE_VALF);
       continue;
     }
     const double bias = std::nearbyint(static_cast<double>(d.bias[j]) / (static_cast<double>(d.input.scale) * d.scale[j]));
