@@ -129,6 +129,16 @@ void for_panel_blocks(std::size_t m, std::size_t count, Block block) {
   }
 }
 
+/// for_panel_blocks over all n channels' panels in groups of up to `group` (independent weight
+/// streams for a GEMV): calls block(rows, panels, i, first panel) as for_panel_blocks does.
+template <std::size_t R, std::size_t group, std::size_t W, class Block>
+void for_panel_groups(std::size_t m, std::size_t n, Block block) {
+  const std::size_t panels = (n + width - 1) / width;
+  for (std::size_t p0 = 0; p0 < panels; p0 += group)
+    for_panel_blocks<R, group, W>(m, panels - p0 < group ? panels - p0 : group,
+                                  [&](auto rows, auto count, std::size_t i, std::size_t q) { block(rows, count, i, p0 + q); });
+}
+
 template <class Arch, class W>
 void run_avx512(const float* a, std::size_t m, std::size_t k, std::size_t lda, const W* packed, std::size_t n,
                 const float* scale, const float* bias, bool relu, float* c, std::size_t ldc);

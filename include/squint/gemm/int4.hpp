@@ -20,6 +20,10 @@
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/pack.hpp"
 
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
 namespace squint::kernels {
 
 /// What one int4 product reads and writes (the kernel's dozen arguments, as ruy's params).
@@ -248,17 +252,76 @@ void avx2_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
 }
 #endif
 
-/// Groups of up to 4 panels (independent weight streams for a GEMV), rows in blocks of 4.
-template <class Arch, class Block>
-void run_blocked(const int4_gemm_params& p, Block block) {
-  const std::size_t panels = (p.n + width - 1) / width;
-  for (std::size_t p0 = 0; p0 < panels; p0 += 4) {
-    const std::size_t count = panels - p0 < 4 ? panels - p0 : 4;
-    detail_panel::for_panel_blocks<4, 4, 0>(p.m, count, [&](auto rows, auto group, std::size_t i, std::size_t q) {
-      block(rows, group, i, p0 + q);
-    });
+#if defined(__aarch64__) && defined(__ARM_NEON)
+/// The 16 codes of one panel row as 4 float vectors in channel order (byte b: channels 2b, 2b + 1).
+template <class Arch>
+inline void decode_row(uint8x8_t row, float32x4_t (&out)[4]) {
+  const uint8x8_t lo = vand_u8(row, vdup_n_u8(0x0F)), hi = vshr_n_u8(row, 4);
+  const int8x16_t codes = vsubq_s8(vreinterpretq_s8_u8(vcombine_u8(vzip1_u8(lo, hi), vzip2_u8(lo, hi))), vdupq_n_s8(8));
+  const int16x8_t first = vmovl_s8(vget_low_s8(codes)), second = vmovl_high_s8(codes);
+  out[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(first)));
+  out[1] = vcvtq_f32_s32(vmovl_high_s16(first));
+  out[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(second)));
+  out[3] = vcvtq_f32_s32(vmovl_high_s16(second));
+}
+
+/// NEON: R rows x P panels, as avx512_block on four 4-lane quarters per panel (fused
+/// multiply-adds in k order within a group, then one per group into the totals).
+template <class Arch, std::size_t R, std::size_t P>
+void neon_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
+  const std::size_t groups = (p.k + p.group - 1) / p.group, stride = p.k * row_bytes;
+  float32x4_t total[R][P][4];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r)
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q)
+      SQUINT_UNROLL
+      for (std::size_t v = 0; v < 4; ++v) total[r][q][v] = vdupq_n_f32(0.0f);
+  for (std::size_t g = 0; g < groups; ++g) {
+    float32x4_t acc[R][P][4];
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q)
+        SQUINT_UNROLL
+        for (std::size_t v = 0; v < 4; ++v) acc[r][q][v] = vdupq_n_f32(0.0f);
+    const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
+    for (std::size_t kk = g * p.group; kk < end; ++kk) {
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q) {
+        float32x4_t b[4];
+        decode_row<Arch>(vld1_u8(p.packed + (panel0 + q) * stride + kk * row_bytes), b);
+        SQUINT_UNROLL
+        for (std::size_t r = 0; r < R; ++r) {
+          const float av = p.a[(i + r) * p.lda + kk];
+          SQUINT_UNROLL
+          for (std::size_t v = 0; v < 4; ++v) acc[r][q][v] = vfmaq_n_f32(acc[r][q][v], b[v], av);
+        }
+      }
+    }
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q)
+      SQUINT_UNROLL
+      for (std::size_t v = 0; v < 4; ++v) {
+        const float32x4_t s = vld1q_f32(p.scales + ((panel0 + q) * groups + g) * width + v * 4);
+        SQUINT_UNROLL
+        for (std::size_t r = 0; r < R; ++r) total[r][q][v] = vfmaq_f32(total[r][q][v], acc[r][q][v], s);
+      }
+  }
+  float lanes[width];
+  for (std::size_t q = 0; q < P; ++q) {
+    const std::size_t j0 = (panel0 + q) * width, cols = p.n - j0 < width ? p.n - j0 : width;
+    for (std::size_t r = 0; r < R; ++r) {
+      SQUINT_UNROLL
+      for (std::size_t v = 0; v < 4; ++v) vst1q_f32(lanes + v * 4, total[r][q][v]);
+      for (std::size_t j = 0; j < cols; ++j) {
+        const float v = lanes[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
+        p.c[(i + r) * p.ldc + j0 + j] = p.relu && !(v > 0.0f) ? 0.0f : v;
+      }
+    }
   }
 }
+#endif
 
 }  // namespace detail_int4
 
@@ -266,7 +329,7 @@ template <class Arch>
 void int4_gemm_kernel<Arch>::run(const int4_gemm_params& p) noexcept {
 #if XSIMD_WITH_AVX512BW && XSIMD_WITH_AVX512DQ && defined(__AVX512VL__) && defined(__FMA__)
   if constexpr (std::is_same<Arch, arch::avx512bw>::value) {
-    detail_int4::run_blocked<Arch>(p, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+    detail_panel::for_panel_groups<4, 4, 0>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
       detail_int4::avx512_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
     });
     return;
@@ -274,8 +337,18 @@ void int4_gemm_kernel<Arch>::run(const int4_gemm_params& p) noexcept {
 #endif
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
   if constexpr (std::is_same<Arch, arch::avx2>::value) {
-    detail_int4::run_blocked<Arch>(p, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+    detail_panel::for_panel_groups<4, 4, 0>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
       detail_int4::avx2_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
+    });
+    return;
+  }
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+  if constexpr (std::is_same<Arch, arch::neon64>::value) {
+    // 2 rows x 1 panel or 1 row x 2 panels: 8 accumulators, 8 totals and the decoded rows fit
+    // the 32 registers, and a GEMV keeps 8 FMA chains in flight.
+    detail_panel::for_panel_groups<2, 2, 0>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+      detail_int4::neon_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
     });
     return;
   }

@@ -13,9 +13,10 @@
 // byte 4c + t holding channel c's code at depth 8q + t (t < 4) in its low nibble and at depth
 // 8q + 4 + t in its high nibble, each as code + 8 (so a nibble is an unsigned byte in [0, 15]).
 // One 64-byte load and two masks give the weights of two 4-depth steps: a zmm of vpdpbusd's u8
-// operand (AVX-512 VNNI), or two ymm of vpmaddubsw's (AVX2; 2 * 15 * 128 < 32767 cannot
-// saturate). The products are then sum (w + 8) * a, and 8 * sum a per row and group (computed
-// once per row) comes off each group's sum.
+// operand (AVX-512 VNNI), two ymm of vpmaddubsw's (AVX2; 2 * 15 * 128 < 32767 cannot
+// saturate), or four q registers of sdot's (AArch64 with the dot product; baseline NEON widens
+// the products to int16 instead). The products are then sum (w + 8) * a, and 8 * sum a per row
+// and group (computed once per row) comes off each group's sum.
 #pragma once
 
 #include <cmath>
@@ -29,6 +30,10 @@
 #include "squint/gemm/int4.hpp"
 #include "squint/kernels/quantize.hpp"
 #include "squint/kernels/reduce.hpp"
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 namespace squint::kernels {
 
@@ -247,18 +252,94 @@ void avx2_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
 }
 #endif
 
-/// Groups of up to 4 panels (independent weight streams for a GEMV), rows in blocks of R, or of
-/// W rows x 4 panels where there are enough rows (W > 0; see for_panel_blocks).
-template <class Arch, std::size_t R, std::size_t W, class Block>
-void run_blocked(const w4a8_gemm_params& p, Block block) {
-  const std::size_t panels = (p.n + width - 1) / width;
-  for (std::size_t p0 = 0; p0 < panels; p0 += 4) {
-    const std::size_t count = panels - p0 < 4 ? panels - p0 : 4;
-    detail_panel::for_panel_blocks<R, 4, W>(p.m, count, [&](auto rows, auto group, std::size_t i, std::size_t q) {
-      block(rows, group, i, p0 + q);
-    });
+#if defined(__aarch64__) && defined(__ARM_NEON)
+/// NEON: R rows x P panels, four int32x4 (4 channels each) per panel and row. A 64-byte step
+/// of a panel is four vectors of 4 channels x 4 depths (the packing's byte 4c + t), whose low
+/// nibbles meet depths d..d+3 and high nibbles d+4..d+7 of the row's codes broadcast as 4-byte
+/// words. With the dot product (sdot: 4 products per int32 lane) that is two instructions per
+/// vector; the baseline multiplies into int16 (smull / smlal: |(w + 8) a| <= 15 * 128, two of
+/// them 3840), adds neighbours (addp: 7680) and accumulates pairs into int32 (sadalp): 4 channels
+/// x 8 depths in 6 instructions.
+template <class Arch, std::size_t R, std::size_t P>
+void neon_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  constexpr bool dot = !std::is_same<Arch, arch::neon64>::value;
+#else
+  constexpr bool dot = false;
+#endif
+  const std::size_t groups = (p.k + p.group - 1) / p.group, stride = panel_bytes(p.k);
+  const uint8x16_t nibble = vdupq_n_u8(0x0F);
+  float32x4_t total[R][P][4];
+  SQUINT_UNROLL
+  for (std::size_t r = 0; r < R; ++r)
+    SQUINT_UNROLL
+    for (std::size_t q = 0; q < P; ++q)
+      SQUINT_UNROLL
+      for (std::size_t v = 0; v < 4; ++v) total[r][q][v] = vdupq_n_f32(0.0f);
+  for (std::size_t g = 0; g < groups; ++g) {
+    int32x4_t acc[R][P][4];
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r)
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q)
+        SQUINT_UNROLL
+        for (std::size_t v = 0; v < 4; ++v) acc[r][q][v] = vdupq_n_s32(0);
+    const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
+    for (std::size_t d = g * p.group; d < end; d += step_depths) {
+      int8x16_t a0[R], a1[R];
+      SQUINT_UNROLL
+      for (std::size_t r = 0; r < R; ++r) {
+        const std::int8_t* row = p.a + (i + r) * p.lda;
+        a0[r] = vreinterpretq_s8_s32(vdupq_n_s32(quad_at<Arch>(row, d, end)));
+        a1[r] = vreinterpretq_s8_s32(vdupq_n_s32(quad_at<Arch>(row, d + 4, end)));
+      }
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q)
+        SQUINT_UNROLL
+        for (std::size_t v = 0; v < 4; ++v) {
+          const uint8x16_t bytes = vld1q_u8(p.packed + (panel0 + q) * stride + d / step_depths * step_bytes + v * 16);
+          const int8x16_t low = vreinterpretq_s8_u8(vandq_u8(bytes, nibble));
+          const int8x16_t high = vreinterpretq_s8_u8(vshrq_n_u8(bytes, 4));
+          SQUINT_UNROLL
+          for (std::size_t r = 0; r < R; ++r) {
+            if constexpr (dot) {
+#if defined(__ARM_FEATURE_DOTPROD)
+              acc[r][q][v] = vdotq_s32(vdotq_s32(acc[r][q][v], low, a0[r]), high, a1[r]);
+#endif
+            } else {
+              const int16x8_t first =
+                  vmlal_s8(vmull_s8(vget_low_s8(low), vget_low_s8(a0[r])), vget_low_s8(high), vget_low_s8(a1[r]));
+              const int16x8_t second = vmlal_high_s8(vmull_high_s8(low, a0[r]), high, a1[r]);
+              acc[r][q][v] = vpadalq_s16(acc[r][q][v], vpaddq_s16(first, second));
+            }
+          }
+        }
+    }
+    SQUINT_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      const int32x4_t offset = vdupq_n_s32(8 * p.a_group_sums[(i + r) * groups + g]);
+      SQUINT_UNROLL
+      for (std::size_t q = 0; q < P; ++q)
+        SQUINT_UNROLL
+        for (std::size_t v = 0; v < 4; ++v) {
+          const float32x4_t s = vld1q_f32(p.scales + ((panel0 + q) * groups + g) * width + v * 4);
+          total[r][q][v] = vfmaq_f32(total[r][q][v], vcvtq_f32_s32(vsubq_s32(acc[r][q][v], offset)), s);
+        }
+    }
+  }
+  float lanes[width];
+  for (std::size_t q = 0; q < P; ++q) {
+    const std::size_t j0 = (panel0 + q) * width, cols = p.n - j0 < width ? p.n - j0 : width;
+    for (std::size_t r = 0; r < R; ++r) {
+      SQUINT_UNROLL
+      for (std::size_t v = 0; v < 4; ++v) vst1q_f32(lanes + v * 4, total[r][q][v]);
+      for (std::size_t j = 0; j < cols; ++j)
+        p.c[(i + r) * p.ldc + j0 + j] =
+            finish<Arch>(lanes[j], p.a_scales[i + r], p.bias ? p.bias + j0 + j : nullptr, p.relu);
+    }
   }
 }
+#endif
 
 }  // namespace detail_w4a8
 
@@ -266,7 +347,7 @@ template <class Arch>
 void w4a8_gemm_kernel<Arch>::run(const w4a8_gemm_params& p) noexcept {
 #if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__FMA__)
   if constexpr (std::is_same<Arch, arch::avx512_vnni>::value) {
-    detail_w4a8::run_blocked<Arch, 4, 2>(p, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+    detail_panel::for_panel_groups<4, 4, 2>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
       detail_w4a8::vnni_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
     });
     return;
@@ -275,8 +356,19 @@ void w4a8_gemm_kernel<Arch>::run(const w4a8_gemm_params& p) noexcept {
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same<Arch, arch::avx512bw>::value || std::is_same<Arch, arch::avx2_vnni>::value ||
                 std::is_same<Arch, arch::avx2>::value) {
-    detail_w4a8::run_blocked<Arch, 2, 0>(p, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+    detail_panel::for_panel_groups<2, 4, 0>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
       detail_w4a8::avx2_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
+    });
+    return;
+  }
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+  if constexpr (std::is_same<Arch, arch::neon64>::value || std::is_same<Arch, arch::neon64_dotprod>::value ||
+                std::is_same<Arch, arch::neon64_i8mm>::value) {
+    // 2 rows x 1 panel or 1 row x 2 panels: 8 accumulators, 8 totals, the split weights and the
+    // broadcast codes fit the 32 registers.
+    detail_panel::for_panel_groups<2, 2, 0>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
+      detail_w4a8::neon_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
     });
     return;
   }
