@@ -8,7 +8,8 @@
 //             + skip, ReLU) after the second pool.
 // Builds each trained model as an nn::graph in every precision (qat::graph::build folds each
 // BatchNorm into its convolution), calibrates the static ones on training images only (and runs
-// those full-integer too, nn::integer_graph: uint8 activations between the layers), and prints
+// those full-integer too, nn::integer_graph: uint8 activations between the layers), builds INT4
+// weights per group of 128 by round to nearest and by GPTQ (qat::gptq), and prints
 // accuracy on the 10,000 test images, weight bytes and single-thread latency side by side, and
 // an SVG like the MLP demo's. Then, on the plain CNN, PTQ against QAT (prepare_qat -> fine-tune ->
 // convert) for 8-, 4- and 2-bit weights per channel and per tensor.
@@ -379,15 +380,39 @@ int run_demo(int argc, char** argv) {
       results.push_back(r);
       models.push_back(std::move(model));
     }
+    const auto measure = [&](const std::string& name, const std::string& detail, const auto& forward, std::size_t bytes) {
+      result r{std::string(model_name) + " " + name, detail, demo::accuracy(test, forward), bytes, 0.0, 0.0};
+      r.latency_1 = demo::latency(test, 1, opt.latency_repeats, 50, forward);
+      r.latency_64 = demo::latency(test, std::min<std::size_t>(64, test.n), opt.latency_repeats, 3, forward);
+      results.push_back(r);
+    };
     // The calibrated static models again, full-integer: uint8 codes between the layers.
     for (std::size_t i = 4; i <= 6; ++i) {
       const squint::nn::integer_graph q(models[i]);
       const auto forward = [&q](const float* x, std::size_t images, float* y) { q.forward(x, {images, 28, 28, 1}, y); };
-      result r{std::string(model_name) + " int8_static", variants[i].detail + ", full int", demo::accuracy(test, forward),
-               models[i].weight_bytes(), 0.0, 0.0};
-      r.latency_1 = demo::latency(test, 1, opt.latency_repeats, 50, forward);
-      r.latency_64 = demo::latency(test, std::min<std::size_t>(64, test.n), opt.latency_repeats, 3, forward);
-      results.push_back(r);
+      measure("int8_static", variants[i].detail + ", full int", forward, models[i].weight_bytes());
+    }
+    // INT4 weights per group of 128 inputs: round to nearest, then GPTQ on the calibration images.
+    for (precision mode : {precision::int4_weight_only, precision::int4_dynamic}) {
+      const std::string name = squint::nn::to_string(mode), prefix = mode == precision::int4_dynamic ? "W4A8 " : "";
+      nn::build_options o;
+      o.mode = mode;
+      o.int4_group = 128;
+      o.kernels = kernels;
+      const squint::nn::graph rtn = net.build(o);
+      measure(name, prefix + "RTN, g=128", forward_of(rtn), rtn.weight_bytes());
+      squint::nn::gptq_options g;
+      g.mode = mode;
+      g.group = 128;
+      g.max_rows = 4096;
+      g.kernels = kernels;
+      const auto t = clock_type::now();
+      const qat::gptq_graph_result q = qat::gptq(net, calibration.data(), {calibration_count, 28, 28, 1}, g);
+      std::printf("GPTQ %s (groups of 128) on %zu images in %.1f s:", name.c_str(), calibration_count, seconds_since(t));
+      for (const squint::nn::gptq_layer& l : q.layers)
+        std::printf(" %s output MSE %.3g (RTN %.3g);", q.model.name(l.layer).c_str(), l.mse_gptq, l.mse_rtn);
+      std::printf("\n");
+      measure(name, prefix + "GPTQ, g=128", forward_of(q.model), q.model.weight_bytes());
     }
     const result& ref = results.front();
     std::printf("\n%-26s %-17s %8s %7s %9s %6s %11s %12s %7s %7s\n", "model / precision", "detail", "top-1", "delta",

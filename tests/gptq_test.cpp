@@ -34,6 +34,7 @@ TEST(Gptq, InverseHessianFactor) {
   const auto u = squint::nn::detail::inverse_hessian_factor(h, n);
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < i; ++j) ASSERT_EQ(u[i * n + j], 0.0) << "upper triangular";
+  for (std::size_t i = 0; i < n; ++i) ASSERT_GT(u[i * n + i], 0.0) << "Cholesky's factor: a positive diagonal";
   // (U^T U) H = I.
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < n; ++j) {

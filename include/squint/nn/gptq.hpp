@@ -58,49 +58,55 @@ struct gptq_result {
 
 namespace detail {
 
+/// Sum of a[k] b[k], k < n, in four interleaved partial sums (independent chains).
+inline double dot(const double* a, const double* b, std::size_t n) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  std::size_t k = 0;
+  for (; k + 4 <= n; k += 4)
+    for (std::size_t t = 0; t < 4; ++t) s[t] += a[k + t] * b[k + t];
+  for (; k < n; ++k) s[0] += a[k] * b[k];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 /// In-place Cholesky factor of a symmetric positive definite n x n matrix (row-major): the lower
 /// triangle becomes L with A = L L^T. Returns false if a pivot is not positive.
 inline bool cholesky_lower(std::vector<double>& a, std::size_t n) {
   for (std::size_t j = 0; j < n; ++j) {
-    double d = a[j * n + j];
-    for (std::size_t k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
+    double* row_j = &a[j * n];
+    const double d = row_j[j] - dot(row_j, row_j, j);
     if (!(d > 0.0)) return false;
     const double l = std::sqrt(d);
-    a[j * n + j] = l;
-    for (std::size_t i = j + 1; i < n; ++i) {
-      double v = a[i * n + j];
-      for (std::size_t k = 0; k < j; ++k) v -= a[i * n + k] * a[j * n + k];
-      a[i * n + j] = v / l;
-    }
+    row_j[j] = l;
+    for (std::size_t i = j + 1; i < n; ++i) a[i * n + j] = (a[i * n + j] - dot(&a[i * n], row_j, j)) / l;
   }
   return true;
 }
 
-/// U, upper triangular with H^-1 = U^T U, from H (n x n, symmetric positive definite).
-inline std::vector<double> inverse_hessian_factor(std::vector<double> h, std::size_t n) {
-  squint::detail::require(cholesky_lower(h, n), "nn::gptq: the damped Hessian is not positive definite");
-  // L^-1 by forward substitution, column by column (lower triangular).
-  std::vector<double> inv(n * n, 0.0);
-  for (std::size_t c = 0; c < n; ++c) {
-    inv[c * n + c] = 1.0 / h[c * n + c];
-    for (std::size_t i = c + 1; i < n; ++i) {
-      double v = 0.0;
-      for (std::size_t k = c; k < i; ++k) v -= h[i * n + k] * inv[k * n + c];
-      inv[i * n + c] = v / h[i * n + i];
-    }
-  }
-  // H^-1 = L^-T L^-1, then its lower Cholesky factor M (H^-1 = M M^T): U = M^T.
-  std::vector<double> hinv(n * n, 0.0);
+/// U, upper triangular with H^-1 = U^T U, from H (n x n, symmetric positive definite), without
+/// forming H^-1: with J the order reversal, J H J = L L^T gives H = R R^T for the upper
+/// triangular R = J L J, so H^-1 = R^-T R^-1 and U = R^-1 (positive diagonal: the factor
+/// Cholesky of H^-1 gives). One Cholesky and one triangular inverse, rows contiguous in both.
+inline std::vector<double> inverse_hessian_factor(const std::vector<double>& h, std::size_t n) {
+  std::vector<double> l(n * n);
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j <= i; ++j) {
-      double v = 0.0;
-      for (std::size_t k = i; k < n; ++k) v += inv[k * n + i] * inv[k * n + j];
-      hinv[i * n + j] = hinv[j * n + i] = v;
-    }
-  squint::detail::require(cholesky_lower(hinv, n), "nn::gptq: the inverse Hessian is not positive definite");
+    for (std::size_t j = 0; j < n; ++j) l[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  squint::detail::require(cholesky_lower(l, n), "nn::gptq: the damped Hessian is not positive definite");
+  const auto r = [&](std::size_t i, std::size_t k) { return l[(n - 1 - i) * n + (n - 1 - k)]; };
+  // Back substitution R U = I, a row of U at a time from the last: row i is
+  // (e_i - sum over k > i of R_ik row k) / R_ii.
   std::vector<double> u(n * n, 0.0);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j <= i; ++j) u[j * n + i] = hinv[i * n + j];
+  for (std::size_t i = n; i-- > 0;) {
+    double* ui = &u[i * n];
+    ui[i] = 1.0;
+    for (std::size_t k = i + 1; k < n; ++k) {
+      const double rik = r(i, k);
+      if (rik == 0.0) continue;
+      const double* uk = &u[k * n];
+      for (std::size_t j = k; j < n; ++j) ui[j] -= rik * uk[j];
+    }
+    const double d = r(i, i);
+    for (std::size_t j = i; j < n; ++j) ui[j] /= d;
+  }
   return u;
 }
 
@@ -138,7 +144,7 @@ inline squint::detail::int4_codes gptq_codes(std::vector<float> w, std::size_t o
       for (std::size_t b = 0; b < in; ++b) permuted[a * in + b] = h[order[a] * in + order[b]];
     h.swap(permuted);
   }
-  const std::vector<double> u = inverse_hessian_factor(std::move(h), in);
+  const std::vector<double> u = inverse_hessian_factor(h, in);
 
   const std::size_t groups = (in + o.group - 1) / o.group;
   squint::detail::int4_codes q{std::vector<std::int8_t>(out * in), std::vector<float>(out * groups)};
