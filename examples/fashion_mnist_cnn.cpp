@@ -9,7 +9,8 @@
 // Builds each trained model as an nn::graph in every precision (qat::graph::build folds each
 // BatchNorm into its convolution), calibrates the static ones on training images only (and runs
 // those full-integer too, nn::integer_graph: uint8 activations between the layers), builds INT4
-// weights per group of 128 by round to nearest and by GPTQ (qat::gptq), and prints
+// weights per group of 128 by round to nearest, GPTQ (qat::gptq) and AWQ (qat::graph::apply_awq),
+// and prints
 // accuracy on the 10,000 test images, weight bytes and single-thread latency side by side, and
 // an SVG like the MLP demo's. Then, on the plain CNN, PTQ against QAT (prepare_qat -> fine-tune ->
 // convert) for 8-, 4- and 2-bit weights per channel and per tensor.
@@ -392,7 +393,7 @@ int run_demo(int argc, char** argv) {
       const auto forward = [&q](const float* x, std::size_t images, float* y) { q.forward(x, {images, 28, 28, 1}, y); };
       measure("int8_static", variants[i].detail + ", full int", forward, models[i].weight_bytes());
     }
-    // INT4 weights per group of 128 inputs: round to nearest, then GPTQ on the calibration images
+    // INT4 weights per group of 128 inputs: round to nearest, GPTQ and AWQ on the calibration images
     // (weight-only; int4_dynamic runs the same codes, W4A8).
     {
       nn::build_options o;
@@ -412,6 +413,19 @@ int run_demo(int argc, char** argv) {
         std::printf(" %s output MSE %.3g (RTN %.3g);", q.model.name(l.layer).c_str(), l.mse_gptq, l.mse_rtn);
       std::printf("\n");
       measure("int4_weight_only", "GPTQ, g=128", forward_of(q.model), q.model.weight_bytes());
+      qat::graph scaled = net.folded();
+      squint::nn::awq_options a;
+      a.group = 128;
+      a.max_rows = 4096;
+      a.kernels = kernels;
+      const auto ta = clock_type::now();
+      const std::vector<squint::nn::awq_layer> report = scaled.apply_awq(calibration.data(), {calibration_count, 28, 28, 1}, a);
+      std::printf("AWQ (groups of 128) in %.1f s:", seconds_since(ta));
+      for (const squint::nn::awq_layer& l : report)
+        std::printf(" %s alpha %.2f, output MSE %.3g (RTN %.3g);", scaled.name(l.layer).c_str(), l.alpha, l.mse_awq, l.mse_rtn);
+      std::printf("\n");
+      const squint::nn::graph awq = scaled.build(o);
+      measure("int4_weight_only", "AWQ, g=128", forward_of(awq), awq.weight_bytes());
     }
     const result& ref = results.front();
     std::printf("\n%-26s %-17s %8s %7s %9s %6s %11s %12s %7s %7s\n", "model / precision", "detail", "top-1", "delta",

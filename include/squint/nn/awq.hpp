@@ -68,6 +68,85 @@ inline std::vector<float> int4_rtn(const std::vector<float>& w, std::size_t out,
   return v;
 }
 
+/// One weight matrix the search scales: w (out x in) applied to `rows` input rows x (rows x in),
+/// input column k reading channel channel_of[k] (a linear layer: k itself, or k's channel after a
+/// flatten; a convolution group's im2col columns: their input channels).
+struct awq_block {
+  const float* w;
+  std::size_t out, in;
+  const float* x;
+  std::size_t rows;
+  std::vector<std::size_t> channel_of;
+};
+
+/// What the search found for one layer: one scale per channel (all 1 when alpha is 0).
+struct awq_choice {
+  float alpha = 0.0f;
+  std::vector<float> scale;
+  double mse_rtn = 0.0, mse_awq = 0.0;
+};
+
+/// AWQ's grid search over alpha for one layer made of `blocks` (a convolution's groups) reading
+/// `channels` channels: s_c = m_c^alpha (m_c the mean |x| of channel c's entries, at least 1e-4,
+/// normalized so that max(s) min(s) = 1); the error of each alpha is the mean squared output
+/// error over all blocks of int4 RTN on W diag(s) applied to x diag(1 / s).
+inline awq_choice awq_search(const std::vector<awq_block>& blocks, std::size_t channels, const awq_options& o) {
+  awq_choice best;
+  best.scale.assign(channels, 1.0f);
+  std::vector<double> magnitude(channels, 0.0), count(channels, 0.0);
+  std::vector<std::vector<float>> reference(blocks.size());
+  std::size_t outputs = 0;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const awq_block& k = blocks[b];
+    for (std::size_t i = 0; i < k.rows; ++i)
+      for (std::size_t c = 0; c < k.in; ++c) magnitude[k.channel_of[c]] += std::fabs(static_cast<double>(k.x[i * k.in + c]));
+    for (std::size_t c = 0; c < k.in; ++c) count[k.channel_of[c]] += static_cast<double>(k.rows);
+    reference[b].resize(k.rows * k.out);
+    gemm_float(k.x, k.rows, k.in, packed_float_weights::from_float(k.w, k.out, k.in, k.in), nullptr, false,
+               reference[b].data(), k.out, {}, o.kernels.gemm_float);
+    outputs += k.rows * k.out;
+  }
+  // The mean squared output error over all blocks with weights w * s and inputs x / s.
+  const auto error = [&](const std::vector<float>& s) {
+    double sum = 0.0;
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      const awq_block& k = blocks[b];
+      std::vector<float> scaled(k.w, k.w + k.out * k.in), xs(k.x, k.x + k.rows * k.in);
+      for (std::size_t j = 0; j < k.out; ++j)
+        for (std::size_t c = 0; c < k.in; ++c) scaled[j * k.in + c] *= s[k.channel_of[c]];
+      for (std::size_t i = 0; i < k.rows; ++i)
+        for (std::size_t c = 0; c < k.in; ++c) xs[i * k.in + c] /= s[k.channel_of[c]];
+      sum += output_mse(xs.data(), k.rows, k.in, int4_rtn(scaled, k.out, k.in, o.group), k.out, reference[b], o.kernels) *
+             static_cast<double>(k.rows * k.out);
+    }
+    return outputs > 0 ? sum / static_cast<double>(outputs) : 0.0;
+  };
+  best.mse_rtn = best.mse_awq = error(best.scale);
+  if (outputs == 0) return best;
+  for (std::size_t a = 1; a <= o.grid; ++a) {
+    const double alpha = static_cast<double>(a) / static_cast<double>(o.grid);
+    std::vector<float> s(channels);
+    double lo = HUGE_VAL, hi = 0.0;
+    for (std::size_t c = 0; c < channels; ++c) {
+      // At least 1e-4 (AWQ's clamp): channels that never fire keep a usable 1 / s to fold.
+      const double m = count[c] > 0.0 ? magnitude[c] / count[c] : 0.0;
+      const double v = std::max(std::pow(m, alpha), 1e-4);
+      s[c] = static_cast<float>(v);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    const double norm = std::sqrt(lo * hi);
+    for (float& v : s) v = static_cast<float>(v / norm);
+    const double mse = error(s);
+    if (mse < best.mse_awq) {
+      best.mse_awq = mse;
+      best.alpha = static_cast<float>(alpha);
+      best.scale = s;
+    }
+  }
+  return best;
+}
+
 }  // namespace detail
 
 /// Searches AWQ scales for every layer after the first and folds them in place: layer l's
@@ -110,47 +189,22 @@ inline std::vector<awq_layer> apply_awq(std::vector<float_layer>& layers, const 
     const float* xl = inputs[l].data();
     awq_layer& r = report[l];
     r.layer = l;
-    const std::vector<float> reference = [&] {
-      std::vector<float> y(n * f.out);
-      gemm_float(xl, n, f.in, packed_float_weights::from_float(f.weights.data(), f.out, f.in, f.in), nullptr, false,
-                 y.data(), f.out, {}, o.kernels.gemm_float);
-      return y;
-    }();
-    r.mse_rtn = r.mse_awq = detail::output_mse(xl, n, f.in, detail::int4_rtn(f.weights, f.out, f.in, o.group), f.out,
-                                               reference, o.kernels);
-    if (l == 0 || n == 0) continue;
-    std::vector<double> magnitude(f.in, 0.0);
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t k = 0; k < f.in; ++k) magnitude[k] += std::fabs(static_cast<double>(xl[i * f.in + k]));
-    std::vector<float> best_scale(f.in, 1.0f), scaled(f.weights.size()), xs(n * f.in);
-    for (std::size_t a = 1; a <= o.grid; ++a) {
-      const double alpha = static_cast<double>(a) / static_cast<double>(o.grid);
-      std::vector<float> s(f.in);
-      double lo = HUGE_VAL, hi = 0.0;
-      for (std::size_t k = 0; k < f.in; ++k) {
-        // At least 1e-4 (AWQ's clamp): channels that never fire keep a usable 1 / s to fold.
-        const double v = std::max(std::pow(magnitude[k] / static_cast<double>(n), alpha), 1e-4);
-        s[k] = static_cast<float>(v);
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
-      const double norm = std::sqrt(lo * hi);
-      for (float& v : s) v = static_cast<float>(v / norm);
-      // The layer as it would run: int4 RTN of W diag(s) on the inputs x diag(1 / s).
-      for (std::size_t j = 0; j < f.out; ++j)
-        for (std::size_t k = 0; k < f.in; ++k) scaled[j * f.in + k] = f.weights[j * f.in + k] * s[k];
-      for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t k = 0; k < f.in; ++k) xs[i * f.in + k] = xl[i * f.in + k] / s[k];
-      const double mse =
-          detail::output_mse(xs.data(), n, f.in, detail::int4_rtn(scaled, f.out, f.in, o.group), f.out, reference, o.kernels);
-      if (mse < r.mse_awq) {
-        r.mse_awq = mse;
-        r.alpha = static_cast<float>(alpha);
-        best_scale = s;
-      }
+    std::vector<std::size_t> identity(f.in);
+    for (std::size_t k = 0; k < f.in; ++k) identity[k] = k;
+    const std::vector<detail::awq_block> block{{f.weights.data(), f.out, f.in, xl, n, identity}};
+    if (l == 0) {  // no op before it to fold 1 / s into: RTN's error only
+      awq_options rtn_only = o;
+      rtn_only.grid = 0;
+      r.mse_rtn = r.mse_awq = detail::awq_search(block, f.in, rtn_only).mse_rtn;
+      continue;
     }
+    const detail::awq_choice choice = detail::awq_search(block, f.in, o);
+    r.mse_rtn = choice.mse_rtn;
+    r.mse_awq = choice.mse_awq;
+    r.alpha = choice.alpha;
     r.scaled = r.alpha > 0.0f;
     if (!r.scaled) continue;
+    const std::vector<float>& best_scale = choice.scale;
     float_layer& before = layers[l - 1];
     for (std::size_t k = 0; k < f.in; ++k) {
       for (std::size_t j = 0; j < f.out; ++j) f.weights[j * f.in + k] *= best_scale[k];

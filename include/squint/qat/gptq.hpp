@@ -14,17 +14,14 @@
 // (nn::conv2d::from_int4, nn::linear::from_int4).
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
-#include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "squint/conv/geometry.hpp"
-#include "squint/conv/im2col.hpp"
 #include "squint/nn/gptq.hpp"
 #include "squint/qat/graph.hpp"
+#include "squint/qat/layer_rows.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 namespace qat {
@@ -37,27 +34,6 @@ struct gptq_graph_result {
 };
 
 namespace detail {
-
-/// `count` of `total` rows drawn without replacement, in increasing order (all of them when
-/// count >= total). Drawn, not evenly spaced: a stride would alias with the image width (every
-/// 196th pixel of 28-wide images is in column 0, where the left taps read only padding).
-/// Deterministic on every platform: a partial Fisher-Yates shuffle driven by splitmix64.
-inline std::vector<std::size_t> sample_rows(std::size_t total, std::size_t count) {
-  std::vector<std::size_t> rows(total);
-  for (std::size_t r = 0; r < total; ++r) rows[r] = r;
-  if (count >= total) return rows;
-  std::uint64_t state = 0x5EED5EED5EED5EEDull;
-  for (std::size_t r = 0; r < count; ++r) {
-    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    std::swap(rows[r], rows[r + static_cast<std::size_t>(z % (total - r))]);
-  }
-  rows.resize(count);
-  std::sort(rows.begin(), rows.end());
-  return rows;
-}
 
 /// Mean over rows x outputs of (x . (w - dequantized codes))^2: a layer's output error on x
 /// (rows x in) for float weights w (out x in) and int4 codes with their group scales.
@@ -135,15 +111,11 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
       const float_conv f = c->float_layer();
       const conv2d_geometry g = squint::resolve("qat::gptq", as, f.filter, f.params);
       const std::vector<std::size_t> sample = detail::sample_rows(g.out.pixels(), o.max_rows);
-      const std::vector<float> pad(as.channels, 0.0f);
-      std::vector<const float*> taps(f.filter.taps());
       const std::size_t ocg = g.group_out_channels();
       out = f.filter.out_channels;
       depth = g.depth();
-      std::vector<float> rows(sample.size() * depth);
       for (std::size_t k = 0; k < g.groups(); ++k) {  // one GPTQ per group, codes and scales in channel order
-        for (std::size_t r = 0; r < sample.size(); ++r)
-          squint::detail::im2col(a, g, k, pad.data(), sample[r], 1, taps.data(), rows.data() + r * depth);
+        const std::vector<float> rows = detail::im2col_rows(a, g, k, sample);
         squint::detail::int4_codes q =
             detail::gptq_matrix(f.weights.data() + k * ocg * depth, ocg, depth, rows, sample.size(), o,
                                 1.0 / static_cast<double>(g.groups()), report);
@@ -153,9 +125,7 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
     } else {
       const nn::float_layer f = l->float_layer();
       const std::vector<std::size_t> sample = detail::sample_rows(as.pixels(), o.max_rows);
-      std::vector<float> rows(sample.size() * f.in);
-      for (std::size_t r = 0; r < sample.size(); ++r)
-        std::copy(a + sample[r] * f.in, a + (sample[r] + 1) * f.in, rows.data() + r * f.in);
+      const std::vector<float> rows = detail::pixel_rows(a, f.in, sample);
       codes[i] = detail::gptq_matrix(f.weights.data(), f.out, f.in, rows, sample.size(), o, 1.0, report);
       out = f.out;
       depth = f.in;

@@ -27,11 +27,13 @@
 #include <variant>
 #include <vector>
 
+#include "squint/nn/awq.hpp"
 #include "squint/nn/equalize.hpp"
 #include "squint/nn/graph.hpp"
 #include "squint/qat/batch_norm.hpp"
 #include "squint/qat/conv2d.hpp"
 #include "squint/qat/conv_bn2d.hpp"
+#include "squint/qat/layer_rows.hpp"
 #include "squint/qat/linear.hpp"
 #include "squint/qat/sequential.hpp"
 
@@ -189,35 +191,73 @@ class graph {
   ///         folded() instead).
   std::size_t equalize(const nn::equalize_options& o = {}) {
     std::vector<std::pair<nn::detail::producer, nn::detail::consumer>> pairs;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      squint::detail::require(!std::holds_alternative<batch_norm>(nodes_[i].op) &&
-                                  !std::holds_alternative<conv_bn2d>(nodes_[i].op),
-                              "qat::graph::equalize: BatchNorm of '", nodes_[i].name,
-                              "' is not folded; equalize folded() instead");
-      const std::optional<nn::detail::producer> p = producer_of(nodes_[i].op);
-      if (!p) continue;
-      std::size_t at = i;
-      bool flattened = false;
-      for (;;) {
-        std::size_t readers = 0, reader = 0;
-        for (std::size_t j = at + 1; j < nodes_.size(); ++j)
-          for (std::size_t in : nodes_[j].inputs)
-            if (in == at) ++readers, reader = j;
-        if (readers != 1 || nodes_[reader].inputs.size() != 1) break;
-        node_op& op = nodes_[reader].op;
-        if (std::holds_alternative<nn::pool>(op) || std::holds_alternative<nn::flatten>(op)) {
-          flattened = flattened || std::holds_alternative<nn::flatten>(op);
-          at = reader;
-          continue;
+    for (const scalable_pair& p : scalable_pairs("qat::graph::equalize")) pairs.push_back({p.producer, p.consumer});
+    return nn::detail::equalize_pairs(pairs, o);
+  }
+
+  /// AWQ (nn/awq.hpp) for CNNs, in place: for every pair that equalize() would balance, the
+  /// second layer's input channels are scaled by s_c = m_c^alpha (m_c the mean |x| of channel c
+  /// where its weights meet it: a convolution's im2col rows, a linear layer's input pixels) with
+  /// alpha searched on a grid to minimize the layer's int4 RTN output error on its calibration
+  /// rows (up to o.max_rows drawn from all of its input rows in the model as given, x: NHWC
+  /// images of shape `in`), and the first layer's output channels divided by s_c. The model
+  /// computes the same function up to rounding; build it in an int4 precision with o.group.
+  /// Returns one entry per scaled layer (`layer`: its node index).
+  /// @throws squint::error on BatchNorm or conv_bn2d nodes (use folded()), a group that is not a
+  ///         positive multiple of 16, grid == 0, max_rows == 0, no images or null x, or shapes that
+  ///         do not fit; nothing is changed then.
+  std::vector<nn::awq_layer> apply_awq(const float* x, const image_shape& in, const nn::awq_options& o = {}) {
+    const std::vector<scalable_pair> pairs = scalable_pairs("qat::graph::apply_awq");
+    squint::detail::require(o.group > 0 && o.group % 16 == 0, "qat::graph::apply_awq: group ", o.group,
+                            " is not a positive multiple of 16");
+    squint::detail::require(o.grid > 0, "qat::graph::apply_awq: grid must be positive");
+    squint::detail::require(o.max_rows > 0, "qat::graph::apply_awq: max_rows must be positive");
+    squint::detail::require(in.batch > 0 && x != nullptr, "qat::graph::apply_awq: needs calibration images (x is ",
+                            x ? "set" : "null", ", batch ", in.batch, ")");
+    nn::build_options fp32;
+    fp32.mode = nn::precision::fp32;
+    fp32.kernels = o.kernels;
+    const nn::graph model = build(fp32);
+    const std::vector<image_shape> shapes = model.shapes(in);
+    const std::vector<std::vector<float>> outputs = model.node_outputs(x, in);
+    std::vector<nn::awq_layer> report;
+    for (const scalable_pair& p : pairs) {
+      const std::size_t from = model.inputs(p.node)[0];
+      const float* a = from == input_index ? x : outputs[from].data();
+      const image_shape& as = from == input_index ? in : shapes[from];
+      // The layer's weight matrices with their rows (a convolution: one per group).
+      std::vector<std::vector<float>> rows;
+      std::vector<nn::detail::awq_block> blocks;
+      if (const auto* c = std::get_if<conv2d>(&nodes_[p.node].op)) {
+        const conv2d_geometry g = squint::resolve("qat::graph::apply_awq", as, c->filter_, c->params_);
+        const std::vector<std::size_t> sample = detail::sample_rows(g.out.pixels(), o.max_rows);
+        const std::size_t depth = g.depth(), ocg = g.group_out_channels(), cg = c->filter_.group_channels;
+        for (std::size_t k = 0; k < g.groups(); ++k) rows.push_back(detail::im2col_rows(a, g, k, sample));
+        for (std::size_t k = 0; k < g.groups(); ++k) {
+          std::vector<std::size_t> channel_of(depth);
+          for (std::size_t t = 0; t < depth; ++t) channel_of[t] = k * cg + t % cg;
+          blocks.push_back({c->w_.data() + k * ocg * depth, ocg, depth, rows[k].data(), sample.size(), channel_of});
         }
-        if (auto* c = std::get_if<conv2d>(&op); c && !flattened)
-          pairs.push_back({*p, {c->w_.data(), c->filter_.out_channels, c->w_.size() / c->filter_.out_channels,
-                                c->filter_.taps(), c->params_.groups}});
-        if (auto* l = std::get_if<linear>(&op)) pairs.push_back({*p, {l->w_.data(), l->out_, l->in_}});
-        break;
+      } else {
+        const auto& l = std::get<linear>(nodes_[p.node].op);
+        const std::vector<std::size_t> sample = detail::sample_rows(as.pixels(), o.max_rows);
+        rows.push_back(detail::pixel_rows(a, l.in_, sample));
+        std::vector<std::size_t> channel_of(l.in_);
+        for (std::size_t t = 0; t < l.in_; ++t) channel_of[t] = t % p.producer.channels;
+        blocks.push_back({l.w_.data(), l.out_, l.in_, rows[0].data(), sample.size(), channel_of});
+      }
+      const nn::detail::awq_choice choice = nn::detail::awq_search(blocks, p.producer.channels, o);
+      nn::awq_layer r{p.node, choice.alpha > 0.0f, choice.alpha, choice.mse_rtn, choice.mse_awq};
+      report.push_back(r);
+      if (!r.scaled) continue;
+      for (std::size_t ch = 0; ch < p.producer.channels; ++ch) {
+        const float s = choice.scale[ch];
+        for (std::size_t j = 0; j < p.producer.row; ++j) p.producer.weights[ch * p.producer.row + j] /= s;
+        if (!p.producer.bias->empty()) (*p.producer.bias)[ch] /= s;
+        nn::detail::for_each_reader(p.consumer, p.producer.channels, ch, [&](float& w) { w *= s; });
       }
     }
-    return nn::detail::equalize_pairs(pairs, o);
+    return report;
   }
 
   /// Empirical bias correction (Nagel et al. 2019, section 4.2, from data): layer by layer in
@@ -317,6 +357,54 @@ class graph {
   using node = node_list::node;
   static constexpr std::size_t input_index = node_list::input_index;
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+  /// A producer and the one layer that reads its output channels (see equalize()), and that
+  /// layer's node.
+  struct scalable_pair {
+    nn::detail::producer producer;
+    nn::detail::consumer consumer;
+    std::size_t node;
+  };
+
+  /// Every convolution or linear layer whose output reaches exactly one convolution or linear
+  /// layer through nothing but pooling (and flatten, before a linear layer) that nothing else
+  /// reads, with that layer. The ReLU or no activation between them commutes with a positive
+  /// per-channel scale.
+  /// @throws squint::error (naming `function`) on BatchNorm or conv_bn2d nodes.
+  std::vector<scalable_pair> scalable_pairs(const char* function) {
+    std::vector<scalable_pair> pairs;
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      squint::detail::require(!std::holds_alternative<batch_norm>(nodes_[i].op) &&
+                                  !std::holds_alternative<conv_bn2d>(nodes_[i].op),
+                              function, ": BatchNorm of '", nodes_[i].name, "' is not folded; use folded()");
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      const std::optional<nn::detail::producer> p = producer_of(nodes_[i].op);
+      if (!p) continue;
+      std::size_t at = i;
+      bool flattened = false;
+      for (;;) {
+        std::size_t readers = 0, reader = 0;
+        for (std::size_t j = at + 1; j < nodes_.size(); ++j)
+          for (std::size_t in : nodes_[j].inputs)
+            if (in == at) ++readers, reader = j;
+        if (readers != 1 || nodes_[reader].inputs.size() != 1) break;
+        node_op& op = nodes_[reader].op;
+        if (std::holds_alternative<nn::pool>(op) || std::holds_alternative<nn::flatten>(op)) {
+          flattened = flattened || std::holds_alternative<nn::flatten>(op);
+          at = reader;
+          continue;
+        }
+        if (auto* c = std::get_if<conv2d>(&op); c && !flattened)
+          pairs.push_back({*p,
+                           {c->w_.data(), c->filter_.out_channels, c->w_.size() / c->filter_.out_channels,
+                            c->filter_.taps(), c->params_.groups},
+                           reader});
+        if (auto* l = std::get_if<linear>(&op)) pairs.push_back({*p, {l->w_.data(), l->out_, l->in_}, reader});
+        break;
+      }
+    }
+    return pairs;
+  }
 
   /// A convolution's or linear layer's weights as the first layer of an equalized pair (none for
   /// other nodes; both activations, ReLU and none, commute with a positive scale).

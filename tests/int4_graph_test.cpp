@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// gptq_graph_test.cpp: qat::gptq, GPTQ for CNNs. A grouped, strided, padded convolution's codes
-// against GPTQ run on im2col rows the test gathers itself (all rows: no sampling); every layer's
-// error below RTN's on its calibration rows, the built int4 CNNs (weight-only and W4A8) closer to
-// FP32 than RTN's on held-out images; BatchNorm folded first; bad arguments refused.
+// int4_graph_test.cpp: INT4 weights for CNNs, qat::gptq and qat::graph::apply_awq. GPTQ: a
+// grouped, strided, padded convolution's codes against GPTQ run on im2col rows the test gathers
+// itself (all rows: no sampling); every layer's error below RTN's on its calibration rows, the
+// built int4 CNNs (weight-only and W4A8) closer to FP32 than RTN's on held-out images; BatchNorm
+// folded first; sampled rows that cover the image. AWQ: the function kept, each scaled layer's
+// reported error recomputed from the scaled model's own rows, the int4 CNN closer to FP32 than
+// RTN's; bad arguments refused and nothing changed.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,7 +16,7 @@
 #include "squint/qat.hpp"
 #include "support/data.hpp"
 
-namespace gptq_graph_test {
+namespace int4_graph_test {
 
 namespace {
 
@@ -227,6 +230,132 @@ TEST(GptqGraph, SampledRowsCoverTheWholeImage) {
   EXPECT_LT(gptq_error, mse(y, ref));
 }
 
+/// conv (output channels of very unequal size: what AWQ is for) - ReLU - max pool - grouped conv -
+/// ReLU, then (with a head) flatten - linear: two scalable pairs.
+qat::graph unequal_cnn(bool head) {
+  qat::float_conv c1 = random_conv(2, 16, 3, padded(1), nn::activation::relu, 60);
+  for (std::size_t o = 0; o < 16; ++o)
+    for (std::size_t t = 0; t < 18; ++t) c1.weights[o * 18 + t] *= 0.05f + 0.3f * static_cast<float>(o % 7);
+  qat::graph g;
+  g.add("conv1", qat::conv2d(c1, std::nullopt, std::nullopt));
+  g.add("pool1", nn::pool{});
+  g.add("conv2", qat::conv2d(random_conv(16, 16, 3, padded(1, 1, 2), nn::activation::relu, 61), std::nullopt, std::nullopt));
+  if (!head) return g;
+  g.add("flatten", nn::flatten{});
+  g.add("fc", qat::linear({squint_test::normal(5 * 4 * 4 * 16, 0.0f, 0.08f, 62), squint_test::normal(5, 0.0f, 0.1f, 63),
+                           5, 4 * 4 * 16, nn::activation::none},
+                          std::nullopt, std::nullopt));
+  return g;
+}
+
+/// The mean squared output error of int4 RTN weights (squint's, per group) against the float
+/// weights w (out x in) on rows x (rows x in), in double.
+double rtn_error(const float* w, std::size_t out, std::size_t in, std::size_t group, const std::vector<float>& x) {
+  const auto q = squint::detail::quantize_int4_groups("test", w, out, in, in, group);
+  const std::size_t rows = x.size() / in, groups = (in + group - 1) / group;
+  double sum = 0.0;
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < out; ++j) {
+      double exact = 0.0, quantized = 0.0;
+      for (std::size_t i = 0; i < in; ++i) {
+        exact += static_cast<double>(x[r * in + i]) * w[j * in + i];
+        quantized += static_cast<double>(x[r * in + i]) * q.codes[j * in + i] * q.scales[j * groups + i / group];
+      }
+      sum += (exact - quantized) * (exact - quantized);
+    }
+  return sum / static_cast<double>(rows * out);
+}
+
+TEST(AwqGraph, KeepsTheFunctionAndBeatsRoundToNearest) {
+  qat::graph g = unequal_cnn(true);
+  const image_shape in{24, 8, 8, 2}, held_out{32, 8, 8, 2};
+  const auto x = smooth_images(in, 70), test = smooth_images(held_out, 71);
+  nn::build_options fp32;
+  fp32.mode = nn::precision::fp32;
+  std::vector<float> before(held_out.batch * 5), after(before.size()), y(before.size());
+  g.build(fp32).forward(test.data(), held_out, before.data());
+  nn::build_options rtn = fp32;
+  rtn.mode = nn::precision::int4_weight_only;
+  rtn.int4_group = 16;
+  g.build(rtn).forward(test.data(), held_out, y.data());
+  const double rtn_model_error = mse(y, before);
+
+  nn::awq_options o;
+  o.group = 16;
+  o.max_rows = 100000;  // every row: the report can be recomputed exactly
+  const std::vector<nn::awq_layer> report = g.apply_awq(x.data(), in, o);
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_EQ(report[0].layer, 2u);  // conv2, reading conv1 through the max pool
+  EXPECT_EQ(report[1].layer, 4u);  // fc, reading conv2 through the flatten
+  for (const auto& r : report) EXPECT_LE(r.mse_awq, r.mse_rtn) << r.layer;
+  EXPECT_TRUE(report[0].scaled);
+  EXPECT_LT(report[0].mse_awq, 0.8 * report[0].mse_rtn);
+
+  g.build(fp32).forward(test.data(), held_out, after.data());
+  for (std::size_t i = 0; i < before.size(); ++i) ASSERT_NEAR(after[i], before[i], 1e-4 * (1.0 + std::fabs(before[i]))) << i;
+  // The last scaled layer's reported error is RTN's on its scaled weights and its input in the
+  // scaled model (every row).
+  const nn::graph scaled = g.build(fp32);
+  const auto outputs = scaled.node_outputs(x.data(), in);
+  const nn::float_layer fc = std::get<qat::linear>(g.op(4)).float_layer();
+  EXPECT_NEAR(rtn_error(fc.weights.data(), 5, 256, 16, outputs[3]), report[1].mse_awq, 1e-4 * report[1].mse_awq);
+  // The int4 model built from the scaled weights is closer to FP32.
+  g.build(rtn).forward(test.data(), held_out, y.data());
+  EXPECT_LT(mse(y, before), rtn_model_error);
+}
+
+TEST(AwqGraph, ConvolutionScalesFollowItsInputChannelsInEveryGroup) {
+  qat::graph g = unequal_cnn(false);
+  const image_shape in{16, 8, 8, 2};
+  const auto x = smooth_images(in, 72);
+  nn::awq_options o;
+  o.group = 16;
+  o.max_rows = 100000;
+  const std::vector<nn::awq_layer> report = g.apply_awq(x.data(), in, o);
+  ASSERT_EQ(report.size(), 1u);
+  ASSERT_TRUE(report[0].scaled);
+  // conv2 (two groups of 8 channels): the mean of both groups' RTN errors on their im2col rows
+  // of pool1's output in the scaled model, gathered here.
+  nn::build_options fp32;
+  fp32.mode = nn::precision::fp32;
+  const auto outputs = g.build(fp32).node_outputs(x.data(), in);
+  const qat::float_conv f = std::get<qat::conv2d>(g.op(2)).float_layer();
+  double error = 0.0;
+  for (std::size_t k = 0; k < 2; ++k) {
+    image_shape out;
+    const std::vector<float> rows = im2col_rows(outputs[1], {16, 4, 4, 16}, f.filter, f.params, k, out);
+    error += 0.5 * rtn_error(f.weights.data() + k * 8 * 72, 8, 72, 16, rows);
+  }
+  EXPECT_NEAR(error, report[0].mse_awq, 1e-4 * report[0].mse_awq);
+}
+
+TEST(AwqGraph, BadArgumentsChangeNothing) {
+  const image_shape in{2, 8, 8, 2};
+  const auto x = smooth_images(in, 1);
+  qat::graph g = unequal_cnn(true);
+  nn::build_options fp32;
+  fp32.mode = nn::precision::fp32;
+  std::vector<float> before(2 * 5), after(before.size());
+  g.build(fp32).forward(x.data(), in, before.data());
+  nn::awq_options o;
+  o.group = 24;
+  EXPECT_THROW(g.apply_awq(x.data(), in, o), squint::error);
+  o.group = 32;
+  o.grid = 0;
+  EXPECT_THROW(g.apply_awq(x.data(), in, o), squint::error);
+  o.grid = 20;
+  o.max_rows = 0;
+  EXPECT_THROW(g.apply_awq(x.data(), in, o), squint::error);
+  o.max_rows = 512;
+  EXPECT_THROW(g.apply_awq(nullptr, in, o), squint::error);
+  EXPECT_THROW(g.apply_awq(x.data(), {0, 8, 8, 2}, o), squint::error);
+  EXPECT_THROW(g.apply_awq(x.data(), {2, 8, 8, 3}, o), squint::error);
+  g.build(fp32).forward(x.data(), in, after.data());
+  EXPECT_EQ(after, before);
+  qat::graph with_bn = cnn();  // BatchNorm not folded
+  EXPECT_THROW(with_bn.apply_awq(x.data(), in, o), squint::error);
+}
+
 TEST(GptqGraph, BadArgumentsThrow) {
   const qat::graph model = cnn();
   const image_shape in{2, 8, 8, 2};
@@ -251,4 +380,4 @@ TEST(GptqGraph, BadArgumentsThrow) {
 
 }  // namespace
 
-}  // namespace gptq_graph_test
+}  // namespace int4_graph_test
