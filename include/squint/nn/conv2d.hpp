@@ -336,10 +336,10 @@ class conv2d {
     std::vector<std::int8_t> codes(groups * taps);
     std::vector<float> scale(groups);
     for (std::size_t k = 0; k < groups; ++k) {
-      const auto* form = dynamic_cast<const int8_weights*>(groups_[k].get());
-      if (!form) return;
-      for (std::size_t t = 0; t < taps; ++t) codes[k * taps + t] = form->packed().at(0, t);
-      scale[k] = form->packed().scales()[0];
+      const packed_weights* packed = groups_[k]->int8_codes();
+      if (!packed) return;
+      for (std::size_t t = 0; t < taps; ++t) codes[k * taps + t] = packed->at(0, t);
+      scale[k] = packed->scales()[0];
     }
     depthwise_ = std::make_shared<const packed_conv>(
         packed_conv::from_int8(codes.data(), filter_, filter_layout::ohwi, params_, scale, {0}));

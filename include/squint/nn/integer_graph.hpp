@@ -99,8 +99,6 @@ class integer_graph {
   /// quantization to the last node.
   /// @throws squint::error on shapes that do not fit or null pointers with elements.
   void forward(const float* x, const image_shape& in, float* y, const parallelism& par = {}) const {
-    squint::detail::require_matrix("integer_graph::forward", "y", y, output_shape(in).pixels(),
-                                   output_shape(in).channels);
     run(x, in, y, par, nullptr);
   }
 
@@ -178,10 +176,11 @@ class integer_graph {
            std::vector<std::vector<float>>* keep) const {
     squint::detail::require_matrix("integer_graph::forward", "x", x, in.pixels(), in.channels);
     const std::vector<image_shape> shape = model_.shapes(in);
+    squint::detail::require_matrix("integer_graph::forward", "y", y, shape.back().pixels(), shape.back().channels);
     const std::size_t count = model_.size();
     std::vector<std::vector<std::uint8_t>> codes(count + 1);
     codes[0].resize(in.size());
-    quantize(x, in.size(), *params_[0], first_kernels(), codes[0].data());
+    quantize(x, in.size(), *params_[0], input_kernels_, codes[0].data());
     for (std::size_t i = 0; i < count; ++i) {
       const std::vector<std::size_t>& from = model_.inputs(i);
       const image_shape& a = from[0] == static_cast<std::size_t>(-1) ? in : shape[from[0]];
@@ -209,10 +208,10 @@ class integer_graph {
   }
 
   /// The kernels of the model's first layer (quantizing the input), or this TU's.
-  backend first_kernels() const {
-    for (std::size_t i = 0; i < model_.size(); ++i) {
-      if (const auto* c = std::get_if<conv2d>(&model_.op(i))) return c->kernels();
-      if (const auto* l = std::get_if<linear>(&model_.op(i))) return l->kernels();
+  static backend first_kernels(const graph& model) {
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      if (const auto* c = std::get_if<conv2d>(&model.op(i))) return c->kernels();
+      if (const auto* l = std::get_if<linear>(&model.op(i))) return l->kernels();
     }
     return native_backend();
   }
@@ -263,6 +262,7 @@ class integer_graph {
   std::vector<std::vector<std::size_t>> readers_;    // per tensor (0: the input, i + 1: node i), its readers
   std::vector<std::optional<qparams>> params_;       // per tensor
   std::vector<std::optional<std::array<std::uint8_t, 256>>> tables_;  // per node, its input's requantization
+  backend input_kernels_ = first_kernels(model_);                     // quantize the model's input
 };
 
 }  // namespace nn

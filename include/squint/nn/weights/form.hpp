@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "squint/gemm/pack.hpp"
 #include "squint/gemm/parallel.hpp"
 #include "squint/nn/backend.hpp"
 #include "squint/nn/format.hpp"
@@ -92,6 +93,10 @@ class weight_form {
     squint::detail::fail("weight_form::run_requantized: only int8 weights (int8_dynamic / int8_static) have a "
                          "requantized output");
   }
+  /// The int8 codes and per-channel scales, where the form stores them so (int8_dynamic,
+  /// int8_static), for an op that runs them on a kernel of another shape (the depthwise
+  /// convolution); null for every other form.
+  virtual const packed_weights* int8_codes() const { return nullptr; }
   /// The exact int32 accumulators of run_quantized (m x out), for verification.
   virtual void accumulate(const quantized_input&, std::size_t, std::int32_t*, const parallelism&) const {
     squint::detail::fail("weight_form::accumulate: this form multiplies float activations only");

@@ -77,6 +77,7 @@ class int8_weights final : public weight_form {
   void save(detail::writer& w) const override { detail::save_int8_codes(packed_, packed_.scales().data(), w); }
 
   bool takes_codes() const override { return true; }
+  const packed_weights* int8_codes() const override { return &packed_; }
   void run_quantized(const quantized_input& x, std::size_t m, const epilogue& e, float* y,
                      const parallelism& par) const override {
     // The float output stage runs on each finished block of the GEMM (squint::gemm's).
