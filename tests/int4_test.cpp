@@ -53,6 +53,38 @@ TEST(Int4Packing, CodesScalesAndRoundToNearest) {
   EXPECT_THROW(squint::packed_int4_weights::from_float(nullptr, n, k, k), squint::error);
 }
 
+TEST(Int4Packing, HalfScalesAreRoundedOnceAndTheCodesUseThem) {
+  const std::size_t n = 19, k = 70, group = 32;
+  auto w = squint_test::normal(n * k, 0.0f, 1.0f, 5);
+  for (std::size_t i = 0; i < 32; ++i) w[3 * k + i] = 1e-9f * static_cast<float>(i);  // amax / 7 below fp16's range
+  const auto half = squint::packed_int4_weights::from_float(w.data(), n, k, k, group, squint::group_scale_format::fp16);
+  EXPECT_EQ(half.scale_format(), squint::group_scale_format::fp16);
+  EXPECT_EQ(half.scale_data(), nullptr);
+  EXPECT_EQ(half.bytes(), (n * k + 1) / 2 + n * 3 * 2);
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t g = 0; g < 3; ++g) {
+      float amax = 0.0f;
+      for (std::size_t i = g * group; i < std::min(k, (g + 1) * group); ++i) amax = std::fmax(amax, std::fabs(w[j * k + i]));
+      const float s = squint::reference::half_to_float(squint::reference::float_to_half(std::fmax(amax / 7.0f, 0x1p-24f)));
+      ASSERT_EQ(half.scale(j, g), s) << j << "," << g;
+      for (std::size_t i = g * group; i < std::min(k, (g + 1) * group); ++i)
+        ASSERT_EQ(half.at(j, i), squint::reference::quantize_value(w[j * k + i], {s, 0}, {-7, 7})) << j << "," << i;
+    }
+  // External scales: rounded to fp16 once; ones that leave fp16's finite positive range are refused.
+  const std::vector<std::int8_t> codes(2 * 16, 3);
+  const auto b = squint::packed_w4a8_weights::from_int4(codes.data(), 2, 16, 16, 16, {0.1f, 3.0f},
+                                                        squint::group_scale_format::fp16);
+  EXPECT_EQ(b.scale(0, 0), squint::reference::half_to_float(squint::reference::float_to_half(0.1f)));
+  EXPECT_EQ(b.scale(1, 0), 3.0f);
+  EXPECT_THROW(squint::packed_int4_weights::from_int4(codes.data(), 2, 16, 16, 16, {0.1f, 1e-9f},
+                                                      squint::group_scale_format::fp16),
+               squint::error);
+  EXPECT_THROW(squint::packed_w4a8_weights::from_int4(codes.data(), 2, 16, 16, 16, {1e6f, 0.1f},
+                                                      squint::group_scale_format::fp16),
+               squint::error);
+  EXPECT_NO_THROW(squint::packed_int4_weights::from_int4(codes.data(), 2, 16, 16, 16, {1e6f, 1e-9f}));
+}
+
 template <class Arch>
 class Int4GemmTest : public squint_test::arch_test<Arch> {};
 TYPED_TEST_SUITE(Int4GemmTest, squint_test::compiled_archs, squint_test::arch_names);
@@ -68,7 +100,8 @@ TYPED_TEST(Int4GemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
           const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));
           std::vector<float> bias(n);
           for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
-          const auto b = squint::packed_int4_weights::from_float(w.data(), n, k, k, group);
+          const auto format = (m + n + k) % 2 ? squint::group_scale_format::fp16 : squint::group_scale_format::fp32;
+          const auto b = squint::packed_int4_weights::from_float(w.data(), n, k, k, group, format);
           const std::size_t ldc = n + 2;
           std::vector<float> c(m * ldc, 12345.0f);
           const bool relu = m % 2 == 1;

@@ -135,7 +135,8 @@ TYPED_TEST(W4a8GemmTest, MatchesThePortableKernelBitForBit) {
       for (std::size_t k : {1u, 7u, 8u, 9u, 31u, 33u, 100u, 257u})
         for (std::size_t group : {16u, 32u, 128u}) {
           const int4_case x(n, k, group, static_cast<unsigned>(n * k + group));
-          const auto b = packed_w4a8_weights::from_int4(x.codes.data(), n, k, k, group, x.scales);
+          const auto format = (m + n + k) % 2 ? squint::group_scale_format::fp16 : squint::group_scale_format::fp32;
+          const auto b = packed_w4a8_weights::from_int4(x.codes.data(), n, k, k, group, x.scales, format);
           const auto a = awkward_rows(m, k, static_cast<unsigned>(m * k + 1));
           std::vector<float> bias(n);
           for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
@@ -147,7 +148,8 @@ TYPED_TEST(W4a8GemmTest, MatchesThePortableKernelBitForBit) {
                             &squint::kernels::w4a8_gemm_kernel<TypeParam>::run);
           squint::gemm_w4a8(a.data(), m, k, b, bias_or_null, relu, expect.data(), ldc, {},
                             &squint::kernels::w4a8_gemm_kernel<squint::arch::scalar>::run);
-          ASSERT_EQ(bits_of(got), bits_of(expect)) << m << "x" << n << "x" << k << " group " << group;
+          ASSERT_EQ(bits_of(got), bits_of(expect))
+              << m << "x" << n << "x" << k << " group " << group << (format == squint::group_scale_format::fp16 ? " fp16" : "");
         }
 }
 

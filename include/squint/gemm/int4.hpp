@@ -31,7 +31,8 @@ struct int4_gemm_params {
   const float* a = nullptr;        ///< m x k, row stride lda
   std::size_t m = 0, k = 0, lda = 0;
   const std::uint8_t* packed = nullptr;  ///< the first panel's codes (n channels' panels follow)
-  const float* scales = nullptr;   ///< the first panel's scales (groups x 16 per panel)
+  const float* scales = nullptr;   ///< the first panel's scales (groups x 16 per panel), or
+  const std::uint16_t* half_scales = nullptr;  ///< the same as fp16 bits (used when set)
   std::size_t n = 0;               ///< output channels (whole panels but the last)
   std::size_t group = 32;          ///< depths per scale
   const float* bias = nullptr;     ///< n entries, or null
@@ -54,6 +55,12 @@ inline int code_at(const std::uint8_t* row, std::size_t j) {
   return ((row[j / 2] >> (4 * (j % 2))) & 0xF) - 8;
 }
 
+/// The group scale at `i` of a panel's scales: fp16 bits (when the packing keeps them so) or float.
+template <class Arch>
+inline float scale_at(const float* scales, const std::uint16_t* half_scales, std::size_t i) {
+  return half_scales ? reference::half_to_float(half_scales[i]) : scales[i];
+}
+
 /// Portable path: one output channel panel and one row at a time.
 template <class Arch>
 void run_portable(const int4_gemm_params& p) {
@@ -61,7 +68,7 @@ void run_portable(const int4_gemm_params& p) {
   for (std::size_t j0 = 0; j0 < p.n; j0 += width) {
     const std::size_t cols = p.n - j0 < width ? p.n - j0 : width;
     const std::uint8_t* panel = p.packed + j0 / width * p.k * row_bytes;
-    const float* scale = p.scales + j0 / width * groups * width;
+    const std::size_t first_scale = j0 / width * groups * width;
     for (std::size_t i = 0; i < p.m; ++i) {
       float total[width] = {};
       for (std::size_t g = 0; g < groups; ++g) {
@@ -72,7 +79,8 @@ void run_portable(const int4_gemm_params& p) {
           for (std::size_t j = 0; j < width; ++j)
             acc[j] += av * static_cast<float>(code_at<Arch>(panel + kk * row_bytes, j));
         }
-        for (std::size_t j = 0; j < width; ++j) total[j] += acc[j] * scale[g * width + j];
+        for (std::size_t j = 0; j < width; ++j)
+          total[j] += acc[j] * scale_at<Arch>(p.scales, p.half_scales, first_scale + g * width + j);
       }
       for (std::size_t j = 0; j < cols; ++j) {
         const float v = total[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
@@ -153,7 +161,9 @@ void avx512_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) 
     }
     SQUINT_UNROLL
     for (std::size_t q = 0; q < P; ++q) {
-      const __m512 s = _mm512_loadu_ps(p.scales + ((panel0 + q) * groups + g) * width);
+      const std::size_t at = ((panel0 + q) * groups + g) * width;
+      const __m512 s = p.half_scales ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.half_scales + at)))
+                                     : _mm512_loadu_ps(p.scales + at);
       SQUINT_UNROLL
       for (std::size_t r = 0; r < R; ++r) total[r][q] = _mm512_fmadd_ps(acc[r][q], s, total[r][q]);
     }
@@ -173,7 +183,7 @@ void avx512_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) 
 }
 #endif
 
-#if XSIMD_WITH_AVX2 && defined(__FMA__)
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
 /// One depth of an avx2_block: the P panels' decoded codes times the R rows' activations.
 template <class Arch, std::size_t R, std::size_t P>
 void avx2_depth(const int4_gemm_params& p, std::size_t i, std::size_t kk, const __m128i* codes, __m256 (&acc)[R][P][2]) {
@@ -228,8 +238,16 @@ void avx2_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
     }
     SQUINT_UNROLL
     for (std::size_t q = 0; q < P; ++q) {
-      const float* s = p.scales + ((panel0 + q) * groups + g) * width;
-      const __m256 s0 = _mm256_loadu_ps(s), s1 = _mm256_loadu_ps(s + 8);
+      const std::size_t at = ((panel0 + q) * groups + g) * width;
+      __m256 s0, s1;
+      if (p.half_scales) {
+        const std::uint16_t* h = p.half_scales + at;
+        s0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+        s1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 8)));
+      } else {
+        s0 = _mm256_loadu_ps(p.scales + at);
+        s1 = _mm256_loadu_ps(p.scales + at + 8);
+      }
       SQUINT_UNROLL
       for (std::size_t r = 0; r < R; ++r) {
         total[r][q][0] = _mm256_fmadd_ps(acc[r][q][0], s0, total[r][q][0]);
@@ -303,7 +321,9 @@ void neon_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
     for (std::size_t q = 0; q < P; ++q)
       SQUINT_UNROLL
       for (std::size_t v = 0; v < 4; ++v) {
-        const float32x4_t s = vld1q_f32(p.scales + ((panel0 + q) * groups + g) * width + v * 4);
+        const std::size_t at = ((panel0 + q) * groups + g) * width + v * 4;
+        const float32x4_t s =
+            p.half_scales ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p.half_scales + at))) : vld1q_f32(p.scales + at);
         SQUINT_UNROLL
         for (std::size_t r = 0; r < R; ++r) total[r][q][v] = vfmaq_f32(total[r][q][v], acc[r][q][v], s);
       }
@@ -335,7 +355,7 @@ void int4_gemm_kernel<Arch>::run(const int4_gemm_params& p) noexcept {
     return;
   }
 #endif
-#if XSIMD_WITH_AVX2 && defined(__FMA__)
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
   if constexpr (std::is_same<Arch, arch::avx2>::value) {
     detail_panel::for_panel_groups<4, 4, 0>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
       detail_int4::avx2_block<Arch, decltype(rows)::value, decltype(panels)::value>(p, i, panel);
@@ -360,6 +380,11 @@ void int4_gemm_kernel<Arch>::run(const int4_gemm_params& p) noexcept {
 
 SQUINT_NAMESPACE_BEGIN
 
+/// How an int4 packing stores its group scales: fp32, or fp16 (half the scale bytes, as
+/// llama.cpp's blocks and ONNX Runtime's MatMulNBits keep them; the kernels widen each group's 16
+/// scales with one conversion).
+enum class group_scale_format { fp32, fp16 };
+
 namespace detail {
 
 /// int4 codes (n x k, dense) and their scales (n x groups).
@@ -368,13 +393,21 @@ struct int4_codes {
   std::vector<float> scales;
 };
 
+/// A group scale as the packing stores it: fp32 as it is, fp16 rounded to nearest even.
+inline float stored_scale(float s, group_scale_format format) {
+  return format == group_scale_format::fp16 ? reference::half_to_float(reference::float_to_half(s)) : s;
+}
+
 /// Round-to-nearest (RTN) quantization of float weights (n x k, row stride ldw) per channel and
 /// group of `group` depths: symmetric, codes in [-7, 7], scale amax / 7 of the group's finite
-/// values (1 for an all-zero group). Every int4 weight form packs these codes.
+/// values (1 for an all-zero group), stored as `format` keeps it (fp16: rounded to nearest, kept
+/// within fp16's positive finite range), the codes computed with the stored scale. Every int4
+/// weight form packs these codes.
 /// @throws squint::error on null data with elements, ldw < k or a group that is 0 or not a
 ///         multiple of 16.
 inline int4_codes quantize_int4_groups(const char* function, const float* w, std::size_t n, std::size_t k,
-                                       std::size_t ldw, std::size_t group) {
+                                       std::size_t ldw, std::size_t group,
+                                       group_scale_format format = group_scale_format::fp32) {
   require_matrix(function, "w", w, n, k, ldw);
   require(ldw >= k, function, ": ldw ", ldw, " is smaller than k ", k);
   require(group > 0 && group % 16 == 0, function, ": group ", group, " is not a positive multiple of 16");
@@ -386,7 +419,8 @@ inline int4_codes quantize_int4_groups(const char* function, const float* w, std
       float amax = 0.0f;
       for (std::size_t i = i0; i < i1; ++i)
         if (std::isfinite(w[j * ldw + i])) amax = std::fmax(amax, std::fabs(w[j * ldw + i]));
-      const float s = amax > 0.0f ? amax / 7.0f : 1.0f;
+      float s = amax > 0.0f ? amax / 7.0f : 1.0f;
+      if (format == group_scale_format::fp16) s = stored_scale(std::fmin(std::fmax(s, 0x1p-24f), 65504.0f), format);
       q.scales[j * groups + g] = s;
       for (std::size_t i = i0; i < i1; ++i)
         q.codes[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], {s, 0}, {-7, 7}));
@@ -407,18 +441,28 @@ class int4_grouped {
   std::size_t groups() const { return (k_ + group_ - 1) / group_; }
   std::size_t panels() const { return (n_ + panel_width - 1) / panel_width; }
   /// Bytes held: the codes at 4 bits and the scales.
-  std::size_t bytes() const { return (n_ * k_ + 1) / 2 + n_ * groups() * sizeof(float); }
-  const float* scale_data() const { return scale_.data(); }
+  std::size_t bytes() const {
+    return (n_ * k_ + 1) / 2 + n_ * groups() * (format_ == group_scale_format::fp16 ? 2 : sizeof(float));
+  }
+  group_scale_format scale_format() const { return format_; }
+  /// The scales in panel order as float (null when they are kept as fp16) or as fp16 bits (null
+  /// when they are kept as float).
+  const float* scale_data() const { return format_ == group_scale_format::fp32 ? scale_.data() : nullptr; }
+  const std::uint16_t* half_scale_data() const {
+    return format_ == group_scale_format::fp16 ? half_scale_.data() : nullptr;
+  }
   /// The scale of channel j's group g.
   float scale(std::size_t j, std::size_t g) const {
-    return scale_[(j / panel_width * groups() + g) * panel_width + j % panel_width];
+    const std::size_t at = (j / panel_width * groups() + g) * panel_width + j % panel_width;
+    return format_ == group_scale_format::fp16 ? reference::half_to_float(half_scale_[at]) : scale_[at];
   }
 
  protected:
   /// Checks codes w (n x k, row stride ldw >= k, each in [-8, 7]) and scales (n x groups, > 0
-  /// and finite) for a group that is a multiple of 16 up to max_group, and keeps the scales.
+  /// and finite, also once rounded to fp16 when `format` keeps them so) for a group that is a
+  /// multiple of 16 up to max_group, and keeps the scales.
   void init(const char* function, const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
-            std::size_t group, std::size_t max_group, const std::vector<float>& scale) {
+            std::size_t group, std::size_t max_group, const std::vector<float>& scale, group_scale_format format) {
     require_matrix(function, "w", w, n, k, ldw);
     require(ldw >= k, function, ": ldw ", ldw, " is smaller than k ", k);
     require(group > 0 && group % 16 == 0, function, ": group ", group, " is not a positive multiple of 16");
@@ -426,7 +470,11 @@ class int4_grouped {
     const std::size_t groups = (k + group - 1) / group;
     require(scale.size() == n * groups, function, ": ", scale.size(), " scales for ", n, " channels x ", groups,
             " groups");
-    for (float s : scale) require(std::isfinite(s) && s > 0.0f, function, ": scale must be finite and > 0, got ", s);
+    for (float s : scale) {
+      require(std::isfinite(s) && s > 0.0f, function, ": scale must be finite and > 0, got ", s);
+      const float stored = stored_scale(s, format);
+      require(std::isfinite(stored) && stored > 0.0f, function, ": scale ", s, " is ", stored, " in fp16");
+    }
     for (std::size_t j = 0; j < n; ++j) {
       // One branch-free scan per row; the element is looked up only to name it.
       unsigned outside = 0;
@@ -438,14 +486,21 @@ class int4_grouped {
     n_ = n;
     k_ = k;
     group_ = group;
-    scale_.assign(panels() * groups * panel_width, 0.0f);
+    format_ = format;
+    if (format == group_scale_format::fp16) half_scale_.assign(panels() * groups * panel_width, 0);
+    else scale_.assign(panels() * groups * panel_width, 0.0f);
     for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t g = 0; g < groups; ++g)
-        scale_[(j / panel_width * groups + g) * panel_width + j % panel_width] = scale[j * groups + g];
+      for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t at = (j / panel_width * groups + g) * panel_width + j % panel_width;
+        if (format == group_scale_format::fp16) half_scale_[at] = reference::float_to_half(scale[j * groups + g]);
+        else scale_[at] = scale[j * groups + g];
+      }
   }
 
  private:
   std::vector<float> scale_;
+  std::vector<std::uint16_t> half_scale_;
+  group_scale_format format_ = group_scale_format::fp32;
   std::size_t n_ = 0, k_ = 0, group_ = 32;
 };
 
@@ -457,15 +512,17 @@ class packed_int4_weights : public detail::int4_grouped {
  public:
   /// Packs codes w (n x k, row stride ldw >= k, each in [-8, 7]) with scales (n x groups,
   /// row-major; groups = ceil(k / group)): the weight of channel j at depth i is
-  /// scale[j][i / group] * w[j][i].
+  /// scale[j][i / group] * w[j][i]. With `format` fp16 each scale is kept rounded to fp16
+  /// (nearest, ties to even), which must leave it finite and > 0.
   /// @throws squint::error on null data with elements, ldw < k, a group that is 0 or not a
-  ///         multiple of 16, a wrong scale count, a scale not finite and > 0, or a code outside
-  ///         [-8, 7].
+  ///         multiple of 16, a wrong scale count, a scale not finite and > 0 (in fp16 too, for
+  ///         fp16 scales), or a code outside [-8, 7].
   static packed_int4_weights from_int4(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
-                                       std::size_t group, const std::vector<float>& scale) {
+                                       std::size_t group, const std::vector<float>& scale,
+                                       group_scale_format format = group_scale_format::fp32) {
     static_assert(panel_width == kernels::detail_int4::width, "int4 panels are 16 channels wide");
     packed_int4_weights p;
-    p.init("packed_int4_weights::from_int4", w, n, k, ldw, group, static_cast<std::size_t>(-1), scale);
+    p.init("packed_int4_weights::from_int4", w, n, k, ldw, group, static_cast<std::size_t>(-1), scale, format);
     p.data_.assign(p.panels() * k * kernels::detail_int4::row_bytes, 0x88);  // padding channels: code 0
     // Each byte once: channel j in the low nibble, j + 1 (or padding) in the high one.
     for (std::size_t j = 0; j < n; j += 2) {
@@ -483,9 +540,9 @@ class packed_int4_weights : public detail::int4_grouped {
   /// detail::quantize_int4_groups).
   /// @throws squint::error as from_int4.
   static packed_int4_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
-                                        std::size_t group = 32) {
-    const detail::int4_codes q = detail::quantize_int4_groups("packed_int4_weights::from_float", w, n, k, ldw, group);
-    return from_int4(q.codes.data(), n, k, k, group, q.scales);
+                                        std::size_t group = 32, group_scale_format format = group_scale_format::fp32) {
+    const detail::int4_codes q = detail::quantize_int4_groups("packed_int4_weights::from_float", w, n, k, ldw, group, format);
+    return from_int4(q.codes.data(), n, k, k, group, q.scales, format);
   }
 
   const std::uint8_t* data() const { return data_.data(); }
@@ -519,7 +576,8 @@ inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const pack
     p.k = k;
     p.lda = lda;
     p.packed = b.data() + j0 / w * k * kernels::detail_int4::row_bytes;
-    p.scales = b.scale_data() + j0 / w * groups * w;
+    p.scales = b.scale_data() ? b.scale_data() + j0 / w * groups * w : nullptr;
+    p.half_scales = b.half_scale_data() ? b.half_scale_data() + j0 / w * groups * w : nullptr;
     p.n = j1 - j0;
     p.group = b.group();
     p.bias = bias ? bias + j0 : nullptr;

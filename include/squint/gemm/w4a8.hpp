@@ -44,7 +44,8 @@ struct w4a8_gemm_params {
   const float* a_scales = nullptr;           ///< m
   const std::int32_t* a_group_sums = nullptr;  ///< m x groups: the sum of each row's codes per group
   const std::uint8_t* packed = nullptr;      ///< the first panel's bytes (n channels' panels follow)
-  const float* scales = nullptr;             ///< the first panel's scales (groups x 16 per panel)
+  const float* scales = nullptr;             ///< the first panel's scales (groups x 16 per panel), or
+  const std::uint16_t* half_scales = nullptr;  ///< the same as fp16 bits (used when set)
   std::size_t n = 0;                         ///< output channels (whole panels but the last)
   std::size_t group = 32;                    ///< depths per scale, a multiple of 16
   const float* bias = nullptr;               ///< n entries, or null
@@ -87,7 +88,7 @@ void run_portable(const w4a8_gemm_params& p) {
   for (std::size_t j0 = 0; j0 < p.n; j0 += width) {
     const std::size_t cols = p.n - j0 < width ? p.n - j0 : width;
     const std::uint8_t* panel = p.packed + j0 / width * stride;
-    const float* scale = p.scales + j0 / width * groups * width;
+    const std::size_t first_scale = j0 / width * groups * width;
     for (std::size_t i = 0; i < p.m; ++i) {
       for (std::size_t j = 0; j < cols; ++j) {
         float total = 0.0f;
@@ -95,7 +96,8 @@ void run_portable(const w4a8_gemm_params& p) {
           const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
           std::int32_t isum = 0;
           for (std::size_t d = g * p.group; d < end; ++d) isum += p.a[i * p.lda + d] * code_at<Arch>(panel, j, d);
-          total = std::fma(static_cast<float>(isum), scale[g * width + j], total);
+          const float scale = detail_int4::scale_at<Arch>(p.scales, p.half_scales, first_scale + g * width + j);
+          total = std::fma(static_cast<float>(isum), scale, total);
         }
         p.c[i * p.ldc + j0 + j] = finish<Arch>(total, p.a_scales[i], p.bias ? p.bias + j0 + j : nullptr, p.relu);
       }
@@ -165,7 +167,10 @@ void vnni_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       const __m512i offset = _mm512_set1_epi32(8 * p.a_group_sums[(i + r) * groups + g]);
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) {
-        const __m512 s = _mm512_loadu_ps(p.scales + ((panel0 + q) * groups + g) * width);
+        const std::size_t at = ((panel0 + q) * groups + g) * width;
+        const __m512 s = p.half_scales
+                             ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.half_scales + at)))
+                             : _mm512_loadu_ps(p.scales + at);
         total[r][q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], offset)), s, total[r][q]);
       }
     }
@@ -183,7 +188,7 @@ void vnni_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
 }
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 /// AVX2: R rows x P panels, two ymm (8 channels each) per panel and row; vpmaddubsw on the
 /// nibbles (u8) and the codes (s8), the two 4-depth steps of a load added as int16 (at most
 /// 4 * 15 * 128 = 7680), then vpmaddwd into int32.
@@ -233,7 +238,10 @@ void avx2_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       for (std::size_t q = 0; q < P; ++q)
         SQUINT_UNROLL
         for (std::size_t h = 0; h < 2; ++h) {
-          const __m256 s = _mm256_loadu_ps(p.scales + ((panel0 + q) * groups + g) * width + h * 8);
+          const std::size_t at = ((panel0 + q) * groups + g) * width + h * 8;
+          const __m256 s = p.half_scales
+                               ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.half_scales + at)))
+                               : _mm256_loadu_ps(p.scales + at);
           total[r][q][h] =
               _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][q][h], offset)), s, total[r][q][h]);
         }
@@ -322,7 +330,9 @@ void neon_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       for (std::size_t q = 0; q < P; ++q)
         SQUINT_UNROLL
         for (std::size_t v = 0; v < 4; ++v) {
-          const float32x4_t s = vld1q_f32(p.scales + ((panel0 + q) * groups + g) * width + v * 4);
+          const std::size_t at = ((panel0 + q) * groups + g) * width + v * 4;
+          const float32x4_t s =
+              p.half_scales ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p.half_scales + at))) : vld1q_f32(p.scales + at);
           total[r][q][v] = vfmaq_f32(total[r][q][v], vcvtq_f32_s32(vsubq_s32(acc[r][q][v], offset)), s);
         }
     }
@@ -353,7 +363,7 @@ void w4a8_gemm_kernel<Arch>::run(const w4a8_gemm_params& p) noexcept {
     return;
   }
 #endif
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   if constexpr (std::is_same<Arch, arch::avx512bw>::value || std::is_same<Arch, arch::avx2_vnni>::value ||
                 std::is_same<Arch, arch::avx2>::value) {
     detail_panel::for_panel_groups<2, 4, 0>(p.m, p.n, [&](auto rows, auto panels, std::size_t i, std::size_t panel) {
@@ -389,15 +399,17 @@ class packed_w4a8_weights : public detail::int4_grouped {
  public:
   /// Packs codes w (n x k, row stride ldw >= k, each in [-8, 7]) with scales (n x groups,
   /// row-major; groups = ceil(k / group)): the weight of channel j at depth i is
-  /// scale[j][i / group] * w[j][i].
+  /// scale[j][i / group] * w[j][i]. With `format` fp16 each scale is kept rounded to fp16
+  /// (nearest, ties to even), which must leave it finite and > 0.
   /// @throws squint::error on null data with elements, ldw < k, a group that is 0, not a
   ///         multiple of 16 or above w4a8_max_group, a wrong scale count, a scale not finite
-  ///         and > 0, or a code outside [-8, 7].
+  ///         and > 0 (in fp16 too, for fp16 scales), or a code outside [-8, 7].
   static packed_w4a8_weights from_int4(const std::int8_t* w, std::size_t n, std::size_t k, std::size_t ldw,
-                                       std::size_t group, const std::vector<float>& scale) {
+                                       std::size_t group, const std::vector<float>& scale,
+                                       group_scale_format format = group_scale_format::fp32) {
     static_assert(panel_width == kernels::detail_w4a8::width, "W4A8 panels are 16 channels wide");
     packed_w4a8_weights p;
-    p.init("packed_w4a8_weights::from_int4", w, n, k, ldw, group, w4a8_max_group, scale);
+    p.init("packed_w4a8_weights::from_int4", w, n, k, ldw, group, w4a8_max_group, scale, format);
     const std::size_t stride = kernels::detail_w4a8::panel_bytes(k);
     p.data_.assign(p.panels() * stride, 0x88);  // padding: code 0
     // Each byte once: depth i of a step of 8 in the low nibble, depth i + 4 in the high one.
@@ -417,9 +429,9 @@ class packed_w4a8_weights : public detail::int4_grouped {
   /// Round-to-nearest (RTN) codes and scales per channel and group, as packed_int4_weights's.
   /// @throws squint::error as from_int4.
   static packed_w4a8_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
-                                        std::size_t group = 32) {
-    const detail::int4_codes q = detail::quantize_int4_groups("packed_w4a8_weights::from_float", w, n, k, ldw, group);
-    return from_int4(q.codes.data(), n, k, k, group, q.scales);
+                                        std::size_t group = 32, group_scale_format format = group_scale_format::fp32) {
+    const detail::int4_codes q = detail::quantize_int4_groups("packed_w4a8_weights::from_float", w, n, k, ldw, group, format);
+    return from_int4(q.codes.data(), n, k, k, group, q.scales, format);
   }
 
   const std::uint8_t* data() const { return data_.data(); }
@@ -495,7 +507,8 @@ inline void gemm_w4a8(const float* a, std::size_t m, std::size_t lda, const pack
     p.a_scales = scales.data();
     p.a_group_sums = sums.data();
     p.packed = b.data() + j0 / w * stride;
-    p.scales = b.scale_data() + j0 / w * groups * w;
+    p.scales = b.scale_data() ? b.scale_data() + j0 / w * groups * w : nullptr;
+    p.half_scales = b.half_scale_data() ? b.half_scale_data() + j0 / w * groups * w : nullptr;
     p.n = j1 - j0;
     p.group = group;
     p.bias = bias ? bias + j0 : nullptr;
