@@ -143,24 +143,21 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
     std::vector<std::string> inputs;
     for (std::size_t from : float_model.inputs(i))
       inputs.push_back(from == static_cast<std::size_t>(-1) ? std::string("input") : float_model.name(from));
+    nn::linear_options lo;
+    lo.mode = o.mode;
+    lo.kernels = o.kernels;
+    lo.int4_group = o.group;
     if (const auto* c = std::get_if<conv2d>(&work.op(i))) {
       const float_conv f = c->float_layer();
-      nn::conv2d_options co;
-      co.mode = o.mode;
-      co.act = f.act;
-      co.kernels = o.kernels;
-      co.int4_group = o.group;
+      lo.act = f.act;
       result.model.add(work.name(i),
                        nn::conv2d::from_int4(codes[i].codes.data(), f.filter, f.layout, f.params, o.group,
-                                             codes[i].scales, f.bias.empty() ? nullptr : f.bias.data(), co),
+                                             codes[i].scales, f.bias.empty() ? nullptr : f.bias.data(),
+                                             nn::conv2d_options::like(lo)),
                        inputs);
     } else if (const auto* l = std::get_if<linear>(&work.op(i))) {
       const nn::float_layer f = l->float_layer();
-      nn::linear_options lo;
-      lo.mode = o.mode;
       lo.act = f.act;
-      lo.kernels = o.kernels;
-      lo.int4_group = o.group;
       result.model.add(work.name(i),
                        nn::linear::from_int4(codes[i].codes.data(), f.out, f.in, f.in, o.group, codes[i].scales,
                                              f.bias.empty() ? nullptr : f.bias.data(), lo),
