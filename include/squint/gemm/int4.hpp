@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm/int4.hpp: INT4 weight-only GEMM with per-group scales (W4A16 / W4F32) — weights stored as
-// 4-bit codes, two per byte, with a float scale per output channel and group of `group`
+// 4-bit codes, two per byte, with a scale (fp32 or fp16) per output channel and group of `group`
 // consecutive depths (an eighth of float's bytes plus the scales), decoded to float in
 // registers; activations and arithmetic in float. For batch-1 decoding of large layers, where
 // the product is bound by reading the weights.
 //
 // Packing: panels of 16 output channels; for each depth a panel row is 8 bytes, byte b holding
 // channel 2b in its low nibble and 2b + 1 in its high nibble, codes offset by 8 (nibble = code +
-// 8, codes in [-8, 7]); each panel's scales are groups x 16 floats. The kernel sums each group in
-// float, then adds group sum * scale to the output's accumulator (llama.cpp's block scheme), so
-// a column's sum is in k order within a group and in group order across groups.
+// 8, codes in [-8, 7]); each panel's scales are groups x 16 floats (or fp16 bits, widened per
+// group in the kernel). The kernel sums each group in float, then adds group sum * scale to the
+// output's accumulator (llama.cpp's block scheme), so a column's sum is in k order within a group
+// and in group order across groups.
 #pragma once
 
 #include <cmath>
