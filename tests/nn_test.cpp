@@ -3,6 +3,7 @@
 // against the reference pieces, calibration, mixed precision, error analysis and save/load.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -123,6 +124,59 @@ TEST(NnLinearTest, LowBitFormsRunSaveAndLoad) {
     EXPECT_EQ(loaded[0].weights(), model[0].weights());
     EXPECT_THROW(squint::nn::deserialize(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + 120), o.kernels),
                  squint::error);
+  }
+}
+
+/// int4 layers with fp16 group scales: the scales are fp16 values, the bytes fewer, and a file
+/// keeps them so (the group field's flag); an unknown flag is refused.
+TEST(NnLinearTest, Int4LayersKeepFp16ScalesThroughAFile) {
+  const std::vector<squint::nn::float_layer> layers{
+      {squint_test::normal(24 * 71, 0.0f, 0.3f, 1), squint_test::normal(24, 0.0f, 0.1f, 2), 24, 71, activation::relu},
+      {squint_test::normal(7 * 24, 0.0f, 0.3f, 3), {}, 7, 24, activation::none}};
+  for (precision mode : {precision::int4_weight_only, precision::int4_dynamic}) {
+    squint::nn::build_options o;
+    o.mode = mode;
+    o.int4_group = 16;
+    const squint::nn::sequential fp32_scales(layers, o);
+    o.int4_scales = squint::group_scale_format::fp16;
+    const squint::nn::sequential model(layers, o);
+    // 24 x 5 + 7 x 2 groups, two bytes each fewer.
+    EXPECT_EQ(fp32_scales.weight_bytes() - model.weight_bytes(), (24 * 5 + 7 * 2) * 2u);
+    // The layer's weights are the fp16-scale RTN packing's codes times its fp16 scales.
+    const auto packed = squint::packed_int4_weights::from_float(layers[0].weights.data(), 24, 71, 71, 16,
+                                                               squint::group_scale_format::fp16);
+    const auto first = model[0].weights();
+    for (std::size_t j = 0; j < 24; ++j)
+      for (std::size_t i = 0; i < 71; ++i) {
+        const float s = packed.scale(j, i / 16);
+        ASSERT_EQ(s, squint::reference::half_to_float(squint::reference::float_to_half(s)));
+        ASSERT_EQ(first[j * 71 + i], static_cast<float>(packed.at(j, i)) * s) << j << "," << i;
+      }
+    const auto x = squint_test::normal(5 * 71, 0.0f, 1.0f, 4);
+    std::vector<float> y(5 * 7), z(5 * 7);
+    model.forward(x.data(), 5, y.data());
+    const auto bytes = squint::nn::serialize(model);
+    const squint::nn::sequential loaded = squint::nn::deserialize(bytes, o.kernels);
+    loaded.forward(x.data(), 5, z.data());
+    EXPECT_EQ(y, z) << squint::nn::to_string(mode);
+    EXPECT_EQ(loaded.weight_bytes(), model.weight_bytes());
+    EXPECT_EQ(loaded[0].weights(), model[0].weights());
+    EXPECT_EQ(squint::nn::serialize(loaded), bytes);
+    EXPECT_LT(bytes.size(), squint::nn::serialize(fp32_scales).size());
+    // The group field (16 | 1, little-endian) with another flag, checksum renewed: refused.
+    std::vector<std::uint8_t> bad = bytes;
+    const std::uint8_t field[4] = {17, 0, 0, 0};
+    const auto at = std::search(bad.begin(), bad.end(), field, field + 4);
+    ASSERT_NE(at, bad.end());
+    *at = 18;
+    const std::uint64_t h = squint::nn::detail::fnv1a(bad.data(), bad.size() - 8);
+    for (std::size_t i = 0; i < 8; ++i) bad[bad.size() - 8 + i] = static_cast<std::uint8_t>(h >> (8 * i));
+    try {
+      squint::nn::deserialize(bad, o.kernels);
+      ADD_FAILURE() << "an unknown int4 flag loaded";
+    } catch (const squint::error& e) {
+      EXPECT_NE(std::string(e.what()).find("unknown flags"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -381,11 +381,6 @@ void int4_gemm_kernel<Arch>::run(const int4_gemm_params& p) noexcept {
 
 SQUINT_NAMESPACE_BEGIN
 
-/// How an int4 packing stores its group scales: fp32, or fp16 (half the scale bytes, as
-/// llama.cpp's blocks and ONNX Runtime's MatMulNBits keep them; the kernels widen each group's 16
-/// scales with one conversion).
-enum class group_scale_format { fp32, fp16 };
-
 namespace detail {
 
 /// int4 codes (n x k, dense) and their scales (n x groups).

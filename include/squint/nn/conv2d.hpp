@@ -41,6 +41,8 @@ struct conv2d_options {
   /// int4_weight_only and int4_dynamic: inputs per weight scale (a multiple of 16; a convolution's inputs are
   /// taps x group channels).
   std::size_t int4_group = 32;
+  /// int4_weight_only and int4_dynamic: group scales kept as fp32 or as fp16.
+  group_scale_format int4_scales = group_scale_format::fp32;
 
   /// The same choices as a linear layer's (per_row, which convolutions lack, aside).
   static conv2d_options like(const linear_options& o) {
@@ -52,6 +54,7 @@ struct conv2d_options {
     c.reduce_range = o.reduce_range;
     c.weight_range = o.weight_range;
     c.int4_group = o.int4_group;
+    c.int4_scales = o.int4_scales;
     return c;
   }
 };
@@ -109,7 +112,7 @@ class conv2d {
     for (std::size_t k = 0; k < params.groups; ++k) {
       const float* wk = ohwi.data() + k * ocg * depth;
       groups_.push_back(
-          recipe_->pack(wk, ocg, depth, depth, pack_options{options.weight_range, options.int4_group}, kernels_));
+          recipe_->pack(wk, ocg, depth, depth, pack_options{options.weight_range, options.int4_group, options.int4_scales}, kernels_));
       // The calibration pass computes in float, as the model it measures.
       if (input_.calibrating()) calibration_groups_.push_back(float_weights::pack(wk, ocg, depth, depth, {}, kernels_));
     }
@@ -187,7 +190,7 @@ class conv2d {
       const std::int8_t* ck = ohwi.data() + k * ocg * depth;
       const std::vector<float> sk(scale.begin() + static_cast<std::ptrdiff_t>(k * ocg * groups),
                                   scale.begin() + static_cast<std::ptrdiff_t>((k + 1) * ocg * groups));
-      c.groups_.push_back(detail::int4_form(options.mode, ck, ocg, depth, depth, group, sk, c.kernels_));
+      c.groups_.push_back(detail::int4_form(options.mode, ck, ocg, depth, depth, group, sk, options.int4_scales, c.kernels_));
     }
     return c;
   }

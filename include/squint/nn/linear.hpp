@@ -48,6 +48,9 @@ struct linear_options {
   /// int4_weight_only and int4_dynamic: inputs per weight scale (a multiple of 16; a convolution's inputs are
   /// taps x group channels).
   std::size_t int4_group = 32;
+  /// int4_weight_only and int4_dynamic: group scales kept as fp32 or as fp16 (half their bytes;
+  /// see group_scale_format).
+  group_scale_format int4_scales = group_scale_format::fp32;
 };
 
 namespace detail {
@@ -57,12 +60,13 @@ struct linear_access;
 /// ldw, each in [-8, 7]) and their scales (n x ceil(k / group), row-major) exactly.
 /// @throws squint::error as packed_int4_weights::from_int4 / packed_w4a8_weights::from_int4.
 inline weights_ptr int4_form(precision mode, const std::int8_t* codes, std::size_t n, std::size_t k, std::size_t ldw,
-                             std::size_t group, const std::vector<float>& scale, const backend& kernels) {
+                             std::size_t group, const std::vector<float>& scale, group_scale_format format,
+                             const backend& kernels) {
   if (mode == precision::int4_dynamic)
-    return std::make_shared<int4_dynamic_weights>(packed_w4a8_weights::from_int4(codes, n, k, ldw, group, scale),
-                                                  kernels);
-  return std::make_shared<int4_weight_only_weights>(packed_int4_weights::from_int4(codes, n, k, ldw, group, scale),
-                                                    kernels);
+    return std::make_shared<int4_dynamic_weights>(
+        packed_w4a8_weights::from_int4(codes, n, k, ldw, group, scale, format), kernels);
+  return std::make_shared<int4_weight_only_weights>(
+      packed_int4_weights::from_int4(codes, n, k, ldw, group, scale, format), kernels);
 }
 }  // namespace detail
 
@@ -86,7 +90,7 @@ class linear {
     squint::detail::require(in <= gemm_max_k || r.input == input_policy::floating, "linear: in = ", in,
                             " exceeds gemm_max_k = ", gemm_max_k, " for an int8 GEMM");
     bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
-    weights_ = r.pack(w, out, in, ldw, pack_options{options.weight_range, options.int4_group}, kernels_);
+    weights_ = r.pack(w, out, in, ldw, pack_options{options.weight_range, options.int4_group, options.int4_scales}, kernels_);
     input_ = input_quantizer(r.input, options.input_observer, options.reduce_range);
     // The calibration pass computes in float, as the model it measures.
     if (input_.calibrating()) calibration_weights_ = float_weights::pack(w, out, in, ldw, {}, kernels_);
@@ -137,7 +141,7 @@ class linear {
     l.recipe_ = &recipe_for(options.mode);
     l.act_ = options.act;
     l.kernels_ = options.kernels;
-    l.weights_ = detail::int4_form(options.mode, codes, out, in, ldw, group, scale, l.kernels_);
+    l.weights_ = detail::int4_form(options.mode, codes, out, in, ldw, group, scale, options.int4_scales, l.kernels_);
     l.bias_ = bias ? std::vector<float>(bias, bias + out) : std::vector<float>();
     return l;
   }

@@ -39,6 +39,8 @@ struct build_options {
   /// int4_weight_only and int4_dynamic: inputs per weight scale (a multiple of 16; a convolution's inputs are
   /// taps x group channels).
   std::size_t int4_group = 32;
+  /// int4_weight_only and int4_dynamic: group scales kept as fp32 or as fp16.
+  group_scale_format int4_scales = group_scale_format::fp32;
 
   /// The options of layer `layer` (its override or `mode`) with activation `act`.
   linear_options layer_options(std::size_t layer, activation act) const {
@@ -52,6 +54,7 @@ struct build_options {
     o.reduce_range = reduce_range;
     o.weight_range = weight_range;
     o.int4_group = int4_group;
+    o.int4_scales = int4_scales;
     return o;
   }
 };

@@ -36,6 +36,8 @@ struct pack_options {
   int8_weight_range int8_range = int8_weight_range::narrow;
   /// int4_weight_only and int4_dynamic: inputs per scale (a multiple of 16).
   std::size_t int4_group = 32;
+  /// int4_weight_only and int4_dynamic: how the group scales are kept (fp32, or fp16 bits).
+  group_scale_format int4_scales = group_scale_format::fp32;
 
   /// The quant_spec of int8 weights quantized with these options.
   quant_spec int8_spec() const {

@@ -21,7 +21,7 @@ class int4_weight_only_weights final : public weight_form {
   static weights_ptr pack(const float* w, std::size_t out, std::size_t in, std::size_t ldw, const pack_options& options,
                           const backend& kernels) {
     return std::make_shared<int4_weight_only_weights>(
-        packed_int4_weights::from_float(w, out, in, ldw, options.int4_group), kernels);
+        packed_int4_weights::from_float(w, out, in, ldw, options.int4_group, options.int4_scales), kernels);
   }
   static weights_ptr load(detail::reader& r, std::size_t out, std::size_t in, const backend& kernels) {
     return std::make_shared<int4_weight_only_weights>(detail::read_int4_codes<packed_int4_weights>(r, out, in), kernels);
