@@ -11,7 +11,24 @@ using namespace squint;
 
 namespace {
 
-/// A graph's forward on one small image, when its shapes fit one and stay small.
+/// a * b, or the largest size_t where that overflows.
+std::size_t times(std::size_t a, std::size_t b) {
+  return b != 0 && a > static_cast<std::size_t>(-1) / b ? static_cast<std::size_t>(-1) : a * b;
+}
+
+/// The multiply-adds or comparisons node i costs for its output shape o (windows and depths
+/// are the file's to choose: a 1000 x 1000 pooling window over a padded 6 x 6 image is small in
+/// memory and slow).
+std::size_t node_work(const nn::graph& g, std::size_t i, const image_shape& o) {
+  if (const auto* c = std::get_if<nn::conv2d>(&g.op(i)))
+    return times(times(o.size(), c->filter().taps()), c->filter().group_channels);
+  if (const auto* l = std::get_if<nn::linear>(&g.op(i))) return times(o.size(), l->in_features());
+  if (const auto* p = std::get_if<nn::pool>(&g.op(i)))
+    return times(times(o.size(), p->params.kernel_h), p->params.kernel_w);
+  return o.size();
+}
+
+/// A graph's forward on one small image, when its shapes fit one and its work stays small.
 void run_graph(const nn::graph& g) {
   if (g.size() == 0) return;
   std::size_t channels = 1;
@@ -20,9 +37,16 @@ void run_graph(const nn::graph& g) {
   const image_shape in{1, 6, 6, channels};
   std::vector<image_shape> shapes;
   if (squint_fuzz::rejected([&] { shapes = g.shapes(in); })) return;
-  std::size_t total = in.size();
-  for (const image_shape& s : shapes) total += s.size();
-  if (total > (std::size_t{1} << 20)) return;
+  // Each term is checked before it is added, so neither sum can wrap.
+  const std::size_t max_total = std::size_t{1} << 20, max_work = std::size_t{1} << 24;
+  std::size_t total = in.size(), work = 0;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const std::size_t w = node_work(g, i, shapes[i]);
+    if (shapes[i].size() > max_total || w > max_work) return;
+    total += shapes[i].size();
+    work += w;
+    if (total > max_total || work > max_work) return;
+  }
   const std::vector<float> x(in.size(), 0.5f);
   std::vector<float> y(shapes.back().size());
   g.forward(x.data(), in, y.data());
