@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // block_quantize_test.cpp: block (per-group) quantization against a scalar loop over the
 // reference on every axis position, partial last blocks and int8 / uint8 / int4 / uint4 ranges;
-// min-max block parameters; int4 packing; bad arguments change nothing.
+// min-max block parameters with fp32 or fp16 scales; int4 packing; bad arguments change nothing.
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "squint/block_quantize.hpp"
@@ -27,12 +28,13 @@ std::size_t param_of(const shape& s, const block_qparams& p, std::size_t e) {
 }
 
 template <class T>
-void check_blocked(const shape& s, int axis, std::size_t block, quant_range range) {
+void check_blocked(const shape& s, int axis, std::size_t block, quant_range range,
+                   squint::group_scale_format format = squint::group_scale_format::fp32) {
   const auto x = squint_test::normal(s.numel(), 0.3f, 2.0f, static_cast<unsigned>(s.numel() + block));
   squint::quant_spec spec;
   spec.type = squint::dtype_of<T>();
   spec.custom_range = range;
-  const block_qparams p = squint::choose_block_qparams({x.data(), s}, axis, block, spec);
+  const block_qparams p = squint::choose_block_qparams({x.data(), s}, axis, block, spec, format);
   std::vector<T> q(x.size());
   squint::quantize_blocked<T>({x.data(), s}, {q.data(), s}, p, range);
   std::vector<float> y(x.size());
@@ -53,7 +55,73 @@ TEST(BlockQuantize, MatchesTheReferenceOnEveryAxisAndRange) {
         check_blocked<std::int8_t>(s, axis, block, {-8, 7});  // int4
         check_blocked<std::uint8_t>(s, axis, block, {0, 255});
         check_blocked<std::uint8_t>(s, axis, block, {0, 15});  // uint4
+        check_blocked<std::int8_t>(s, axis, block, {-8, 7}, squint::group_scale_format::fp16);
+        check_blocked<std::uint8_t>(s, axis, block, {0, 255}, squint::group_scale_format::fp16);
       }
+}
+
+float as_half(float v) { return squint::reference::half_to_float(squint::reference::float_to_half(v)); }
+
+TEST(BlockQuantize, Fp16ScalesAreRoundedOnceAndKeptThroughTheirBits) {
+  // Rows of ordinary, tiny and huge values: fp16 keeps each chosen scale rounded to nearest,
+  // within [2^-24, 65504]; zero points stay the fp32 choice's.
+  std::vector<float> x = squint_test::normal(3 * 64, 0.1f, 1.5f, 11);
+  for (std::size_t i = 64; i < 128; ++i) x[i] *= 1e-9f;
+  for (std::size_t i = 128; i < 192; ++i) x[i] *= 1e9f;
+  const shape s{3, 64};
+  squint::quant_spec spec;
+  spec.custom_range = quant_range{0, 15};
+  spec.eps = 1e-12f;  // below fp16's smallest subnormal, so that the clamp shows
+  const block_qparams p32 = squint::choose_block_qparams({x.data(), s}, 1, 32, spec);
+  const block_qparams p16 =
+      squint::choose_block_qparams({x.data(), s}, 1, 32, spec, squint::group_scale_format::fp16);
+  ASSERT_EQ(p16.scale.size(), 6u);
+  EXPECT_EQ(p16.scale_format, squint::group_scale_format::fp16);
+  EXPECT_EQ(p16.zero_point, p32.zero_point);
+  for (std::size_t b = 0; b < 2; ++b) EXPECT_EQ(p16.scale[b], as_half(p32.scale[b])) << b;
+  for (std::size_t b = 2; b < 4; ++b) {
+    EXPECT_LT(p32.scale[b], 0x1p-24f);
+    EXPECT_EQ(p16.scale[b], 0x1p-24f) << b;
+  }
+  for (std::size_t b = 4; b < 6; ++b) {
+    EXPECT_GT(p32.scale[b], 65504.0f);
+    EXPECT_EQ(p16.scale[b], 65504.0f) << b;
+  }
+  // The bits an fp16 model stores, and parameters read back from them: the same codes.
+  const std::vector<std::uint16_t> bits = squint::half_scales(p16);
+  for (std::size_t b = 0; b < bits.size(); ++b) EXPECT_EQ(squint::reference::half_to_float(bits[b]), p16.scale[b]);
+  const block_qparams back = squint::block_qparams_from_half(bits, p16.zero_point, 1, 32);
+  EXPECT_EQ(back.scale, p16.scale);
+  EXPECT_EQ(back.scale_format, squint::group_scale_format::fp16);
+  std::vector<std::uint8_t> q16(x.size()), qback(x.size());
+  squint::quantize_blocked<std::uint8_t>({x.data(), s}, {q16.data(), s}, p16, {0, 15});
+  squint::quantize_blocked<std::uint8_t>({x.data(), s}, {qback.data(), s}, back, {0, 15});
+  EXPECT_EQ(q16, qback);
+  for (std::size_t e = 0; e < 64; ++e)
+    ASSERT_EQ(q16[e], squint::reference::quantize_value(x[e], {p16.scale[e / 32], p16.zero_point[e / 32]}, {0, 15})) << e;
+}
+
+TEST(BlockQuantize, Fp16ScalesRefuseValuesTheyCannotHold) {
+  const auto x = squint_test::normal(24, 0.0f, 1.0f, 5);
+  std::vector<std::int8_t> q(24, 42);
+  squint::quant_spec spec;
+  spec.type = squint::dtype::int8;
+  block_qparams p = squint::choose_block_qparams({x.data(), shape{4, 6}}, 1, 4, spec, squint::group_scale_format::fp16);
+  p.scale[1] = 0.1f;  // not an fp16 value
+  try {
+    squint::quantize_blocked<std::int8_t>({x.data(), shape{4, 6}}, {q.data(), shape{4, 6}}, p);
+    ADD_FAILURE() << "expected squint::error";
+  } catch (const squint::error& e) {
+    EXPECT_NE(std::string(e.what()).find("scale 1 (0.1) is not an fp16 value"), std::string::npos) << e.what();
+  }
+  for (std::int8_t v : q) EXPECT_EQ(v, 42);
+  p.scale[1] = as_half(0.1f);
+  EXPECT_NO_THROW(squint::quantize_blocked<std::int8_t>({x.data(), shape{4, 6}}, {q.data(), shape{4, 6}}, p));
+  EXPECT_THROW(squint::half_scales(squint::choose_block_qparams({x.data(), shape{4, 6}}, 1, 4)), squint::error);
+  EXPECT_THROW(squint::block_qparams_from_half({0x3C00, 0x7C00}, {0, 0}, 1, 4), squint::error);  // 1, inf
+  EXPECT_THROW(squint::block_qparams_from_half({0x3C00, 0x0000}, {0, 0}, 1, 4), squint::error);  // 1, 0
+  EXPECT_THROW(squint::block_qparams_from_half({0x3C00, 0xBC00}, {0, 0}, 1, 4), squint::error);  // 1, -1
+  EXPECT_THROW(squint::block_qparams_from_half({0x3C00}, {0, 0}, 1, 4), squint::error);
 }
 
 TEST(BlockQuantize, HandWorkedBlocks) {

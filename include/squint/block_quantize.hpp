@@ -5,12 +5,15 @@
 // tensor's shape with ceil(dim / block_size) along that axis. With a code range such as [-8, 7]
 // or [0, 15] this is int4 / uint4 quantization; pack_int4 stores such codes two per byte, low
 // nibble first, as ONNX does. The same numeric contract as squint::quantize (division by the
-// scale, round half to even, saturate; NaN -> zero point) on the same kernels.
+// scale, round half to even, saturate; NaN -> zero point) on the same kernels. Scales may be
+// kept as fp16 (an fp16 ONNX model's scale tensor, llama.cpp's and ORT's 4-bit blocks): each is
+// then an fp16 value used as the float it widens to, as ONNX Runtime's CPU kernels use it.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "squint/quantize.hpp"
@@ -18,12 +21,14 @@
 SQUINT_NAMESPACE_BEGIN
 
 /// Per-block quantization parameters along `axis` (see the top of this header): scale and
-/// zero_point hold the parameter tensor row-major (outer x blocks x inner).
+/// zero_point hold the parameter tensor row-major (outer x blocks x inner). With scale_format
+/// fp16 every scale must be an fp16 value (half_scales gives the 2-byte tensor).
 struct block_qparams {
   std::vector<float> scale;
   std::vector<std::int32_t> zero_point;
   int axis = -1;
   std::size_t block_size = 32;
+  group_scale_format scale_format = group_scale_format::fp32;
 };
 
 namespace detail {
@@ -42,7 +47,11 @@ inline block_split check_blocks(const char* function, const shape& s, const bloc
   require(p.scale.size() == count && p.zero_point.size() == count, function, ": ", p.scale.size(), " scales and ",
           p.zero_point.size(), " zero points for ", count, " blocks (axis ", p.axis, " of shape ", s,
           " in blocks of ", p.block_size, ")");
-  for (std::size_t b = 0; b < count; ++b) validate({p.scale[b], p.zero_point[b]}, range, function);
+  for (std::size_t b = 0; b < count; ++b) {
+    validate({p.scale[b], p.zero_point[b]}, range, function);
+    require(stored_scale(p.scale[b], p.scale_format) == p.scale[b], function, ": scale ", b, " (", p.scale[b],
+            ") is not an fp16 value, as scale_format fp16 requires");
+  }
   return {split, blocks};
 }
 
@@ -53,11 +62,15 @@ inline void check_block_range(const char* function, quant_range range, quant_ran
 
 }  // namespace detail
 
-/// Min-max block parameters of x chosen with `spec` (for int4: spec.custom_range = {-8, 7}).
+/// Min-max block parameters of x chosen with `spec` (for int4: spec.custom_range = {-8, 7}),
+/// each scale stored as `format` keeps it (fp16: rounded to nearest within [2^-24, 65504]; the
+/// zero point stays the fp32 choice's, so zero stays exact and a block's extremes may saturate
+/// by one code).
 /// @throws squint::error on an empty tensor view with elements, a bad axis, block_size 0, or
 ///         as choose_qparams.
 inline block_qparams choose_block_qparams(tensor_view<const float> x, int axis, std::size_t block_size,
-                                          const quant_spec& spec = {}) {
+                                          const quant_spec& spec = {},
+                                          group_scale_format format = group_scale_format::fp32) {
   detail::require_data("choose_block_qparams", "x", x);
   detail::require(block_size > 0, "choose_block_qparams: block_size must be positive");
   const axis_split s = split_at(x.extents(), axis);
@@ -65,6 +78,7 @@ inline block_qparams choose_block_qparams(tensor_view<const float> x, int axis, 
   block_qparams p;
   p.axis = axis;
   p.block_size = block_size;
+  p.scale_format = format;
   for (std::size_t o = 0; o < s.outer; ++o)
     for (std::size_t b = 0; b < blocks; ++b)
       for (std::size_t r = 0; r < s.inner; ++r) {
@@ -76,9 +90,36 @@ inline block_qparams choose_block_qparams(tensor_view<const float> x, int axis, 
           hi = std::max(hi, v);
         }
         const qparams q = choose_qparams(lo, hi, spec);
-        p.scale.push_back(q.scale);
+        p.scale.push_back(detail::stored_chosen_scale(q.scale, format));
         p.zero_point.push_back(q.zero_point);
       }
+  return p;
+}
+
+/// The fp16 bits of p's scales (p.scale_format must be fp16): the scale tensor of an fp16 model.
+/// @throws squint::error if p's scales are fp32.
+inline std::vector<std::uint16_t> half_scales(const block_qparams& p) {
+  detail::require(p.scale_format == group_scale_format::fp16, "half_scales: p.scale_format is fp32");
+  std::vector<std::uint16_t> h(p.scale.size());
+  for (std::size_t b = 0; b < h.size(); ++b) h[b] = reference::float_to_half(p.scale[b]);
+  return h;
+}
+
+/// Block parameters from fp16 scale bits (e.g. an fp16 ONNX model's scale tensor).
+/// @throws squint::error if a scale is not finite and positive, or the lengths differ; the
+///         blocks are checked against a tensor when the parameters are used.
+inline block_qparams block_qparams_from_half(const std::vector<std::uint16_t>& scale,
+                                             std::vector<std::int32_t> zero_point, int axis, std::size_t block_size) {
+  detail::require(scale.size() == zero_point.size(), "block_qparams_from_half: ", scale.size(), " scales and ",
+                  zero_point.size(), " zero points");
+  block_qparams p{{}, std::move(zero_point), axis, block_size, group_scale_format::fp16};
+  p.scale.reserve(scale.size());
+  for (std::size_t b = 0; b < scale.size(); ++b) {
+    const float s = reference::half_to_float(scale[b]);
+    detail::require(std::isfinite(s) && s > 0.0f, "block_qparams_from_half: scale ", b, " is ", s, " (fp16 bits ",
+                    scale[b], "); scales must be finite and > 0");
+    p.scale.push_back(s);
+  }
   return p;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "squint/error.hpp"
+#include "squint/reference/convert.hpp"
 
 SQUINT_NAMESPACE_BEGIN
 
@@ -111,6 +112,26 @@ struct per_channel_qparams {
   std::size_t channels() const { return scale.size(); }
   qparams operator[](std::size_t c) const { return {scale[c], zero_point[c]}; }
 };
+
+/// How per-group (block) scales are stored: fp32, or fp16 (half the scale bytes, as llama.cpp's
+/// blocks, ONNX Runtime's MatMulNBits and fp16 ONNX models keep them). An fp16 scale is used as
+/// the float it converts to exactly, so every computation with it stays in float32.
+enum class group_scale_format { fp32, fp16 };
+
+namespace detail {
+
+/// A group scale as `format` stores it: fp32 as it is, fp16 rounded to nearest even.
+inline float stored_scale(float s, group_scale_format format) {
+  return format == group_scale_format::fp16 ? reference::half_to_float(reference::float_to_half(s)) : s;
+}
+
+/// A scale the library chose, as `format` stores it: for fp16 first kept within fp16's positive
+/// finite range [2^-24, 65504], so that it never rounds to 0 or infinity.
+inline float stored_chosen_scale(float s, group_scale_format format) {
+  return format == group_scale_format::fp16 ? stored_scale(std::fmin(std::fmax(s, 0x1p-24f), 65504.0f), format) : s;
+}
+
+}  // namespace detail
 
 /// The effective code range of `spec`.
 /// @throws squint::error if the custom range is empty or outside the dtype's codes.

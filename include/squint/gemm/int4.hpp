@@ -389,11 +389,6 @@ struct int4_codes {
   std::vector<float> scales;
 };
 
-/// A group scale as the packing stores it: fp32 as it is, fp16 rounded to nearest even.
-inline float stored_scale(float s, group_scale_format format) {
-  return format == group_scale_format::fp16 ? reference::half_to_float(reference::float_to_half(s)) : s;
-}
-
 /// Round-to-nearest (RTN) quantization of float weights (n x k, row stride ldw) per channel and
 /// group of `group` depths: symmetric, codes in [-7, 7], scale amax / 7 of the group's finite
 /// values (1 for an all-zero group), stored as `format` keeps it (fp16: rounded to nearest, kept
@@ -415,8 +410,7 @@ inline int4_codes quantize_int4_groups(const char* function, const float* w, std
       float amax = 0.0f;
       for (std::size_t i = i0; i < i1; ++i)
         if (std::isfinite(w[j * ldw + i])) amax = std::fmax(amax, std::fabs(w[j * ldw + i]));
-      float s = amax > 0.0f ? amax / 7.0f : 1.0f;
-      if (format == group_scale_format::fp16) s = stored_scale(std::fmin(std::fmax(s, 0x1p-24f), 65504.0f), format);
+      const float s = stored_chosen_scale(amax > 0.0f ? amax / 7.0f : 1.0f, format);
       q.scales[j * groups + g] = s;
       for (std::size_t i = i0; i < i1; ++i)
         q.codes[j * k + i] = static_cast<std::int8_t>(reference::quantize_value(w[j * ldw + i], {s, 0}, {-7, 7}));

@@ -52,11 +52,6 @@ inline void check_channel_scales(const char* function, const std::vector<float>&
 
 }  // namespace detail
 
-/// How an int4 packing stores its group scales: fp32, or fp16 (half the scale bytes, as
-/// llama.cpp's blocks and ONNX Runtime's MatMulNBits keep them; the kernels widen each group's 16
-/// scales with one conversion).
-enum class group_scale_format { fp32, fp16 };
-
 /// Immutable packed weights for C = A . B^T: safe to share between threads.
 class packed_weights {
  public:
