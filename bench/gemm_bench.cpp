@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm_bench.cpp: INT8 GEMM GOP/s (1 MAC = 2 ops) per micro-kernel arch (int32 output; float
-// output on the dispatched kernel, and per arch in registers or from cached tiles; 7-bit activations where an arch has a kernel for them), with
-// baselines in the same binary: OpenBLAS sgemm (float) and oneDNN's u8 x s8 -> s32 matmul, when
-// installed.
+// output on the dispatched kernel, and per arch in registers or from cached tiles; 7-bit activations where an arch has a kernel for them;
+// squint::nn's dynamic INT8 layer, float in and out), with baselines in the same binary:
+// OpenBLAS sgemm (float), oneDNN's u8 x s8 -> s32 matmul, and ONNX Runtime's MatMulInteger and
+// DynamicQuantizeMatMul, when installed.
 // Shapes (M, N, K): C is M x N, weights N x K, as a linear layer with N outputs and K inputs.
 #include <benchmark/benchmark.h>
 
@@ -14,12 +15,16 @@
 #include "squint/gemm/fp16.hpp"
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/gemm.hpp"
+#include "squint/nn/linear.hpp"
 
 #if defined(SQUINT_BENCH_OPENBLAS)
 #include <cblas.h>
 #endif
 #if defined(SQUINT_BENCH_DNNL)
 #include <oneapi/dnnl/dnnl.hpp>
+#endif
+#if defined(SQUINT_BENCH_ORT)
+#include "onnxruntime_baseline.hpp"
 #endif
 
 namespace {
@@ -115,6 +120,28 @@ void BM_GemmU8S8ToFloat(benchmark::State& state) {
   set_ops(state);
 }
 BENCHMARK(BM_GemmU8S8ToFloat)->Apply(all_shapes_threads);
+
+/// squint::nn's dynamic INT8 layer, float in and out: activations quantized per tensor at run
+/// time, the dispatched GEMM, scale, bias. The peer is ONNX Runtime's DynamicQuantizeMatMul.
+void BM_DynamicLinear(benchmark::State& state) {
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  const auto w = squint_bench::normal(n * k, 2);
+  const auto bias = squint_bench::normal(n, 3);
+  const auto x = squint_bench::normal(m * k, 1);
+  squint::nn::linear_options o;
+  o.mode = squint::nn::precision::int8_dynamic;
+  o.kernels = squint::runtime::backend();
+  const squint::nn::linear l(w.data(), n, k, k, bias.data(), o);
+  std::vector<float> y(m * n);
+  const squint::parallelism par{static_cast<unsigned>(state.range(3))};
+  for (auto _ : state) {
+    l.forward(x.data(), m, y.data(), par);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_ops(state);
+}
+BENCHMARK(BM_DynamicLinear)->Apply(all_shapes_threads);
 
 /// The float output stage on Arch's kernel, applied to the accumulators in registers
 /// (InRegisters) or, as before, to each finished int32 tile in cache: the same bits, and the gap
@@ -212,6 +239,61 @@ void BM_GemmOneDNN(benchmark::State& state) {
   set_ops(state);
 }
 BENCHMARK(BM_GemmOneDNN)->Apply(all_shapes)->UseRealTime();
+#endif
+
+#if defined(SQUINT_BENCH_ORT)
+/// ONNX Runtime's MatMulInteger: uint8 activations with zero point 128 x int8 weights (an
+/// initializer, prepacked when the session is created) -> int32, as BM_GemmU8S8.
+void BM_GemmOrtMatMulInteger(benchmark::State& state) {
+  namespace ort = squint_bench::ort;
+  const auto m = state.range(0), n = state.range(1), k = state.range(2);
+  const u8_operands x = make_u8_operands(static_cast<std::size_t>(m), static_cast<std::size_t>(n), static_cast<std::size_t>(k));
+  std::vector<std::int8_t> b(static_cast<std::size_t>(k * n));
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::int8_t>(static_cast<int>(i * 13 % 255) - 127);
+  std::vector<std::uint8_t> a = x.a;
+  std::vector<std::int32_t> c(static_cast<std::size_t>(m * n));
+  try {
+    const ort::tensor a_t{"A", ort::uint8, {m, k}, {}}, y_t{"Y", ort::int32, {m, n}, {}};
+    ort::session run(ort::model({"MatMulInteger", "", {"A", "B", "a_zero_point"}, {}}, {a_t},
+                                {{"B", ort::int8, {k, n}, ort::raw_bytes(b)},
+                                 {"a_zero_point", ort::uint8, {}, ort::raw_bytes(std::vector<std::uint8_t>{128})}},
+                                y_t),
+                     static_cast<int>(state.range(3)));
+    run.input(a_t, a.data());
+    run.output(y_t, c.data());
+    for (auto _ : state) {
+      run.run();
+      benchmark::DoNotOptimize(c.data());
+    }
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  set_ops(state);
+}
+BENCHMARK(BM_GemmOrtMatMulInteger)->Apply(all_shapes_threads);
+
+/// ONNX Runtime's DynamicQuantizeMatMul, float in and out with the bias, as BM_DynamicLinear.
+void BM_DynamicLinearOrt(benchmark::State& state) {
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2));
+  const auto w = squint_bench::normal(n * k, 2);
+  const auto bias = squint_bench::normal(n, 3);
+  const auto x = squint_bench::normal(m * k, 1);
+  try {
+    squint_bench::ort::float_layer l(squint_bench::ort::dynamic_quantize_matmul(w.data(), n, k, bias.data(), m), x.data(),
+                                     m, n, k, static_cast<int>(state.range(3)));
+    for (auto _ : state) {
+      l.forward();
+      benchmark::DoNotOptimize(l.y.data());
+    }
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  set_ops(state);
+}
+BENCHMARK(BM_DynamicLinearOrt)->Apply(all_shapes_threads);
 #endif
 
 #define SQUINT_X(A) BENCHMARK_TEMPLATE(BM_GemmU8S8, A)->Apply(all_shapes_threads);

@@ -4,16 +4,28 @@
 // output 768->768, FFN 768->3072 and 3072->768) and LLaMA-7B-shaped decode layers
 // (4096->4096, 4096->11008, 11008->4096) at M = 1 and M = 8. FP32 is squint's own (float-panel
 // kernels) and, when installed, OpenBLAS (sgemm, sgemv at M = 1, plus the bias): the FP32 a user would pick; every
-// squint precision runs on the runtime-dispatched kernels. GOPS counts 2 * M * N * K per call.
+// squint precision runs on the runtime-dispatched kernels. The quantized peers, when found at
+// configure time: llama.cpp's ggml (Q4_0, Q4_K, Q8_0) and ONNX Runtime (MatMulNBits int4 block 32,
+// DynamicQuantizeMatMul), float in and out with the bias, as squint's layers.
+// GOPS counts 2 * M * N * K per call.
+#include <cmath>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
+#include <utility>
 
 #include "bench_common.hpp"
 #include "squint/nn.hpp"
 
 #if defined(SQUINT_BENCH_OPENBLAS)
 #include <cblas.h>
+#endif
+#if defined(SQUINT_BENCH_GGML)
+#include "ggml_baseline.hpp"
+#endif
+#if defined(SQUINT_BENCH_ORT)
+#include "onnxruntime_baseline.hpp"
 #endif
 
 namespace {
@@ -36,20 +48,48 @@ const squint::nn::linear& layer(precision mode, std::size_t n, std::size_t k) {
   return *slot;
 }
 
+struct shape {
+  std::size_t m, n, k;
+  int threads;
+  explicit shape(const benchmark::State& state)
+      : m(static_cast<std::size_t>(state.range(0))),
+        n(static_cast<std::size_t>(state.range(1))),
+        k(static_cast<std::size_t>(state.range(2))),
+        threads(static_cast<int>(state.range(3))) {}
+  auto key() const { return std::make_tuple(m, n, k, threads); }
+};
+
+void set_ops(benchmark::State& state, const shape& s) {
+  state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(s.m * s.n * s.k),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+/// ||y - y_fp32|| / ||y_fp32|| against squint's FP32 layer on the same input: the accuracy each
+/// row pays for its speed, and a check that a peer's model computes this layer at all.
+void set_error(benchmark::State& state, const shape& s, const std::vector<float>& x, const float* y) {
+  std::vector<float> ref(s.m * s.n);
+  layer(precision::fp32, s.n, s.k).forward(x.data(), s.m, ref.data());
+  double diff = 0, norm = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    diff += (static_cast<double>(y[i]) - ref[i]) * (static_cast<double>(y[i]) - ref[i]);
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  state.counters["rel_err"] = std::sqrt(diff / norm);
+}
+
 template <precision Mode>
 void BM_Linear(benchmark::State& state) {
-  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
-             k = static_cast<std::size_t>(state.range(2));
-  const squint::nn::linear& l = layer(Mode, n, k);
-  const auto x = squint_bench::normal(m * k, 5);
-  std::vector<float> y(m * n);
-  const squint::parallelism par{static_cast<unsigned>(state.range(3))};
+  const shape s(state);
+  const squint::nn::linear& l = layer(Mode, s.n, s.k);
+  const auto x = squint_bench::normal(s.m * s.k, 5);
+  std::vector<float> y(s.m * s.n);
+  const squint::parallelism par{static_cast<unsigned>(s.threads)};
   for (auto _ : state) {
-    l.forward(x.data(), m, y.data(), par);
+    l.forward(x.data(), s.m, y.data(), par);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k),
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  set_ops(state, s);
+  set_error(state, s, x, y.data());
   state.SetLabel(squint::nn::to_string(l.mode()));
 }
 
@@ -67,28 +107,97 @@ void shapes(benchmark::internal::Benchmark* b) {
 #if defined(SQUINT_BENCH_OPENBLAS)
 /// The same layer on OpenBLAS: y = x . W^T (sgemv at M = 1), then the bias.
 void BM_LinearOpenBLAS(benchmark::State& state) {
-  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
-             k = static_cast<std::size_t>(state.range(2));
-  const auto w = squint_bench::normal(n * k, 3);
-  const auto bias = squint_bench::normal(n, 4);
-  const auto x = squint_bench::normal(m * k, 5);
-  std::vector<float> y(m * n);
-  openblas_set_num_threads(static_cast<int>(state.range(3)));
-  const auto bm = static_cast<blasint>(m), bn = static_cast<blasint>(n), bk = static_cast<blasint>(k);
+  const shape s(state);
+  const auto w = squint_bench::normal(s.n * s.k, 3);
+  const auto bias = squint_bench::normal(s.n, 4);
+  const auto x = squint_bench::normal(s.m * s.k, 5);
+  std::vector<float> y(s.m * s.n);
+  openblas_set_num_threads(s.threads);
+  const auto bm = static_cast<blasint>(s.m), bn = static_cast<blasint>(s.n), bk = static_cast<blasint>(s.k);
   for (auto _ : state) {
-    if (m == 1)
+    if (s.m == 1)
       cblas_sgemv(CblasRowMajor, CblasNoTrans, bn, bk, 1.0f, w.data(), bk, x.data(), 1, 0.0f, y.data(), 1);
     else
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bm, bn, bk, 1.0f, x.data(), bk, w.data(), bk, 0.0f, y.data(),
                   bn);
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
+    for (std::size_t i = 0; i < s.m; ++i)
+      for (std::size_t j = 0; j < s.n; ++j) y[i * s.n + j] += bias[j];
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k),
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  set_ops(state, s);
+  set_error(state, s, x, y.data());
 }
 BENCHMARK(BM_LinearOpenBLAS)->Apply(shapes);
+#endif
+
+/// A peer's layer for one shape and variant (its weight type), built on first use and kept:
+/// Google Benchmark calls each benchmark several times while it sizes the run, and the peers
+/// prepack their weights on creation.
+template <class Layer, class Make>
+Layer& peer(const shape& s, int variant, Make make) {
+  static std::map<std::pair<int, std::tuple<std::size_t, std::size_t, std::size_t, int>>, std::unique_ptr<Layer>> cache;
+  auto& slot = cache[{variant, s.key()}];
+  if (!slot) slot = make();
+  return *slot;
+}
+
+#if defined(SQUINT_BENCH_GGML)
+/// llama.cpp's kernels for one weight type (see ggml_baseline.hpp), the weights shared by every M
+/// and thread count.
+template <ggml_type Type>
+void BM_LinearGgml(benchmark::State& state) {
+  const shape s(state);
+  static std::map<std::pair<std::size_t, std::size_t>, std::unique_ptr<squint_bench::ggml::weights>> weights;
+  auto& w = weights[{s.n, s.k}];  // one map per Type
+  if (!w) {
+    const auto wf = squint_bench::normal(s.n * s.k, 3);
+    const auto bias = squint_bench::normal(s.n, 4);
+    w = std::make_unique<squint_bench::ggml::weights>(Type, wf.data(), s.n, s.k, bias.data());
+  }
+  auto& l = peer<squint_bench::ggml::layer>(s, Type, [&] { return std::make_unique<squint_bench::ggml::layer>(*w, s.m, s.threads); });
+  const auto x = squint_bench::normal(s.m * s.k, 5);
+  std::vector<float> y(s.m * s.n);
+  for (auto _ : state) {
+    l.forward(x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_ops(state, s);
+  set_error(state, s, x, y.data());
+  state.SetLabel(std::string(ggml_type_name(Type)) + (w->repacked() ? " repacked" : ""));
+}
+BENCHMARK_TEMPLATE(BM_LinearGgml, GGML_TYPE_Q4_0)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_LinearGgml, GGML_TYPE_Q4_K)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_LinearGgml, GGML_TYPE_Q8_0)->Apply(shapes);
+#endif
+
+#if defined(SQUINT_BENCH_ORT)
+/// ONNX Runtime: one node per layer (see onnxruntime_baseline.hpp) built from the same weights.
+template <bool Int4>
+void BM_LinearOrt(benchmark::State& state) {
+  const shape s(state);
+  try {
+    auto& l = peer<squint_bench::ort::float_layer>(s, Int4, [&] {
+      const auto w = squint_bench::normal(s.n * s.k, 3);
+      const auto bias = squint_bench::normal(s.n, 4);
+      const auto x = squint_bench::normal(s.m * s.k, 5);
+      const std::string model = Int4 ? squint_bench::ort::matmul_nbits(w.data(), s.n, s.k, bias.data(), s.m, 32)
+                                     : squint_bench::ort::dynamic_quantize_matmul(w.data(), s.n, s.k, bias.data(), s.m);
+      return std::make_unique<squint_bench::ort::float_layer>(model, x.data(), s.m, s.n, s.k, s.threads);
+    });
+    for (auto _ : state) {
+      l.forward();
+      benchmark::DoNotOptimize(l.y.data());
+    }
+    set_error(state, s, l.x, l.y.data());
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  set_ops(state, s);
+  state.SetLabel(Int4 ? "MatMulNBits int4 block 32, accuracy 4" : "DynamicQuantizeMatMul");
+}
+BENCHMARK_TEMPLATE(BM_LinearOrt, true)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_LinearOrt, false)->Apply(shapes);
 #endif
 
 BENCHMARK_TEMPLATE(BM_Linear, precision::fp32)->Apply(shapes);
