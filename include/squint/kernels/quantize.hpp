@@ -347,29 +347,22 @@ template <class Arch>
 SQUINT_NO_FP_CONTRACT void float_stage_kernel<Arch>::row(const std::int32_t* acc, float* y, std::size_t n,
                                                          const float* multiplier, const float* bias, bool relu,
                                                          float cap) noexcept {
-  using O = ops<Arch>;
-  using vf = typename O::vf;
-  using vi = typename O::vi;
-  constexpr std::size_t L = O::lanes;
-  const vf zero(0.0f), top(cap);
   std::size_t i = 0;
-  for (; i + L <= n; i += L) {
-    vf v = O::to_float(vi::load_unaligned(acc + i)) * vf::load_unaligned(multiplier + i);
-    if (bias) v = v + vf::load_unaligned(bias + i);
-    if (relu) v = xsimd::select(top < v, top, xsimd::select(v > zero, v, zero));
-    v.store_unaligned(y + i);
+  if constexpr (!std::is_same<Arch, arch::scalar>::value) {
+    using O = ops<Arch>;
+    using vf = typename O::vf;
+    using vi = typename O::vi;
+    constexpr std::size_t L = O::lanes;
+    const vf zero(0.0f), top(cap);
+    for (; i + L <= n; i += L) {
+      vf v = O::to_float(vi::load_unaligned(acc + i)) * vf::load_unaligned(multiplier + i);
+      if (bias) v = v + vf::load_unaligned(bias + i);
+      if (relu) v = xsimd::select(top < v, top, xsimd::select(v > zero, v, zero));
+      v.store_unaligned(y + i);
+    }
   }
   for (; i < n; ++i) y[i] = detail_quantize::stage_value<Arch>(acc[i], multiplier[i], bias ? bias + i : nullptr, relu, cap);
 }
-
-template <>
-struct float_stage_kernel<arch::scalar> {
-  SQUINT_NO_FP_CONTRACT static void row(const std::int32_t* acc, float* y, std::size_t n, const float* multiplier,
-                                        const float* bias, bool relu, float cap) noexcept {
-    for (std::size_t i = 0; i < n; ++i)
-      y[i] = detail_quantize::stage_value<arch::scalar>(acc[i], multiplier[i], bias ? bias + i : nullptr, relu, cap);
-  }
-};
 
 /// The scalar family: the reference loops themselves, so it is equal to them by construction.
 template <class T>
