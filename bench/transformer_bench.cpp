@@ -32,16 +32,22 @@ namespace {
 
 using squint::nn::precision;
 
-/// One layer per (precision, N, K), built on first use and kept: LLaMA's weights take seconds
-/// to quantize and hundreds of MB, so they are not rebuilt per thread count.
-const squint::nn::linear& layer(precision mode, std::size_t n, std::size_t k) {
-  static std::map<std::tuple<precision, std::size_t, std::size_t>, std::unique_ptr<squint::nn::linear>> cache;
-  auto& slot = cache[{mode, n, k}];
+using squint::group_scale_format;
+
+/// One layer per (precision, int4 scale format, N, K), built on first use and kept: LLaMA's
+/// weights take seconds to quantize and hundreds of MB, so they are not rebuilt per thread count.
+const squint::nn::linear& layer(precision mode, std::size_t n, std::size_t k,
+                                group_scale_format scales = group_scale_format::fp32) {
+  static std::map<std::tuple<precision, group_scale_format, std::size_t, std::size_t>,
+                  std::unique_ptr<squint::nn::linear>>
+      cache;
+  auto& slot = cache[{mode, scales, n, k}];
   if (!slot) {
     const auto w = squint_bench::normal(n * k, 3);
     const auto bias = squint_bench::normal(n, 4);
     squint::nn::linear_options o;
     o.mode = mode;
+    o.int4_scales = scales;
     o.kernels = squint::runtime::backend();
     slot = std::make_unique<squint::nn::linear>(w.data(), n, k, k, bias.data(), o);
   }
@@ -77,10 +83,12 @@ void set_error(benchmark::State& state, const shape& s, const std::vector<float>
   state.counters["rel_err"] = std::sqrt(diff / norm);
 }
 
-template <precision Mode>
+/// Scales = fp16: the int4 precisions with fp16 group scales (4.5 bits per weight in groups of
+/// 32, as llama.cpp's Q4_0).
+template <precision Mode, group_scale_format Scales = group_scale_format::fp32>
 void BM_Linear(benchmark::State& state) {
   const shape s(state);
-  const squint::nn::linear& l = layer(Mode, s.n, s.k);
+  const squint::nn::linear& l = layer(Mode, s.n, s.k, Scales);
   const auto x = squint_bench::normal(s.m * s.k, 5);
   std::vector<float> y(s.m * s.n);
   const squint::parallelism par{static_cast<unsigned>(s.threads)};
@@ -90,7 +98,7 @@ void BM_Linear(benchmark::State& state) {
   }
   set_ops(state, s);
   set_error(state, s, x, y.data());
-  state.SetLabel(squint::nn::to_string(l.mode()));
+  state.SetLabel(std::string(squint::nn::to_string(l.mode())) + (Scales == group_scale_format::fp16 ? ", fp16 scales" : ""));
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
@@ -207,6 +215,8 @@ BENCHMARK_TEMPLATE(BM_Linear, precision::int8_weight_only)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::fp8_weight_only)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int4_weight_only)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int4_dynamic)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_Linear, precision::int4_weight_only, group_scale_format::fp16)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_Linear, precision::int4_dynamic, group_scale_format::fp16)->Apply(shapes);
 
 }  // namespace
 
