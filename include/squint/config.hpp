@@ -58,6 +58,16 @@
 #define SQUINT_UNROLL
 #endif
 
+// For per-vector helpers that take and return SIMD batches: out of line, GCC passes 512-bit
+// batches through memory and rebuilds the helper's constants on every call.
+#if defined(__GNUC__)
+#define SQUINT_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define SQUINT_ALWAYS_INLINE __forceinline
+#else
+#define SQUINT_ALWAYS_INLINE inline
+#endif
+
 // Keeps a function's separate float multiply and add rounding twice wherever it is compiled or
 // inlined: GCC fuses them into an FMA under its default -ffp-contract=fast (on AArch64, where
 // FMA is baseline, even in code the kernel objects' -ffp-contract=off never sees), and GCC does

@@ -35,7 +35,7 @@ namespace detail_fp8 {
 
 /// The codes (0..255 in int32 lanes) of v.
 template <class Arch>
-typename ops<Arch>::vi encode(typename ops<Arch>::vf v, const fp8_traits& t, bool saturate) {
+SQUINT_ALWAYS_INLINE typename ops<Arch>::vi encode(typename ops<Arch>::vf v, const fp8_traits& t, bool saturate) {
   using O = ops<Arch>;
   using vf = typename O::vf;
   using vi = typename O::vi;
@@ -60,7 +60,7 @@ typename ops<Arch>::vi encode(typename ops<Arch>::vf v, const fp8_traits& t, boo
 
 /// The floats of codes c (0..255 in int32 lanes).
 template <class Arch>
-typename ops<Arch>::vf decode(typename ops<Arch>::vi c, const fp8_traits& t, bool e4m3fn) {
+SQUINT_ALWAYS_INLINE typename ops<Arch>::vf decode(typename ops<Arch>::vi c, const fp8_traits& t, bool e4m3fn) {
   using O = ops<Arch>;
   using vf = typename O::vf;
   using vi = typename O::vi;
