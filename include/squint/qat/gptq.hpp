@@ -91,17 +91,23 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
   nn::build_options fp32;
   fp32.mode = nn::precision::fp32;
   fp32.kernels = o.kernels;
-  const std::vector<image_shape> shapes = work.build(fp32).shapes(in);
+  nn::graph current = work.build(fp32);
+  const std::vector<image_shape> shapes = current.shapes(in);
   std::vector<squint::detail::int4_codes> codes(work.size());
+  // Each node's output in the model quantized so far: node i runs once, after every layer up to
+  // it has its int4 weights (nodes are in topological order, so later layers never change it).
+  std::vector<std::vector<float>> outputs(work.size());
   gptq_graph_result result;
   for (std::size_t i = 0; i < work.size(); ++i) {
     auto* c = std::get_if<conv2d>(&work.op(i));
     auto* l = std::get_if<linear>(&work.op(i));
-    if (!c && !l) continue;
+    outputs[i].resize(shapes[i].size());
+    if (!c && !l) {
+      current.forward_node(i, outputs, x, in, outputs[i].data());
+      continue;
+    }
     // This node's input in the float model with every earlier layer dequantized.
-    const nn::graph current = work.build(fp32);
     const std::size_t from = current.inputs(i)[0];
-    const std::vector<std::vector<float>> outputs = current.node_outputs(x, in);
     const float* a = from == static_cast<std::size_t>(-1) ? x : outputs[from].data();
     const image_shape& as = from == static_cast<std::size_t>(-1) ? in : shapes[from];
     nn::gptq_layer report{i, 0.0, 0.0};
@@ -136,9 +142,11 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
       for (std::size_t t = 0; t < depth; ++t)
         weights[j * depth + t] = static_cast<float>(codes[i].codes[j * depth + t]) * codes[i].scales[j * groups + t / o.group];
     result.layers.push_back(report);
+    current = work.build(fp32);
+    current.forward_node(i, outputs, x, in, outputs[i].data());
   }
   // The int4 model: the folded model's nodes, its layers from their codes.
-  const nn::graph float_model = work.build(fp32);
+  const nn::graph& float_model = current;
   for (std::size_t i = 0; i < work.size(); ++i) {
     std::vector<std::string> inputs;
     for (std::size_t from : float_model.inputs(i))
