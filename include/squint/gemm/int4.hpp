@@ -62,6 +62,29 @@ inline float scale_at(const float* scales, const std::uint16_t* half_scales, std
   return half_scales ? reference::half_to_float(half_scales[i]) : scales[i];
 }
 
+// The group scales at `at` of a panel's scales as vectors, widened from fp16 bits when the
+// packing keeps them so (the int4 and W4A8 kernels' loads).
+#if defined(__AVX512F__)
+template <class Arch>
+inline __m512 scales16(const float* scales, const std::uint16_t* half_scales, std::size_t at) {
+  return half_scales ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(half_scales + at)))
+                     : _mm512_loadu_ps(scales + at);
+}
+#endif
+#if defined(__AVX__) && defined(__F16C__)
+template <class Arch>
+inline __m256 scales8(const float* scales, const std::uint16_t* half_scales, std::size_t at) {
+  return half_scales ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half_scales + at)))
+                     : _mm256_loadu_ps(scales + at);
+}
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+template <class Arch>
+inline float32x4_t scales4(const float* scales, const std::uint16_t* half_scales, std::size_t at) {
+  return half_scales ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(half_scales + at))) : vld1q_f32(scales + at);
+}
+#endif
+
 /// Portable path: one output channel panel and one row at a time.
 template <class Arch>
 void run_portable(const int4_gemm_params& p) {
@@ -162,9 +185,7 @@ void avx512_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) 
     }
     SQUINT_UNROLL
     for (std::size_t q = 0; q < P; ++q) {
-      const std::size_t at = ((panel0 + q) * groups + g) * width;
-      const __m512 s = p.half_scales ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.half_scales + at)))
-                                     : _mm512_loadu_ps(p.scales + at);
+      const __m512 s = scales16<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width);
       SQUINT_UNROLL
       for (std::size_t r = 0; r < R; ++r) total[r][q] = _mm512_fmadd_ps(acc[r][q], s, total[r][q]);
     }
@@ -240,15 +261,7 @@ void avx2_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
     SQUINT_UNROLL
     for (std::size_t q = 0; q < P; ++q) {
       const std::size_t at = ((panel0 + q) * groups + g) * width;
-      __m256 s0, s1;
-      if (p.half_scales) {
-        const std::uint16_t* h = p.half_scales + at;
-        s0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
-        s1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 8)));
-      } else {
-        s0 = _mm256_loadu_ps(p.scales + at);
-        s1 = _mm256_loadu_ps(p.scales + at + 8);
-      }
+      const __m256 s0 = scales8<Arch>(p.scales, p.half_scales, at), s1 = scales8<Arch>(p.scales, p.half_scales, at + 8);
       SQUINT_UNROLL
       for (std::size_t r = 0; r < R; ++r) {
         total[r][q][0] = _mm256_fmadd_ps(acc[r][q][0], s0, total[r][q][0]);
@@ -322,9 +335,7 @@ void neon_block(const int4_gemm_params& p, std::size_t i, std::size_t panel0) {
     for (std::size_t q = 0; q < P; ++q)
       SQUINT_UNROLL
       for (std::size_t v = 0; v < 4; ++v) {
-        const std::size_t at = ((panel0 + q) * groups + g) * width + v * 4;
-        const float32x4_t s =
-            p.half_scales ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p.half_scales + at))) : vld1q_f32(p.scales + at);
+        const float32x4_t s = scales4<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width + v * 4);
         SQUINT_UNROLL
         for (std::size_t r = 0; r < R; ++r) total[r][q][v] = vfmaq_f32(total[r][q][v], acc[r][q][v], s);
       }
@@ -435,11 +446,14 @@ class int4_grouped {
     return (n_ * k_ + 1) / 2 + n_ * groups() * (format_ == group_scale_format::fp16 ? 2 : sizeof(float));
   }
   group_scale_format scale_format() const { return format_; }
-  /// The scales in panel order as float (null when they are kept as fp16) or as fp16 bits (null
-  /// when they are kept as float).
-  const float* scale_data() const { return format_ == group_scale_format::fp32 ? scale_.data() : nullptr; }
-  const std::uint16_t* half_scale_data() const {
-    return format_ == group_scale_format::fp16 ? half_scale_.data() : nullptr;
+  /// The scales in panel order from the panel of channel j0 (a multiple of the panel width) on,
+  /// as float (null when they are kept as fp16) or as fp16 bits (null when they are kept as float).
+  const float* scale_data(std::size_t j0 = 0) const {
+    return format_ == group_scale_format::fp32 ? scale_.data() + j0 / panel_width * groups() * panel_width : nullptr;
+  }
+  const std::uint16_t* half_scale_data(std::size_t j0 = 0) const {
+    return format_ == group_scale_format::fp16 ? half_scale_.data() + j0 / panel_width * groups() * panel_width
+                                               : nullptr;
   }
   /// The scale of channel j's group g.
   float scale(std::size_t j, std::size_t g) const {
@@ -558,7 +572,7 @@ inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const pack
                       bool relu, float* c, std::size_t ldc, const parallelism& par = {},
                       int4_gemm_fn kernel = &kernels::int4_gemm_kernel<arch::native>::run) {
   detail::check_panel_gemm("gemm_int4", a, m, lda, b.k(), b.n(), c, ldc);
-  const std::size_t k = b.k(), groups = b.groups(), w = packed_int4_weights::panel_width;
+  const std::size_t k = b.k(), w = packed_int4_weights::panel_width;
   detail::split_columns(par, m, b.n(), k, w, [&](std::size_t j0, std::size_t j1) {
     kernels::int4_gemm_params p;
     p.a = a;
@@ -566,8 +580,8 @@ inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const pack
     p.k = k;
     p.lda = lda;
     p.packed = b.data() + j0 / w * k * kernels::detail_int4::row_bytes;
-    p.scales = b.scale_data() ? b.scale_data() + j0 / w * groups * w : nullptr;
-    p.half_scales = b.half_scale_data() ? b.half_scale_data() + j0 / w * groups * w : nullptr;
+    p.scales = b.scale_data(j0);
+    p.half_scales = b.half_scale_data(j0);
     p.n = j1 - j0;
     p.group = b.group();
     p.bias = bias ? bias + j0 : nullptr;

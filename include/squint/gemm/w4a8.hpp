@@ -167,10 +167,7 @@ void vnni_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       const __m512i offset = _mm512_set1_epi32(8 * p.a_group_sums[(i + r) * groups + g]);
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) {
-        const std::size_t at = ((panel0 + q) * groups + g) * width;
-        const __m512 s = p.half_scales
-                             ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.half_scales + at)))
-                             : _mm512_loadu_ps(p.scales + at);
+        const __m512 s = detail_int4::scales16<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width);
         total[r][q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], offset)), s, total[r][q]);
       }
     }
@@ -238,10 +235,7 @@ void avx2_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       for (std::size_t q = 0; q < P; ++q)
         SQUINT_UNROLL
         for (std::size_t h = 0; h < 2; ++h) {
-          const std::size_t at = ((panel0 + q) * groups + g) * width + h * 8;
-          const __m256 s = p.half_scales
-                               ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.half_scales + at)))
-                               : _mm256_loadu_ps(p.scales + at);
+          const __m256 s = detail_int4::scales8<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width + h * 8);
           total[r][q][h] =
               _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][q][h], offset)), s, total[r][q][h]);
         }
@@ -330,9 +324,8 @@ void neon_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       for (std::size_t q = 0; q < P; ++q)
         SQUINT_UNROLL
         for (std::size_t v = 0; v < 4; ++v) {
-          const std::size_t at = ((panel0 + q) * groups + g) * width + v * 4;
           const float32x4_t s =
-              p.half_scales ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p.half_scales + at))) : vld1q_f32(p.scales + at);
+              detail_int4::scales4<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width + v * 4);
           total[r][q][v] = vfmaq_f32(total[r][q][v], vcvtq_f32_s32(vsubq_s32(acc[r][q][v], offset)), s);
         }
     }
@@ -507,8 +500,8 @@ inline void gemm_w4a8(const float* a, std::size_t m, std::size_t lda, const pack
     p.a_scales = scales.data();
     p.a_group_sums = sums.data();
     p.packed = b.data() + j0 / w * stride;
-    p.scales = b.scale_data() ? b.scale_data() + j0 / w * groups * w : nullptr;
-    p.half_scales = b.half_scale_data() ? b.half_scale_data() + j0 / w * groups * w : nullptr;
+    p.scales = b.scale_data(j0);
+    p.half_scales = b.half_scale_data(j0);
     p.n = j1 - j0;
     p.group = group;
     p.bias = bias ? bias + j0 : nullptr;

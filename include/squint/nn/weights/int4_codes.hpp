@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "squint/gemm/pack.hpp"
+#include "squint/qparams.hpp"
 #include "squint/nn/format.hpp"
 #include "squint/reference/convert.hpp"
 
