@@ -6,7 +6,8 @@
 // kernels) and, when installed, OpenBLAS (sgemm, sgemv at M = 1, plus the bias): the FP32 a user would pick; every
 // squint precision runs on the runtime-dispatched kernels. The quantized peers, when found at
 // configure time: llama.cpp's ggml (Q4_0, Q4_K, Q8_0) and ONNX Runtime (MatMulNBits int4 block 32,
-// DynamicQuantizeMatMul), float in and out with the bias, as squint's layers.
+// DynamicQuantizeMatMul), float in and out with the bias, as squint's layers. INT8 weight-only
+// per group of 32 (gemm_int8_grouped) runs on the same weights below the layers.
 // GOPS counts 2 * M * N * K per call.
 #include <cmath>
 #include <map>
@@ -217,6 +218,35 @@ BENCHMARK_TEMPLATE(BM_Linear, precision::int4_weight_only)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int4_dynamic)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int4_weight_only, group_scale_format::fp16)->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_Linear, precision::int4_dynamic, group_scale_format::fp16)->Apply(shapes);
+
+/// INT8 weight-only with a scale per group of 32 inputs (gemm_int8_grouped; with fp16 scales 8.5
+/// bits per weight, as ggml's Q8_0) on the same weights, the bias in the kernel's epilogue. No
+/// nn precision packs it yet, so the packing is cached here per (format, N, K).
+template <group_scale_format Scales>
+void BM_LinearInt8Grouped(benchmark::State& state) {
+  const shape s(state);
+  static std::map<std::tuple<std::size_t, std::size_t>, std::unique_ptr<squint::packed_int8_grouped_weights>> cache;
+  auto& slot = cache[{s.n, s.k}];
+  if (!slot) {
+    const auto w = squint_bench::normal(s.n * s.k, 3);
+    slot = std::make_unique<squint::packed_int8_grouped_weights>(
+        squint::packed_int8_grouped_weights::from_float(w.data(), s.n, s.k, s.k, 32, Scales));
+  }
+  const auto bias = squint_bench::normal(s.n, 4);
+  const auto x = squint_bench::normal(s.m * s.k, 5);
+  std::vector<float> y(s.m * s.n);
+  const squint::parallelism par{static_cast<unsigned>(s.threads)};
+  for (auto _ : state) {
+    squint::runtime::gemm_int8_grouped(x.data(), s.m, s.k, *slot, bias.data(), false, y.data(), s.n, par);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_ops(state, s);
+  set_error(state, s, x, y.data());
+  state.SetLabel(Scales == group_scale_format::fp16 ? "int8 per group of 32, fp16 scales"
+                                                    : "int8 per group of 32, fp32 scales");
+}
+BENCHMARK_TEMPLATE(BM_LinearInt8Grouped, group_scale_format::fp32)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_LinearInt8Grouped, group_scale_format::fp16)->Apply(shapes);
 
 }  // namespace
 

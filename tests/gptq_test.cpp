@@ -112,7 +112,7 @@ TEST(Gptq, BeatsRoundToNearestOnCorrelatedInputs) {
 }
 
 /// The output MSE of w (out x in) quantized by `q` on the inputs x (rows x in), against w.
-double output_mse(const std::vector<float>& w, const squint::detail::int4_codes& q, std::size_t out, std::size_t in,
+double output_mse(const std::vector<float>& w, const squint::detail::group_codes& q, std::size_t out, std::size_t in,
                   std::size_t group, const std::vector<float>& x, std::size_t rows) {
   const std::size_t groups = (in + group - 1) / group;
   double sum = 0.0;

@@ -93,9 +93,9 @@ std::vector<float> im2col_rows(const std::vector<float>& x, const image_shape& i
 }
 
 /// GPTQ on every group's rows gathered here: the layer's codes and scales (channel order).
-squint::detail::int4_codes gptq_on_gathered_rows(const qat::float_conv& f, const std::vector<float>& x,
+squint::detail::group_codes gptq_on_gathered_rows(const qat::float_conv& f, const std::vector<float>& x,
                                                  const image_shape& in, const nn::gptq_options& o, image_shape& out) {
-  squint::detail::int4_codes all;
+  squint::detail::group_codes all;
   const std::size_t depth = f.filter.taps() * f.filter.group_channels, ocg = f.filter.out_channels / f.params.groups;
   for (std::size_t k = 0; k < f.params.groups; ++k) {
     const std::vector<float> rows = im2col_rows(x, in, f.filter, f.params, k, out);

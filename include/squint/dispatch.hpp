@@ -28,6 +28,7 @@
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
 #include "squint/gemm/int4.hpp"
+#include "squint/gemm/int8_grouped.hpp"
 #include "squint/gemm/w4a8.hpp"
 #include "squint/gemm/gemm.hpp"
 #include "squint/gemm/weight_only.hpp"
@@ -141,7 +142,8 @@ struct kernel_table {
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   fp8_gemm_fn gemm_fp8;
-  int4_gemm_fn gemm_int4;
+  grouped_gemm_fn gemm_int4;
+  grouped_gemm_fn gemm_int8_grouped;
   w4a8_gemm_fn gemm_w4a8;
 };
 
@@ -179,6 +181,7 @@ kernel_table table_for() {
           &weight_only_gemm_kernel<F>::run,
           &fp8_gemm_kernel<F>::run,
           &int4_gemm_kernel<F>::run,
+          &int8_group_gemm_kernel<F>::run,
           &w4a8_gemm_kernel<gemm_arch_t<Arch>>::run};
 }
 
@@ -450,6 +453,12 @@ inline void gemm_fp8(const float* a, std::size_t m, std::size_t lda, const packe
 inline void gemm_int4(const float* a, std::size_t m, std::size_t lda, const packed_int4_weights& b, const float* bias,
                       bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
   squint::gemm_int4(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_int4);
+}
+
+/// squint::gemm_int8_grouped on the dispatched kernels.
+inline void gemm_int8_grouped(const float* a, std::size_t m, std::size_t lda, const packed_int8_grouped_weights& b,
+                              const float* bias, bool relu, float* c, std::size_t ldc, const parallelism& par = {}) {
+  squint::gemm_int8_grouped(a, m, lda, b, bias, relu, c, ldc, par, detail::active().gemm_int8_grouped);
 }
 
 /// squint::gemm_w4a8 on the dispatched kernels (its activation quantization too).

@@ -14,6 +14,7 @@
 #include "squint/gemm/fp32.hpp"
 #include "squint/gemm/fp8.hpp"
 #include "squint/gemm/int4.hpp"
+#include "squint/gemm/int8_grouped.hpp"
 #include "squint/gemm/w4a8.hpp"
 #include "squint/gemm/microkernels.hpp"
 #include "squint/gemm/weight_only.hpp"
@@ -40,6 +41,7 @@
   M(::squint::kernels::weight_only_gemm_kernel<A>)               \
   M(::squint::kernels::fp8_gemm_kernel<A>)                       \
   M(::squint::kernels::int4_gemm_kernel<A>)                      \
+  M(::squint::kernels::int8_group_gemm_kernel<A>)                \
   M(::squint::kernels::depthwise_kernel<A>)
 
 #define SQUINT_DETAIL_INSTANTIATE(...) template struct __VA_ARGS__;

@@ -96,7 +96,7 @@ void run_portable(const w4a8_gemm_params& p) {
           const std::size_t end = (g + 1) * p.group < p.k ? (g + 1) * p.group : p.k;
           std::int32_t isum = 0;
           for (std::size_t d = g * p.group; d < end; ++d) isum += p.a[i * p.lda + d] * code_at<Arch>(panel, j, d);
-          const float scale = detail_int4::scale_at<Arch>(p.scales, p.half_scales, first_scale + g * width + j);
+          const float scale = detail_grouped::scale_at<Arch>(p.scales, p.half_scales, first_scale + g * width + j);
           total = std::fma(static_cast<float>(isum), scale, total);
         }
         p.c[i * p.ldc + j0 + j] = finish<Arch>(total, p.a_scales[i], p.bias ? p.bias + j0 + j : nullptr, p.relu);
@@ -167,7 +167,7 @@ void vnni_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       const __m512i offset = _mm512_set1_epi32(8 * p.a_group_sums[(i + r) * groups + g]);
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) {
-        const __m512 s = detail_int4::scales16<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width);
+        const __m512 s = detail_grouped::scales16<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width);
         total[r][q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], offset)), s, total[r][q]);
       }
     }
@@ -235,7 +235,7 @@ void avx2_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
       for (std::size_t q = 0; q < P; ++q)
         SQUINT_UNROLL
         for (std::size_t h = 0; h < 2; ++h) {
-          const __m256 s = detail_int4::scales8<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width + h * 8);
+          const __m256 s = detail_grouped::scales8<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width + h * 8);
           total[r][q][h] =
               _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][q][h], offset)), s, total[r][q][h]);
         }
@@ -325,7 +325,7 @@ void neon_block(const w4a8_gemm_params& p, std::size_t i, std::size_t panel0) {
         SQUINT_UNROLL
         for (std::size_t v = 0; v < 4; ++v) {
           const float32x4_t s =
-              detail_int4::scales4<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width + v * 4);
+              detail_grouped::scales4<Arch>(p.scales, p.half_scales, ((panel0 + q) * groups + g) * width + v * 4);
           total[r][q][v] = vfmaq_f32(total[r][q][v], vcvtq_f32_s32(vsubq_s32(acc[r][q][v], offset)), s);
         }
     }
@@ -388,7 +388,7 @@ inline constexpr std::size_t w4a8_max_group = 8192;
 
 /// INT4 weights with a scale per output channel and group of depths, packed for the W4A8 kernels
 /// (see the top of this header): immutable, shareable.
-class packed_w4a8_weights : public detail::int4_grouped {
+class packed_w4a8_weights : public detail::grouped_weights {
  public:
   /// Packs codes w (n x k, row stride ldw >= k, each in [-8, 7]) with scales (n x groups,
   /// row-major; groups = ceil(k / group)): the weight of channel j at depth i is
@@ -402,7 +402,7 @@ class packed_w4a8_weights : public detail::int4_grouped {
                                        group_scale_format format = group_scale_format::fp32) {
     static_assert(panel_width == kernels::detail_w4a8::width, "W4A8 panels are 16 channels wide");
     packed_w4a8_weights p;
-    p.init("packed_w4a8_weights::from_int4", w, n, k, ldw, group, w4a8_max_group, scale, format);
+    p.init("packed_w4a8_weights::from_int4", w, n, k, ldw, 4, group, w4a8_max_group, scale, format);
     const std::size_t stride = kernels::detail_w4a8::panel_bytes(k);
     p.data_.assign(p.panels() * stride, 0x88);  // padding: code 0
     // Each byte once: depth i of a step of 8 in the low nibble, depth i + 4 in the high one.
@@ -423,7 +423,7 @@ class packed_w4a8_weights : public detail::int4_grouped {
   /// @throws squint::error as from_int4.
   static packed_w4a8_weights from_float(const float* w, std::size_t n, std::size_t k, std::size_t ldw,
                                         std::size_t group = 32, group_scale_format format = group_scale_format::fp32) {
-    const detail::int4_codes q = detail::quantize_int4_groups("packed_w4a8_weights::from_float", w, n, k, ldw, group, format);
+    const detail::group_codes q = detail::quantize_int4_groups("packed_w4a8_weights::from_float", w, n, k, ldw, group, format);
     return from_int4(q.codes.data(), n, k, k, group, q.scales, format);
   }
 

@@ -78,7 +78,7 @@ struct backend {
   void (*gemm_weight_only)(const float*, std::size_t, std::size_t, std::size_t, const std::int8_t*, std::size_t,
                            const float*, const float*, bool, float*, std::size_t) noexcept;
   fp8_gemm_fn gemm_fp8;
-  int4_gemm_fn gemm_int4;
+  grouped_gemm_fn gemm_int4;
   w4a8_gemm_fn gemm_w4a8;
   void (*quantize_u8)(const float*, std::uint8_t*, std::size_t, float, std::int32_t, bool) noexcept;
   void (*quantize_s8_channels)(const float*, std::int8_t*, std::size_t, std::size_t, std::size_t, const float*,

@@ -111,7 +111,7 @@ inline std::vector<double> inverse_hessian_factor(const std::vector<double>& h, 
 }
 
 /// GPTQ's codes and scales for w (out x in) given the inputs x (rows x in).
-inline squint::detail::int4_codes gptq_codes(std::vector<float> w, std::size_t out, std::size_t in, const float* x,
+inline squint::detail::group_codes gptq_codes(std::vector<float> w, std::size_t out, std::size_t in, const float* x,
                                              std::size_t rows, const gptq_options& o) {
   std::vector<double> h(in * in, 0.0);
   for (std::size_t r = 0; r < rows; ++r) {
@@ -147,7 +147,7 @@ inline squint::detail::int4_codes gptq_codes(std::vector<float> w, std::size_t o
   const std::vector<double> u = inverse_hessian_factor(h, in);
 
   const std::size_t groups = (in + o.group - 1) / o.group;
-  squint::detail::int4_codes q{std::vector<std::int8_t>(out * in), std::vector<float>(out * groups)};
+  squint::detail::group_codes q{std::vector<std::int8_t>(out * in), std::vector<float>(out * groups)};
   const auto group_scale = [&](const auto& values, std::size_t first, std::size_t stride) {
     float amax = 0.0f;
     for (std::size_t t = 0; t < o.group && first + t < in; ++t) {
@@ -224,7 +224,7 @@ inline gptq_result gptq(const std::vector<float_layer>& layers, const float* x, 
   std::vector<float> input(x, x + n * layers[0].in), output;
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const float_layer& f = layers[l];
-    const squint::detail::int4_codes codes = detail::gptq_codes(f.weights, f.out, f.in, input.data(), n, o);
+    const squint::detail::group_codes codes = detail::gptq_codes(f.weights, f.out, f.in, input.data(), n, o);
     linear_options lo;
     lo.mode = o.mode;
     lo.act = f.act;

@@ -38,7 +38,7 @@ namespace detail {
 /// Mean over rows x outputs of (x . (w - dequantized codes))^2: a layer's output error on x
 /// (rows x in) for float weights w (out x in) and int4 codes with their group scales.
 inline double int4_output_mse(const std::vector<float>& x, std::size_t rows, const float* w, std::size_t out,
-                              std::size_t in, const squint::detail::int4_codes& q, std::size_t group) {
+                              std::size_t in, const squint::detail::group_codes& q, std::size_t group) {
   const std::size_t groups = (in + group - 1) / group;
   std::vector<double> dw(in);
   double sum = 0.0;
@@ -57,11 +57,11 @@ inline double int4_output_mse(const std::vector<float>& x, std::size_t rows, con
 
 /// One weight matrix (out x in) through GPTQ on its rows x: the codes; both errors, times
 /// `share` (the matrix's part of the layer's outputs), added to the report.
-inline squint::detail::int4_codes gptq_matrix(const float* w, std::size_t out, std::size_t in,
+inline squint::detail::group_codes gptq_matrix(const float* w, std::size_t out, std::size_t in,
                                               const std::vector<float>& x, std::size_t rows,
                                               const nn::gptq_options& o, double share, nn::gptq_layer& report) {
-  squint::detail::int4_codes q = nn::detail::gptq_codes(std::vector<float>(w, w + out * in), out, in, x.data(), rows, o);
-  const squint::detail::int4_codes rtn = squint::detail::quantize_int4_groups("qat::gptq", w, out, in, in, o.group);
+  squint::detail::group_codes q = nn::detail::gptq_codes(std::vector<float>(w, w + out * in), out, in, x.data(), rows, o);
+  const squint::detail::group_codes rtn = squint::detail::quantize_int4_groups("qat::gptq", w, out, in, in, o.group);
   report.mse_rtn += share * int4_output_mse(x, rows, w, out, in, rtn, o.group);
   report.mse_gptq += share * int4_output_mse(x, rows, w, out, in, q, o.group);
   return q;
@@ -93,7 +93,7 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
   fp32.kernels = o.kernels;
   nn::graph current = work.build(fp32);
   const std::vector<image_shape> shapes = current.shapes(in);
-  std::vector<squint::detail::int4_codes> codes(work.size());
+  std::vector<squint::detail::group_codes> codes(work.size());
   // Each node's output in the model quantized so far: node i runs once, after every layer up to
   // it has its int4 weights (nodes are in topological order, so later layers never change it).
   std::vector<std::vector<float>> outputs(work.size());
@@ -122,7 +122,7 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
       depth = g.depth();
       for (std::size_t k = 0; k < g.groups(); ++k) {  // one GPTQ per group, codes and scales in channel order
         const std::vector<float> rows = detail::im2col_rows(a, g, k, sample);
-        squint::detail::int4_codes q =
+        squint::detail::group_codes q =
             detail::gptq_matrix(f.weights.data() + k * ocg * depth, ocg, depth, rows, sample.size(), o,
                                 1.0 / static_cast<double>(g.groups()), report);
         codes[i].codes.insert(codes[i].codes.end(), q.codes.begin(), q.codes.end());
