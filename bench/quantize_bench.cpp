@@ -150,6 +150,21 @@ void BM_FloatToHalf(benchmark::State& state) {
   set_bytes(state, n * sizeof(float));
 }
 
+template <class Arch>
+void BM_HalfToFloat(benchmark::State& state) {
+  if (squint_bench::skip_unavailable<Arch>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto x = squint_bench::normal(n);
+  std::vector<std::uint16_t> h(n);
+  squint::kernels::convert_kernel<Arch>::float_to_half(x.data(), h.data(), n);
+  std::vector<float> y(n);
+  for (auto _ : state) {
+    squint::kernels::convert_kernel<Arch>::half_to_float(h.data(), y.data(), n);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n * sizeof(std::uint16_t));  // fp16 read, as BM_DequantizeFp8 counts codes read
+}
+
 /// QAT's fake-quant backward (x, dy -> dx and the LSQ sums), or with `Forward` the forward
 /// output too in the same pass: bytes are every read and write (12 or 16 per element).
 template <class Arch, bool Forward>
@@ -225,6 +240,7 @@ BENCHMARK(BM_StreamTriad)->Apply(squint_bench::sizes);
   BENCHMARK_TEMPLATE(BM_DequantizeS8, A)->Apply(squint_bench::sizes);                      \
   BENCHMARK_TEMPLATE(BM_RequantizeS8ChannelsLast, A)->Arg(1 << 20);                        \
   BENCHMARK_TEMPLATE(BM_FloatToHalf, A)->Arg(1 << 20);                                     \
+  BENCHMARK_TEMPLATE(BM_HalfToFloat, A)->Arg(1 << 20);                                     \
   BENCHMARK_TEMPLATE(BM_FakeQuantGrad, A, false)->Apply(squint_bench::sizes);              \
   BENCHMARK_TEMPLATE(BM_FakeQuantGrad, A, true)->Apply(squint_bench::sizes);              \
   BENCHMARK_TEMPLATE(BM_QuantizeFp8, A)->Arg(1 << 20)->Arg(1 << 24);                       \
