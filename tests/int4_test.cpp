@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // int4_test.cpp: INT4 per-group weight-only GEMM. Packing (codes, nibble order, scales, RTN),
-// every compiled arch's kernel against float64 on the dequantized weights on awkward sizes and
-// group counts (a partial last group included), threads, and the checked entry points (its nn
+// threads, and the checked entry points (every arch's kernel: grouped_test.cpp; its nn
 // precision: nn_test.cpp).
 #include <gtest/gtest.h>
 
@@ -11,7 +10,6 @@
 
 #include "squint/gemm/int4.hpp"
 #include "squint/dispatch.hpp"
-#include "support/archs.hpp"
 #include "support/data.hpp"
 
 namespace int4_test {
@@ -83,49 +81,6 @@ TEST(Int4Packing, HalfScalesAreRoundedOnceAndTheCodesUseThem) {
                                                       squint::group_scale_format::fp16),
                squint::error);
   EXPECT_NO_THROW(squint::packed_int4_weights::from_int4(codes.data(), 2, 16, 16, 16, {1e6f, 1e-9f}));
-}
-
-template <class Arch>
-class Int4GemmTest : public squint_test::arch_test<Arch> {};
-TYPED_TEST_SUITE(Int4GemmTest, squint_test::compiled_archs, squint_test::arch_names);
-
-/// Against float64 on the dequantized weights: each group's sum rounds in fp32 (bound
-/// (group + 2) 2^-24 of its magnitude), then the scaled group sums add up (one rounding each).
-TYPED_TEST(Int4GemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
-  for (std::size_t m : {1u, 2u, 4u, 5u, 9u})
-    for (std::size_t n : {1u, 15u, 16u, 17u, 64u, 70u, 130u})
-      for (std::size_t k : {1u, 16u, 47u, 128u, 301u})
-        for (std::size_t group : {16u, 32u, 128u}) {
-          const auto a = squint_test::normal(m * k, 0.0f, 1.0f, static_cast<unsigned>(m * k + 3));
-          const auto w = squint_test::normal(n * k, 0.0f, 0.5f, static_cast<unsigned>(n * k + 4));
-          std::vector<float> bias(n);
-          for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
-          const auto format = (m + n + k) % 2 ? squint::group_scale_format::fp16 : squint::group_scale_format::fp32;
-          const auto b = squint::packed_int4_weights::from_float(w.data(), n, k, k, group, format);
-          const std::size_t ldc = n + 2;
-          std::vector<float> c(m * ldc, 12345.0f);
-          const bool relu = m % 2 == 1;
-          squint::gemm_int4(a.data(), m, k, b, bias.data(), relu, c.data(), ldc, {},
-                            &squint::kernels::int4_gemm_kernel<TypeParam>::run);
-          for (std::size_t i = 0; i < m; ++i) {
-            for (std::size_t j = 0; j < n; ++j) {
-              double sum = 0.0, magnitude = 0.0;
-              for (std::size_t kk = 0; kk < k; ++kk) {
-                const double v = static_cast<double>(a[i * k + kk]) * b.at(j, kk) * b.scale(j, kk / group);
-                sum += v;
-                magnitude += std::fabs(v);
-              }
-              double exact = sum + bias[j];
-              if (relu) exact = exact > 0.0 ? exact : 0.0;
-              const double tolerance =
-                  (static_cast<double>(group + b.groups() + 3) * magnitude + std::fabs(bias[j])) * std::ldexp(1.0, -24) +
-                  1e-30;
-              ASSERT_NEAR(c[i * ldc + j], exact, tolerance)
-                  << m << "x" << n << "x" << k << " group " << group << " at " << i << "," << j;
-            }
-            for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
-          }
-        }
 }
 
 TEST(Int4GemmApi, ThreadsDispatchAndArguments) {

@@ -82,6 +82,18 @@ inline float32x4_t scales4(const float* scales, const std::uint16_t* half_scales
 }
 #endif
 
+#if defined(__aarch64__) && defined(__ARM_NEON)
+/// 16 int8 codes as 4 float vectors in channel order (the end of each layout's NEON decode).
+template <class Arch>
+inline void widen_codes(int8x16_t codes, float32x4_t (&out)[4]) {
+  const int16x8_t first = vmovl_s8(vget_low_s8(codes)), second = vmovl_high_s8(codes);
+  out[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(first)));
+  out[1] = vcvtq_f32_s32(vmovl_high_s16(first));
+  out[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(second)));
+  out[3] = vcvtq_f32_s32(vmovl_high_s16(second));
+}
+#endif
+
 /// Portable path: one output channel panel and one row at a time.
 template <class Arch, template <class> class Rows>
 void run_portable(const grouped_gemm_params& p) {

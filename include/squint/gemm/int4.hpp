@@ -36,8 +36,8 @@ struct rows {
 
 #if XSIMD_WITH_AVX2
   /// Two consecutive rows (16 bytes): one load and one nibble split serve 32 weights.
-  static void pair(const std::uint8_t* rows, __m128i& first, __m128i& second) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows));
+  static void pair(const std::uint8_t* at, __m128i& first, __m128i& second) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
     const __m128i mask = _mm_set1_epi8(0x0F), offset = _mm_set1_epi8(8);
     const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, mask), offset);
     const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), mask), offset);
@@ -57,12 +57,8 @@ struct rows {
   static void decode(const std::uint8_t* row, float32x4_t (&out)[4]) {
     const uint8x8_t v = vld1_u8(row);
     const uint8x8_t lo = vand_u8(v, vdup_n_u8(0x0F)), hi = vshr_n_u8(v, 4);
-    const int8x16_t codes = vsubq_s8(vreinterpretq_s8_u8(vcombine_u8(vzip1_u8(lo, hi), vzip2_u8(lo, hi))), vdupq_n_s8(8));
-    const int16x8_t first = vmovl_s8(vget_low_s8(codes)), second = vmovl_high_s8(codes);
-    out[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(first)));
-    out[1] = vcvtq_f32_s32(vmovl_high_s16(first));
-    out[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(second)));
-    out[3] = vcvtq_f32_s32(vmovl_high_s16(second));
+    detail_grouped::widen_codes<Arch>(
+        vsubq_s8(vreinterpretq_s8_u8(vcombine_u8(vzip1_u8(lo, hi), vzip2_u8(lo, hi))), vdupq_n_s8(8)), out);
   }
 #endif
 };

@@ -36,21 +36,16 @@ struct rows {
   static int code(const std::uint8_t* row, std::size_t j) { return static_cast<std::int8_t>(row[j]); }
 
 #if XSIMD_WITH_AVX2
-  static void pair(const std::uint8_t* rows, __m128i& first, __m128i& second) {
-    first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows));
-    second = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows + bytes));
+  static void pair(const std::uint8_t* at, __m128i& first, __m128i& second) {
+    first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    second = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + bytes));
   }
   static __m128i one(const std::uint8_t* row) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row)); }
 #endif
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
   static void decode(const std::uint8_t* row, float32x4_t (&out)[4]) {
-    const int8x16_t codes = vld1q_s8(reinterpret_cast<const std::int8_t*>(row));
-    const int16x8_t first = vmovl_s8(vget_low_s8(codes)), second = vmovl_high_s8(codes);
-    out[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(first)));
-    out[1] = vcvtq_f32_s32(vmovl_high_s16(first));
-    out[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(second)));
-    out[3] = vcvtq_f32_s32(vmovl_high_s16(second));
+    detail_grouped::widen_codes<Arch>(vld1q_s8(reinterpret_cast<const std::int8_t*>(row)), out);
   }
 #endif
 };

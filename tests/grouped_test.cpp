@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// int8_grouped_test.cpp: INT8 per-group weight-only GEMM (W8A16 / W8F32). Packing (codes, the
-// panel layout byte by byte, fp32 and fp16 scales, RTN), every compiled arch's kernel against
-// float64 on the dequantized weights on awkward sizes and group counts, bit-exact where every
-// partial sum is exact in float (both per-group layouts: int8 and int4), the accuracy that per-group
-// scales buy over per-channel ones, threads, dispatch, and bad arguments (nothing written).
+// grouped_test.cpp: the per-group weight-only GEMM (gemm/grouped.hpp) on both its layouts, INT4
+// (W4A16) and INT8 (W8A16): every compiled arch's kernel against float64 on the dequantized
+// weights on awkward sizes and group counts (partial groups and panels, 8-, 4- and 1-row
+// blocks), and bit-exact where every partial sum is exact in float. INT8's packing (codes, the
+// panel layout byte by byte, fp32 and fp16 scales, RTN), the accuracy its group scales buy over
+// per-channel ones, threads, dispatch, and bad arguments (nothing written). INT4's packing and
+// entry point: int4_test.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,7 +21,7 @@
 #include "support/archs.hpp"
 #include "support/data.hpp"
 
-namespace int8_grouped_test {
+namespace grouped_test {
 
 namespace {
 
@@ -106,12 +108,37 @@ TEST(Int8GroupedPacking, BadArgumentsAreRefused) {
 }
 
 template <class Arch>
-class Int8GroupedGemmTest : public squint_test::arch_test<Arch> {};
-TYPED_TEST_SUITE(Int8GroupedGemmTest, squint_test::compiled_archs, squint_test::arch_names);
+class GroupedGemmTest : public squint_test::arch_test<Arch> {};
+TYPED_TEST_SUITE(GroupedGemmTest, squint_test::compiled_archs, squint_test::arch_names);
+
+/// Each layout's packing and its product on Arch's kernel.
+template <class Arch>
+struct int4_layout {
+  static squint::packed_int4_weights pack(const float* w, std::size_t n, std::size_t k, std::size_t group,
+                                          group_scale_format format) {
+    return squint::packed_int4_weights::from_float(w, n, k, k, group, format);
+  }
+  static void gemm(const float* a, std::size_t m, std::size_t k, const squint::packed_int4_weights& b, const float* bias,
+                   bool relu, float* c, std::size_t ldc) {
+    squint::gemm_int4(a, m, k, b, bias, relu, c, ldc, {}, &squint::kernels::int4_gemm_kernel<Arch>::run);
+  }
+};
+template <class Arch>
+struct int8_layout {
+  static packed_int8_grouped_weights pack(const float* w, std::size_t n, std::size_t k, std::size_t group,
+                                          group_scale_format format) {
+    return packed_int8_grouped_weights::from_float(w, n, k, k, group, format);
+  }
+  static void gemm(const float* a, std::size_t m, std::size_t k, const packed_int8_grouped_weights& b, const float* bias,
+                   bool relu, float* c, std::size_t ldc) {
+    squint::gemm_int8_grouped(a, m, k, b, bias, relu, c, ldc, {}, &squint::kernels::int8_group_gemm_kernel<Arch>::run);
+  }
+};
 
 /// Against float64 on the dequantized weights: each group's sum rounds in fp32 (bound
 /// (group + 2) 2^-24 of its magnitude), then the scaled group sums add up (one rounding each).
-TYPED_TEST(Int8GroupedGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) {
+template <class Layout>
+void expect_float64_results() {
   for (std::size_t m : {1u, 2u, 4u, 5u, 9u, 13u, 16u})  // 8-, 4- and 1-row blocks
     for (std::size_t n : {1u, 15u, 16u, 17u, 64u, 70u})
       for (std::size_t k : {1u, 16u, 47u, 128u, 301u})
@@ -121,12 +148,11 @@ TYPED_TEST(Int8GroupedGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) 
           std::vector<float> bias(n);
           for (std::size_t j = 0; j < n; ++j) bias[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
           const auto format = (m + n + k) % 2 ? group_scale_format::fp16 : group_scale_format::fp32;
-          const auto b = packed_int8_grouped_weights::from_float(w.data(), n, k, k, group, format);
+          const auto b = Layout::pack(w.data(), n, k, group, format);
           const std::size_t ldc = n + 2;
           std::vector<float> c(m * ldc, 12345.0f);
           const bool relu = m % 2 == 1;
-          squint::gemm_int8_grouped(a.data(), m, k, b, bias.data(), relu, c.data(), ldc, {},
-                                    &squint::kernels::int8_group_gemm_kernel<TypeParam>::run);
+          Layout::gemm(a.data(), m, k, b, bias.data(), relu, c.data(), ldc);
           for (std::size_t i = 0; i < m; ++i) {
             for (std::size_t j = 0; j < n; ++j) {
               double sum = 0.0, magnitude = 0.0;
@@ -141,18 +167,26 @@ TYPED_TEST(Int8GroupedGemmTest, MatchesFloat64ReferenceOnTheDequantizedWeights) 
                   (static_cast<double>(group + b.groups() + 3) * magnitude + std::fabs(bias[j])) * std::ldexp(1.0, -24) +
                   1e-30;
               ASSERT_NEAR(c[i * ldc + j], exact, tolerance)
-                  << m << "x" << n << "x" << k << " group " << group << " at " << i << "," << j;
+                  << b.bits() << "-bit " << m << "x" << n << "x" << k << " group " << group << " at " << i << "," << j;
             }
             for (std::size_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past n";
           }
         }
 }
 
+TYPED_TEST(GroupedGemmTest, Int4MatchesFloat64ReferenceOnTheDequantizedWeights) {
+  expect_float64_results<int4_layout<TypeParam>>();
+}
+
+TYPED_TEST(GroupedGemmTest, Int8MatchesFloat64ReferenceOnTheDequantizedWeights) {
+  expect_float64_results<int8_layout<TypeParam>>();
+}
+
 /// Small integer activations and power-of-two scales keep every product, group sum and total
 /// exact in float (|sum| < 2^24): then every arch must return the exact value, bit for bit, for
 /// both per-group layouts — the decoding of each code (sign, nibble order, lane order) and each
 /// group's scale are checked without a tolerance to hide behind.
-TYPED_TEST(Int8GroupedGemmTest, ExactWhereFloatIsExactForBothLayouts) {
+TYPED_TEST(GroupedGemmTest, ExactWhereFloatIsExactForBothLayouts) {
   for (std::size_t m : {1u, 3u, 6u, 13u})
     for (std::size_t n : {1u, 17u, 50u})
       for (std::size_t k : {1u, 33u, 160u})
@@ -235,4 +269,4 @@ TEST(Int8GroupedGemm, ThreadsDispatchAndArguments) {
 
 }  // namespace
 
-}  // namespace int8_grouped_test
+}  // namespace grouped_test
