@@ -94,6 +94,16 @@ inline void widen_codes(int8x16_t codes, float32x4_t (&out)[4]) {
 }
 #endif
 
+/// Row i of C at columns j0 .. j0 + cols from a panel's 16 lanes: plus the bias, then ReLU.
+template <class Arch>
+inline void store_lanes(const grouped_gemm_params& p, const float* lanes, std::size_t i, std::size_t j0,
+                        std::size_t cols) {
+  for (std::size_t j = 0; j < cols; ++j) {
+    const float v = lanes[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
+    p.c[i * p.ldc + j0 + j] = p.relu && !(v > 0.0f) ? 0.0f : v;
+  }
+}
+
 /// Portable path: one output channel panel and one row at a time.
 template <class Arch, template <class> class Rows>
 void run_portable(const grouped_gemm_params& p) {
@@ -115,10 +125,7 @@ void run_portable(const grouped_gemm_params& p) {
         for (std::size_t j = 0; j < width; ++j)
           total[j] += acc[j] * scale_at<Arch>(p.scales, p.half_scales, first_scale + g * width + j);
       }
-      for (std::size_t j = 0; j < cols; ++j) {
-        const float v = total[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
-        p.c[i * p.ldc + j0 + j] = p.relu && !(v > 0.0f) ? 0.0f : v;
-      }
+      store_lanes<Arch>(p, total, i, j0, cols);
     }
   }
 }
@@ -263,10 +270,7 @@ void avx2_block(const grouped_gemm_params& p, std::size_t i, std::size_t panel0)
     for (std::size_t r = 0; r < R; ++r) {
       _mm256_store_ps(lanes, total[r][q][0]);
       _mm256_store_ps(lanes + 8, total[r][q][1]);
-      for (std::size_t j = 0; j < cols; ++j) {
-        const float v = lanes[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
-        p.c[(i + r) * p.ldc + j0 + j] = p.relu && !(v > 0.0f) ? 0.0f : v;
-      }
+      store_lanes<Arch>(p, lanes, i + r, j0, cols);
     }
   }
 }
@@ -323,10 +327,7 @@ void neon_block(const grouped_gemm_params& p, std::size_t i, std::size_t panel0)
     for (std::size_t r = 0; r < R; ++r) {
       SQUINT_UNROLL
       for (std::size_t v = 0; v < 4; ++v) vst1q_f32(lanes + v * 4, total[r][q][v]);
-      for (std::size_t j = 0; j < cols; ++j) {
-        const float v = lanes[j] + (p.bias ? p.bias[j0 + j] : 0.0f);
-        p.c[(i + r) * p.ldc + j0 + j] = p.relu && !(v > 0.0f) ? 0.0f : v;
-      }
+      store_lanes<Arch>(p, lanes, i + r, j0, cols);
     }
   }
 }
@@ -385,6 +386,15 @@ namespace detail {
 struct group_codes {
   std::vector<std::int8_t> codes;
   std::vector<float> scales;
+
+  /// The weights as the products use them: code * its group's scale (rows of `in` inputs).
+  std::vector<float> values(std::size_t in, std::size_t group) const {
+    const std::size_t groups = (in + group - 1) / group;
+    std::vector<float> w(codes.size());
+    for (std::size_t e = 0; e < w.size(); ++e)
+      w[e] = static_cast<float>(codes[e]) * scales[e / in * groups + e % in / group];
+    return w;
+  }
 };
 
 /// Round-to-nearest (RTN) quantization of float weights (n x k, row stride ldw) per channel and

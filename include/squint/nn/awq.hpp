@@ -60,12 +60,7 @@ inline double output_mse(const float* x, std::size_t rows, std::size_t in, const
 
 /// The RTN int4 weights (per channel and group) of w, dequantized.
 inline std::vector<float> int4_rtn(const std::vector<float>& w, std::size_t out, std::size_t in, std::size_t group) {
-  const squint::detail::group_codes q = squint::detail::quantize_int4_groups("nn::apply_awq", w.data(), out, in, in, group);
-  const std::size_t groups = (in + group - 1) / group;
-  std::vector<float> v(out * in);
-  for (std::size_t j = 0; j < out; ++j)
-    for (std::size_t i = 0; i < in; ++i) v[j * in + i] = q.codes[j * in + i] * q.scales[j * groups + i / group];
-  return v;
+  return squint::detail::quantize_int4_groups("nn::apply_awq", w.data(), out, in, in, group).values(in, group);
 }
 
 /// One weight matrix the search scales: w (out x in) applied to `rows` input rows x (rows x in),

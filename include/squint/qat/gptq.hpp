@@ -14,6 +14,7 @@
 // (nn::conv2d::from_int4, nn::linear::from_int4).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <variant>
@@ -112,13 +113,12 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
     const image_shape& as = from == static_cast<std::size_t>(-1) ? in : shapes[from];
     nn::gptq_layer report{i, 0.0, 0.0};
     float* weights = (c ? c->parameters() : l->parameters())[0].value;
-    std::size_t out = 0, depth = 0;  // the whole layer's rows and inputs per row
+    std::size_t depth = 0;  // the layer's inputs per row
     if (c) {
       const float_conv f = c->float_layer();
       const conv2d_geometry g = squint::resolve("qat::gptq", as, f.filter, f.params);
       const std::vector<std::size_t> sample = detail::sample_rows(g.out.pixels(), o.max_rows);
       const std::size_t ocg = g.group_out_channels();
-      out = f.filter.out_channels;
       depth = g.depth();
       for (std::size_t k = 0; k < g.groups(); ++k) {  // one GPTQ per group, codes and scales in channel order
         const std::vector<float> rows = detail::im2col_rows(a, g, k, sample);
@@ -133,14 +133,11 @@ inline gptq_graph_result gptq(const graph& model, const float* x, const image_sh
       const std::vector<std::size_t> sample = detail::sample_rows(as.pixels(), o.max_rows);
       const std::vector<float> rows = detail::pixel_rows(a, f.in, sample);
       codes[i] = detail::gptq_matrix(f.weights.data(), f.out, f.in, rows, sample.size(), o, 1.0, report);
-      out = f.out;
       depth = f.in;
     }
     // The next layers calibrate on this one's int4 weights.
-    const std::size_t groups = (depth + o.group - 1) / o.group;
-    for (std::size_t j = 0; j < out; ++j)
-      for (std::size_t t = 0; t < depth; ++t)
-        weights[j * depth + t] = static_cast<float>(codes[i].codes[j * depth + t]) * codes[i].scales[j * groups + t / o.group];
+    const std::vector<float> dequantized = codes[i].values(depth, o.group);
+    std::copy(dequantized.begin(), dequantized.end(), weights);
     result.layers.push_back(report);
     current = work.build(fp32);
     current.forward_node(i, outputs, x, in, outputs[i].data());
