@@ -63,10 +63,12 @@ function(squint_add_runtime_dispatch target)
     # base archs (sse2 under sse41, avx under avx2) out of line, weak and untagged, and the
     # linker could hand the baseline path a copy built with the wider flags.
     # No FMA contraction: a kernel's a * b + c rounds twice on every ISA, as the reference does.
+    # Debug info stops at line tables (-g1), all that optimized code keeps usefully and all a
+    # sanitizer's stack trace reads; full -g makes these objects half again as slow to compile.
     if(MSVC AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
       list(APPEND flags /O2)
     else()
-      list(APPEND flags -O2 -ffp-contract=off)
+      list(APPEND flags -O2 -ffp-contract=off $<$<CONFIG:Debug,RelWithDebInfo>:-g1>)
     endif()
     target_compile_options(${lib} PRIVATE ${flags})
     target_sources(${target} PRIVATE $<TARGET_OBJECTS:${lib}>)
