@@ -18,6 +18,7 @@
 #include "squint/arch/ops.hpp"
 #include "squint/config.hpp"
 #include "squint/error.hpp"
+#include "squint/gemm/microkernels/common.hpp"
 #include "squint/gemm/parallel.hpp"
 #include "squint/reference/convert.hpp"
 
@@ -98,6 +99,10 @@ void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda,
     }
   }
 }
+
+/// Panel rows per 64-byte cache line: a single-panel block prefetches once per line.
+template <class W>
+constexpr std::size_t rows_per_line = 64 / (width * sizeof(W));
 
 /// The blocking both SIMD drivers use over `count` (<= group) panels. A complete group with W > 0
 /// (the AVX-512 driver, whose 32 registers hold W x group accumulators) and at least 4 W rows:
@@ -190,7 +195,11 @@ void avx512_block(const float* a, std::size_t lda, std::size_t k, const W* panel
   for (std::size_t kk = 0; kk < k; ++kk) {
     __m512 b[P];
     SQUINT_UNROLL
-    for (std::size_t q = 0; q < P; ++q) b[q] = load_row512<Arch>(panel + q * stride + kk * width);
+    for (std::size_t q = 0; q < P; ++q) {
+      const W* row = panel + q * stride + kk * width;
+      if (P == 1 && kk % rows_per_line<W> == 0) detail_gemm::prefetch_ahead<Arch>(row);
+      b[q] = load_row512<Arch>(row);
+    }
     SQUINT_UNROLL
     for (std::size_t r = 0; r < R; ++r) {
       const __m512 av = _mm512_set1_ps(a[r * lda + kk]);
@@ -270,7 +279,11 @@ void avx2_block(const float* a, std::size_t lda, std::size_t k, const W* panel, 
   for (std::size_t kk = 0; kk < k; ++kk) {
     __m256 b[P][2];
     SQUINT_UNROLL
-    for (std::size_t q = 0; q < P; ++q) load_row256<Arch>(panel + q * stride + kk * width, b[q][0], b[q][1]);
+    for (std::size_t q = 0; q < P; ++q) {
+      const W* row = panel + q * stride + kk * width;
+      if (P == 1 && kk % rows_per_line<W> == 0) detail_gemm::prefetch_ahead<Arch>(row);
+      load_row256<Arch>(row, b[q][0], b[q][1]);
+    }
     SQUINT_UNROLL
     for (std::size_t r = 0; r < R; ++r) {
       const __m256 av = _mm256_set1_ps(a[r * lda + kk]);

@@ -153,8 +153,10 @@ void avx512_block(const grouped_gemm_params& p, std::size_t i, std::size_t panel
       __m512 b0[P], b1[P];
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) {
+        const auto* pair = p.packed + (panel0 + q) * stride + kk * rows::bytes;
+        if (P == 1 && kk % (64 / rows::bytes) == 0) detail_gemm::prefetch_ahead<Arch>(pair);
         __m128i first, second;
-        rows::pair(p.packed + (panel0 + q) * stride + kk * rows::bytes, first, second);
+        rows::pair(pair, first, second);
         b0[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(first));
         b1[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(second));
       }
@@ -243,7 +245,11 @@ void avx2_block(const grouped_gemm_params& p, std::size_t i, std::size_t panel0)
     for (; kk + 2 <= end; kk += 2) {
       __m128i first[P], second[P];
       SQUINT_UNROLL
-      for (std::size_t q = 0; q < P; ++q) rows::pair(p.packed + (panel0 + q) * stride + kk * rows::bytes, first[q], second[q]);
+      for (std::size_t q = 0; q < P; ++q) {
+        const auto* pair = p.packed + (panel0 + q) * stride + kk * rows::bytes;
+        if (P == 1 && kk % (64 / rows::bytes) == 0) detail_gemm::prefetch_ahead<Arch>(pair);
+        rows::pair(pair, first[q], second[q]);
+      }
       avx2_depth<Arch, R, P>(p, i, kk, first, acc);
       avx2_depth<Arch, R, P>(p, i, kk + 1, second, acc);
     }
