@@ -100,10 +100,6 @@ void run_portable(const float* a, std::size_t m, std::size_t k, std::size_t lda,
   }
 }
 
-/// Panel rows per 64-byte cache line: a single-panel block prefetches once per line.
-template <class W>
-constexpr std::size_t rows_per_line = 64 / (width * sizeof(W));
-
 /// The blocking both SIMD drivers use over `count` (<= group) panels. A complete group with W > 0
 /// (the AVX-512 driver, whose 32 registers hold W x group accumulators) and at least 4 W rows:
 /// W rows x all panels at a time, then W / 2 rows, so each broadcast of A feeds `group` FMAs and
@@ -197,7 +193,7 @@ void avx512_block(const float* a, std::size_t lda, std::size_t k, const W* panel
     SQUINT_UNROLL
     for (std::size_t q = 0; q < P; ++q) {
       const W* row = panel + q * stride + kk * width;
-      if (P == 1 && kk % rows_per_line<W> == 0) detail_gemm::prefetch_ahead<Arch>(row);
+      detail_gemm::prefetch_panel<Arch, P, width * sizeof(W)>(row, kk);
       b[q] = load_row512<Arch>(row);
     }
     SQUINT_UNROLL
@@ -281,7 +277,7 @@ void avx2_block(const float* a, std::size_t lda, std::size_t k, const W* panel, 
     SQUINT_UNROLL
     for (std::size_t q = 0; q < P; ++q) {
       const W* row = panel + q * stride + kk * width;
-      if (P == 1 && kk % rows_per_line<W> == 0) detail_gemm::prefetch_ahead<Arch>(row);
+      detail_gemm::prefetch_panel<Arch, P, width * sizeof(W)>(row, kk);
       load_row256<Arch>(row, b[q][0], b[q][1]);
     }
     SQUINT_UNROLL

@@ -154,7 +154,7 @@ void avx512_block(const grouped_gemm_params& p, std::size_t i, std::size_t panel
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) {
         const auto* pair = p.packed + (panel0 + q) * stride + kk * rows::bytes;
-        if (P == 1 && kk % (64 / rows::bytes) == 0) detail_gemm::prefetch_ahead<Arch>(pair);
+        detail_gemm::prefetch_panel<Arch, P, rows::bytes>(pair, kk);
         __m128i first, second;
         rows::pair(pair, first, second);
         b0[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(first));
@@ -247,7 +247,7 @@ void avx2_block(const grouped_gemm_params& p, std::size_t i, std::size_t panel0)
       SQUINT_UNROLL
       for (std::size_t q = 0; q < P; ++q) {
         const auto* pair = p.packed + (panel0 + q) * stride + kk * rows::bytes;
-        if (P == 1 && kk % (64 / rows::bytes) == 0) detail_gemm::prefetch_ahead<Arch>(pair);
+        detail_gemm::prefetch_panel<Arch, P, rows::bytes>(pair, kk);
         rows::pair(pair, first[q], second[q]);
       }
       avx2_depth<Arch, R, P>(p, i, kk, first, acc);

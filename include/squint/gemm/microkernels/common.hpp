@@ -91,15 +91,19 @@ inline void load_partial(unsigned char (&bytes)[16], const std::uint8_t* p, std:
 #endif
 constexpr std::size_t prefetch_bytes = SQUINT_PREFETCH_BYTES;
 
-/// A hint to bring the line prefetch_bytes past p into L1. Prefetches never fault, so the address
-/// may lie past the buffer: it is formed as an integer, never as a pointer past the array.
-template <class Arch>
-SQUINT_ALWAYS_INLINE void prefetch_ahead(const void* p) {
+/// At depth kk of a block over `panels` weight panels with `row_bytes` per panel row: a hint to
+/// bring the line prefetch_bytes past `row` into L1, once per line and only for a single panel
+/// (see above). Prefetches never fault, so the address may lie past the buffer: it is formed as
+/// an integer, never as a pointer past the array.
+template <class Arch, std::size_t panels, std::size_t row_bytes>
+SQUINT_ALWAYS_INLINE void prefetch_panel(const void* row, std::size_t kk) {
+  static_assert(row_bytes <= 64 && 64 % row_bytes == 0, "panel rows tile a cache line");
 #if defined(__GNUC__) || defined(__clang__)
-  if (prefetch_bytes != 0)
-    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + prefetch_bytes));
+  if (panels == 1 && prefetch_bytes != 0 && kk % (64 / row_bytes) == 0)
+    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(row) + prefetch_bytes));
 #else
-  (void)p;
+  (void)row;
+  (void)kk;
 #endif
 }
 
